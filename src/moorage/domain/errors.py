@@ -1,0 +1,117 @@
+"""The domain exception tree.
+
+Services raise these; each protocol maps them to its own wire error in one table
+(``protocols/oci/errors.py`` for ``/v2/``).
+
+    RegistryError
+    ├── InvalidName              repository name breaks ECR's grammar
+    ├── InvalidTag               tag breaks the OCI tag grammar
+    ├── InvalidReference         neither a tag nor a digest
+    ├── InvalidDigest            malformed digest string, or unsupported algorithm
+    ├── DigestMismatch           content does not hash to the digest it claims
+    ├── SizeMismatch             content length differs from the declared size
+    ├── RepositoryNotFound
+    ├── RepositoryAlreadyExists
+    ├── BlobUnknown
+    ├── UploadUnknown            no such upload session (or it belongs elsewhere)
+    ├── UploadInvalid            the upload cannot proceed as asked
+    │   └── RangeInvalid         chunk does not start where the upload ends
+    ├── ManifestInvalid          unparseable or ill-formed manifest
+    │   └── ManifestTooLarge
+    ├── ManifestUnknown
+    ├── ManifestBlobUnknown      a manifest references a blob or child manifest not present
+    ├── Unsupported              the operation is not supported here
+    ├── AccessDenied             authenticated, but not allowed
+    └── Unauthenticated          credentials missing or invalid
+"""
+
+from __future__ import annotations
+
+
+class RegistryError(Exception):
+    """Base of every error the domain and services raise on purpose."""
+
+    def __init__(self, message: str, *, detail: object = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class InvalidName(RegistryError):
+    pass
+
+
+class InvalidTag(RegistryError):
+    pass
+
+
+class InvalidReference(RegistryError):
+    pass
+
+
+class InvalidDigest(RegistryError):
+    pass
+
+
+class DigestMismatch(RegistryError):
+    pass
+
+
+class SizeMismatch(RegistryError):
+    pass
+
+
+class RepositoryNotFound(RegistryError):
+    pass
+
+
+class RepositoryAlreadyExists(RegistryError):
+    pass
+
+
+class BlobUnknown(RegistryError):
+    pass
+
+
+class UploadUnknown(RegistryError):
+    pass
+
+
+class UploadInvalid(RegistryError):
+    pass
+
+
+class RangeInvalid(UploadInvalid):
+    """A chunk does not start at the current end of the upload (``size``)."""
+
+    def __init__(self, message: str, *, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
+class ManifestInvalid(RegistryError):
+    pass
+
+
+class ManifestTooLarge(ManifestInvalid):
+    pass
+
+
+class ManifestUnknown(RegistryError):
+    pass
+
+
+class ManifestBlobUnknown(RegistryError):
+    pass
+
+
+class Unsupported(RegistryError):
+    pass
+
+
+class AccessDenied(RegistryError):
+    pass
+
+
+class Unauthenticated(RegistryError):
+    pass

@@ -1,0 +1,1 @@
+"""Contracts (``typing.Protocol``) between services and storage adapters."""

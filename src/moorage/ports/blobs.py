@@ -1,0 +1,103 @@
+"""The BlobStore port: content-addressed bytes plus a staging area for uploads.
+
+Adapters hold only their backend's logic; hashing and digest verification happen in the
+upload service, which calls :meth:`BlobStore.commit_upload` only with a verified digest.
+
+Contract, shared by every adapter and checked by ``tests/contract/blob_store_suite.py``:
+
+- Committed blobs are immutable. Committing a digest that already exists is harmless: the
+  staged bytes are discarded and the existing blob is kept.
+- A blob is visible (``stat``, ``open``, ``locate``) only once committed in full; readers never
+  see partial content.
+- ``write_upload`` is all-or-nothing per call as far as the *recorded* size is concerned:
+  the caller records the size it returns, and the next call passes that size as ``offset``,
+  which discards anything a crashed earlier call wrote past it.
+- Every method is a coroutine and may be cancelled by its caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from moorage.domain.digests import Digest
+
+
+@dataclass(frozen=True, slots=True)
+class BlobLocation:
+    """How a committed blob can be served.
+
+    ``path``: a local file the server may send with sendfile. ``url``: a URL the client may be
+    redirected to (an object store's presigned URL). Neither: stream it with ``open``.
+    """
+
+    size: int
+    path: Path | None = None
+    url: str | None = None
+
+
+class BlobStore(Protocol):
+    # -- committed blobs ----------------------------------------------------------------
+    async def stat(self, digest: Digest) -> int | None:
+        """Size of the committed blob, or None when absent."""
+        ...
+
+    async def locate(self, digest: Digest) -> BlobLocation | None:
+        """Where the blob can be served from, or None when absent."""
+        ...
+
+    def open(
+        self, digest: Digest, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes (all when None) from ``offset``. Raises BlobUnknown."""
+        ...
+
+    async def delete(self, digest: Digest) -> bool:
+        """Remove a committed blob; False when it was absent."""
+        ...
+
+    def list_digests(self) -> AsyncIterator[Digest]:
+        """Every committed blob's digest, in no particular order."""
+        ...
+
+    # -- uploads ------------------------------------------------------------------------
+    async def start_upload(self, upload_id: str) -> None:
+        """Create an empty staging area for ``upload_id``."""
+        ...
+
+    async def write_upload(
+        self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]
+    ) -> int:
+        """Write ``chunks`` at ``offset`` (discarding staged bytes past it); return the new size.
+
+        The data is durable when this returns. Raises UploadUnknown.
+        """
+        ...
+
+    async def upload_size(self, upload_id: str) -> int:
+        """Bytes currently staged. Raises UploadUnknown."""
+        ...
+
+    def read_upload(self, upload_id: str, length: int | None = None) -> AsyncIterator[bytes]:
+        """Stream the first ``length`` staged bytes (all when None). Raises UploadUnknown."""
+        ...
+
+    async def commit_upload(self, upload_id: str, digest: Digest, size: int) -> None:
+        """Publish the first ``size`` staged bytes as blob ``digest`` atomically; drop staging.
+
+        ``digest`` must already be verified by the caller. Raises UploadUnknown.
+        """
+        ...
+
+    async def cancel_upload(self, upload_id: str) -> None:
+        """Drop the staging area; no error if it is already gone."""
+        ...
+
+    def list_uploads(self) -> AsyncIterator[str]:
+        """Ids of every staging area, for garbage collection."""
+        ...
+
+    async def close(self) -> None:
+        ...
