@@ -12,6 +12,7 @@ Services raise these; each protocol maps them to its own wire error in one table
     ├── SizeMismatch             content length differs from the declared size
     ├── RepositoryNotFound
     ├── RepositoryAlreadyExists
+    ├── RepositoryNotEmpty       delete refused: the repository still holds images
     ├── BlobUnknown
     ├── UploadUnknown            no such upload session (or it belongs elsewhere)
     ├── UploadInvalid            the upload cannot proceed as asked
@@ -22,7 +23,8 @@ Services raise these; each protocol maps them to its own wire error in one table
     ├── ManifestBlobUnknown      a manifest references a blob or child manifest not present
     ├── Unsupported              the operation is not supported here
     ├── AccessDenied             authenticated, but not allowed
-    └── Unauthenticated          credentials missing or invalid
+    ├── Unauthenticated          credentials missing or invalid
+    └── TooManyRequests          a limit on concurrent work was reached; retry later
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class RepositoryNotFound(RegistryError):
 
 
 class RepositoryAlreadyExists(RegistryError):
+    pass
+
+
+class RepositoryNotEmpty(RegistryError):
     pass
 
 
@@ -114,4 +120,8 @@ class AccessDenied(RegistryError):
 
 
 class Unauthenticated(RegistryError):
+    pass
+
+
+class TooManyRequests(RegistryError):
     pass

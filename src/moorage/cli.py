@@ -1,0 +1,171 @@
+"""The ``moorage`` command: ``serve``, ``repo create|list|delete``, ``migrate``.
+
+Every ``serve`` option can also be set in a TOML config file (``--config``) and as a
+``MOORAGE_<NAME>`` environment variable; the command line wins, then the environment,
+then the file. Failures print one line on stderr and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from moorage.config import ConfigError, Settings, load_settings
+from moorage.domain.errors import RegistryError
+
+if TYPE_CHECKING:
+    from moorage.app import Registry
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def storage_options(command: F) -> F:
+    """Options every command that opens the registry's storage takes."""
+    for option in reversed(
+        [
+            click.option("--config", type=click.Path(path_type=Path), help="TOML config file."),
+            click.option(
+                "--data-dir", type=click.Path(path_type=Path), help="Data folder [moorage-data]."
+            ),
+            click.option("--database-url", help="SQLAlchemy URL [SQLite in the data folder]."),
+        ]
+    ):
+        command = option(command)
+    return command
+
+
+def settings_from(options: dict[str, Any]) -> Settings:
+    try:
+        return load_settings(options)
+    except ConfigError as exc:
+        fail(str(exc))
+
+
+def fail(message: str) -> Any:
+    click.echo(f"moorage: error: {message}", err=True)
+    sys.exit(2)
+
+
+def run_async(work: Awaitable[T]) -> T:
+    try:
+        return asyncio.run(work)  # type: ignore[arg-type]
+    except RegistryError as exc:
+        fail(exc.message)
+        raise  # unreachable: fail exits
+
+
+@click.group()
+@click.version_option(package_name="moorage")
+def main() -> None:
+    """moorage: a self-hosted container registry that behaves like Amazon ECR."""
+
+
+@main.command()
+@click.option("--host", help="Address to listen on [127.0.0.1].")
+@click.option("--port", type=int, help="Port to listen on [5000].")
+@storage_options
+@click.option("--tls-cert", type=click.Path(path_type=Path), help="PEM certificate chain.")
+@click.option("--tls-key", type=click.Path(path_type=Path), help="PEM private key.")
+@click.option(
+    "--create-on-push",
+    multiple=True,
+    metavar="PATTERN",
+    help="Create missing repositories whose name matches PATTERN on push ('team-*', '*').",
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(**options: Any) -> None:
+    """Run the registry."""
+    from moorage.server import run
+
+    settings = settings_from(options)
+    _configure_logging(settings.log_level)
+    try:
+        run(settings)
+    except OSError as exc:
+        fail(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}")
+
+
+@main.command()
+@storage_options
+def migrate(**options: Any) -> None:
+    """Bring the metadata database schema up to date."""
+    from moorage.storage.metadata.migrate import upgrade_database
+
+    settings = settings_from(options)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    run_async(upgrade_database(settings.resolved_database_url))
+    click.echo("database is up to date")
+
+
+@main.group()
+def repo() -> None:
+    """Manage repositories."""
+
+
+@repo.command("create")
+@click.argument("name")
+@storage_options
+def repo_create(name: str, **options: Any) -> None:
+    """Create repository NAME."""
+
+    async def create(registry: Registry) -> None:
+        repository = await registry.repositories.create(registry.settings.registry_id, name)
+        click.echo(repository.name)
+
+    _with_registry(options, create)
+
+
+@repo.command("list")
+@storage_options
+def repo_list(**options: Any) -> None:
+    """List repositories, one per line."""
+
+    async def list_all(registry: Registry) -> None:
+        for repository in await registry.repositories.list(registry.settings.registry_id):
+            click.echo(repository.name)
+
+    _with_registry(options, list_all)
+
+
+@repo.command("delete")
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Delete even when it still holds images.")
+@storage_options
+def repo_delete(name: str, force: bool, **options: Any) -> None:
+    """Delete repository NAME."""
+
+    async def delete(registry: Registry) -> None:
+        await registry.repositories.delete(registry.settings.registry_id, name, force=force)
+        click.echo(f"deleted {name}")
+
+    _with_registry(options, delete)
+
+
+def _with_registry(options: dict[str, Any], work: Callable[[Registry], Awaitable[None]]) -> None:
+    from moorage.app import open_registry
+
+    settings = settings_from(options)
+
+    async def main_() -> None:
+        registry = await open_registry(settings)
+        try:
+            await work(registry)
+        finally:
+            await registry.close()
+
+    run_async(main_())
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+

@@ -1,0 +1,139 @@
+"""Typed settings, read from defaults < TOML config file < environment < command line.
+
+Every setting has a TOML key (its field name) and an environment variable
+(``MOORAGE_`` + the upper-cased field name), listed next to it below.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "MOORAGE_"
+
+
+class ConfigError(Exception):
+    """A setting is unknown or has a value of the wrong type; the message is one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"  # MOORAGE_HOST
+    port: int = 5000  # MOORAGE_PORT
+    data_dir: Path = Path("moorage-data")  # MOORAGE_DATA_DIR
+    # Default: SQLite in data_dir. PostgreSQL: postgresql+asyncpg://user@host:5432/db
+    database_url: str | None = None  # MOORAGE_DATABASE_URL
+    blob_store: str = "filesystem"  # MOORAGE_BLOB_STORE: filesystem | memory
+    tls_cert: Path | None = None  # MOORAGE_TLS_CERT
+    tls_key: Path | None = None  # MOORAGE_TLS_KEY
+    # Repository-name patterns ('team-*', '*') whose repositories a push creates.
+    # In the environment: comma-separated.
+    create_on_push: tuple[str, ...] = ()  # MOORAGE_CREATE_ON_PUSH
+    registry_id: str = "000000000000"  # MOORAGE_REGISTRY_ID: the default account
+    log_level: str = "info"  # MOORAGE_LOG_LEVEL
+    access_log: bool = True  # MOORAGE_ACCESS_LOG
+    shutdown_timeout: float = 30.0  # MOORAGE_SHUTDOWN_TIMEOUT: seconds for in-flight requests
+    config: Path | None = field(default=None, compare=False)  # MOORAGE_CONFIG
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'moorage.db').resolve()}"
+
+    def validate(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key must be given together")
+        if not (len(self.registry_id) == 12 and self.registry_id.isdigit()):
+            raise ConfigError("registry_id must be 12 digits")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("port must be between 0 and 65535")
+        return self
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper()
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Merge the sources. ``overrides`` are command-line values (None means "not given").
+
+    Raises ConfigError with a one-line message.
+    """
+    environ = os.environ if environ is None else environ
+    overrides = {k: v for k, v in (overrides or {}).items() if v not in (None, ())}
+    from_env = {
+        f.name: _convert(f.name, environ[env_name(f.name)])
+        for f in fields(Settings)
+        if env_name(f.name) in environ
+    }
+    config_path = overrides.get("config") or from_env.get("config")
+    from_file = _read_file(Path(config_path)) if config_path else {}
+    merged: dict[str, Any] = {**from_file, **from_env, **overrides}
+    return replace(Settings(), **{k: _coerce(k, v) for k, v in merged.items()}).validate()
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    known = {f.name for f in fields(Settings)} - {"config"}
+    unknown = sorted(set(document) - known)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown setting {unknown[0]!r}")
+    return document
+
+
+_TYPES: dict[str, type] = {
+    "port": int,
+    "data_dir": Path,
+    "tls_cert": Path,
+    "tls_key": Path,
+    "config": Path,
+    "access_log": bool,
+    "shutdown_timeout": float,
+    "create_on_push": tuple,
+}
+
+
+def _convert(key: str, text: str) -> Any:
+    """An environment variable's text to the setting's type."""
+    kind = _TYPES.get(key, str)
+    if kind is tuple:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+            raise ConfigError(f"{env_name(key)} must be true or false")
+        return lowered in {"1", "true", "yes", "on"}
+    return text
+
+
+def _coerce(key: str, value: Any) -> Any:
+    if key not in {f.name for f in fields(Settings)}:
+        raise ConfigError(f"unknown setting {key!r}")
+    kind = _TYPES.get(key, str)
+    try:
+        if kind is tuple:
+            if isinstance(value, str):
+                return (value,)
+            return tuple(str(v) for v in value)
+        if kind is bool:
+            if not isinstance(value, bool):
+                raise TypeError
+            return value
+        if kind is int and isinstance(value, bool):
+            raise TypeError
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"setting {key!r} has an invalid value {value!r}") from None

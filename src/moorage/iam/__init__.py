@@ -1,0 +1,1 @@
+"""Identity and access: ECR actions and ARNs now; SigV4 and the policy engine with IAM."""

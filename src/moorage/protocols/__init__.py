@@ -1,0 +1,1 @@
+"""Wire protocols: the only packages that import the web framework."""

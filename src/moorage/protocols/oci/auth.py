@@ -1,0 +1,84 @@
+"""The one place that decides whether a ``/v2/`` request may proceed.
+
+Each handler declares the ECR action it needs with :func:`requires` (or :func:`public` for
+the API version check, which only authenticates). The middleware authenticates the caller
+once, then asks the authorizer about the declared action on the repository named in the
+URL. A handler without a declaration is refused: access control fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from aiohttp import web
+
+from moorage.domain.errors import AccessDenied
+from moorage.iam.actions import Action
+from moorage.ports.access import AccessRequest, Credentials
+from moorage.protocols.oci.context import PRINCIPAL_KEY, principal, services
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Handler)
+
+_ACTION_ATTRIBUTE = "__moorage_action__"
+_NO_ACTION = "authenticate-only"
+
+
+def requires(action: Action) -> Callable[[H], H]:
+    """Declare the ECR action a handler performs on the repository in its URL."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, _ACTION_ATTRIBUTE, action)
+        return handler
+
+    return mark
+
+
+def public(handler: H) -> H:
+    """Declare a handler that needs an authenticated caller but no action."""
+    setattr(handler, _ACTION_ATTRIBUTE, _NO_ACTION)
+    return handler
+
+
+def declared_action(handler: object) -> Action | str | None:
+    return getattr(handler, _ACTION_ATTRIBUTE, None)
+
+
+def credentials_of(request: web.Request) -> Credentials:
+    return Credentials(
+        authorization=request.headers.get("Authorization"),
+        source_ip=request.remote,
+        secure_transport=request.secure,
+    )
+
+
+async def authorize(request: web.Request, action: Action, repository: str | None) -> None:
+    """Ask the authorizer about one more (action, repository), e.g. a mount's source."""
+    caller = principal(request)
+    await services(request).authorizer.authorize(
+        AccessRequest(
+            principal=caller,
+            action=action,
+            registry_id=caller.registry_id,
+            repository=repository,
+            credentials=credentials_of(request),
+        )
+    )
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/v2"):
+        return await handler(request)
+    route_handler = request.match_info.handler
+    action = declared_action(route_handler)
+    if action is None:
+        if getattr(request.match_info, "http_exception", None) is not None:
+            return await handler(request)  # not found / method not allowed: nothing to protect
+        raise AccessDenied("endpoint declares no access rule")
+    credentials = credentials_of(request)
+    request[PRINCIPAL_KEY] = await services(request).authenticator.authenticate(credentials)
+    if isinstance(action, Action):
+        await authorize(request, action, request.match_info.get("name"))
+    return await handler(request)

@@ -1,0 +1,84 @@
+"""Blob endpoints: ``GET|HEAD|DELETE /v2/<name>/blobs/<digest>``."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from moorage.domain.digests import Digest
+from moorage.domain.models import BlobRecord
+from moorage.iam.actions import Action
+from moorage.protocols.oci.auth import requires
+from moorage.protocols.oci.context import registry_id, repository_name, services
+from moorage.protocols.oci.ranges import UnsatisfiableRange, parse_byte_range
+
+log = logging.getLogger("moorage.oci")
+
+OCTET_STREAM = "application/octet-stream"
+
+
+def _headers(blob: BlobRecord) -> dict[str, str]:
+    return {
+        "Docker-Content-Digest": str(blob.digest),
+        "Content-Type": OCTET_STREAM,
+        "Accept-Ranges": "bytes",
+        "ETag": f'"{blob.digest}"',
+        # Content-addressed: the bytes at this URL never change.
+        "Cache-Control": "max-age=31536000",
+    }
+
+
+@requires(Action.BATCH_CHECK_LAYER_AVAILABILITY)
+async def head_blob(request: web.Request) -> web.Response:
+    digest = Digest.parse(request.match_info["digest"])
+    blob = await services(request).blobs.stat(registry_id(request), repository_name(request), digest)
+    headers = _headers(blob)
+    headers["Content-Length"] = str(blob.size)
+    return web.Response(headers=headers)
+
+
+@requires(Action.GET_DOWNLOAD_URL_FOR_LAYER)
+async def get_blob(request: web.Request) -> web.StreamResponse:
+    digest = Digest.parse(request.match_info["digest"])
+    blob_service = services(request).blobs
+    blob, location = await blob_service.locate(registry_id(request), repository_name(request), digest)
+    if location.url is not None:
+        raise web.HTTPTemporaryRedirect(location.url, headers={"Docker-Content-Digest": str(digest)})
+    if location.path is not None:
+        # aiohttp serves the file with sendfile and answers Range (206/416) itself.
+        return web.FileResponse(location.path, headers=_headers(blob))
+    return await _stream(request, blob)
+
+
+async def _stream(request: web.Request, blob: BlobRecord) -> web.StreamResponse:
+    headers = _headers(blob)
+    try:
+        byte_range = parse_byte_range(request.headers.get("Range"), blob.size)
+    except UnsatisfiableRange:
+        headers["Content-Range"] = f"bytes */{blob.size}"
+        return web.Response(status=416, headers=headers)
+    start, end = byte_range if byte_range else (0, blob.size - 1)
+    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
+    if byte_range:
+        response.headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+    response.content_length = end - start + 1
+    await response.prepare(request)
+    try:
+        async for chunk in services(request).blobs.open(blob.digest, start, end - start + 1):
+            await response.write(chunk)
+    except Exception:
+        # Headers are gone already: the only honest signal left is a cut connection.
+        log.exception("blob %s failed mid-stream; aborting the connection", blob.digest)
+        if request.transport is not None:
+            request.transport.abort()
+        raise
+    await response.write_eof()
+    return response
+
+
+@requires(Action.BATCH_DELETE_IMAGE)
+async def delete_blob(request: web.Request) -> web.Response:
+    digest = Digest.parse(request.match_info["digest"])
+    await services(request).blobs.delete(registry_id(request), repository_name(request), digest)
+    return web.Response(status=202)

@@ -1,0 +1,78 @@
+"""Manifest endpoints: ``GET|HEAD|PUT|DELETE /v2/<name>/manifests/<reference>``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from moorage.domain.manifests import MAX_MANIFEST_BYTES
+from moorage.domain.errors import ManifestTooLarge
+from moorage.domain.models import ManifestRecord
+from moorage.iam.actions import Action
+from moorage.protocols.oci.auth import requires
+from moorage.protocols.oci.context import registry_id, repository_name, services
+from moorage.services.images import Reference
+
+
+def _headers(manifest: ManifestRecord) -> dict[str, str]:
+    return {
+        "Content-Type": manifest.media_type,
+        "Docker-Content-Digest": str(manifest.digest),
+        "ETag": f'"{manifest.digest}"',
+    }
+
+
+async def _fetch(request: web.Request, *, record_pull: bool) -> ManifestRecord:
+    reference = Reference.parse(request.match_info["reference"])
+    return await services(request).images.get_manifest(
+        registry_id(request), repository_name(request), reference, record_pull=record_pull
+    )
+
+
+@requires(Action.BATCH_GET_IMAGE)
+async def get_manifest(request: web.Request) -> web.Response:
+    manifest = await _fetch(request, record_pull=True)
+    return web.Response(body=manifest.payload, headers=_headers(manifest))
+
+
+@requires(Action.BATCH_GET_IMAGE)
+async def head_manifest(request: web.Request) -> web.Response:
+    manifest = await _fetch(request, record_pull=False)
+    headers = _headers(manifest)
+    headers["Content-Length"] = str(manifest.size)
+    return web.Response(headers=headers)
+
+
+@requires(Action.PUT_IMAGE)
+async def put_manifest(request: web.Request) -> web.Response:
+    name = repository_name(request)
+    reference = Reference.parse(request.match_info["reference"])
+    payload = await _read_limited(request, MAX_MANIFEST_BYTES)
+    stored = await services(request).images.put_manifest(
+        registry_id(request), name, reference, payload, request.headers.get("Content-Type")
+    )
+    digest = str(stored.manifest.digest)
+    headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
+    if stored.manifest.subject is not None:
+        # distribution-spec 1.1: tells the client this registry indexes referrers itself.
+        headers["OCI-Subject"] = str(stored.manifest.subject.digest)
+    return web.Response(status=201, headers=headers)
+
+
+@requires(Action.BATCH_DELETE_IMAGE)
+async def delete_manifest(request: web.Request) -> web.Response:
+    reference = Reference.parse(request.match_info["reference"])
+    await services(request).images.delete(registry_id(request), repository_name(request), reference)
+    return web.Response(status=202)
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The whole body, refusing more than ``limit`` bytes without buffering the excess."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise ManifestTooLarge(f"manifest is {declared} bytes; the limit is {limit}")
+    body = bytearray()
+    async for chunk in request.content.iter_any():
+        body += chunk
+        if len(body) > limit:
+            raise ManifestTooLarge(f"manifest is over the {limit}-byte limit")
+    return bytes(body)

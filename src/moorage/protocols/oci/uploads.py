@@ -1,0 +1,162 @@
+"""Upload endpoints: ``POST /v2/<name>/blobs/uploads/`` and ``PATCH|PUT|GET|DELETE
+/v2/<name>/blobs/uploads/<id>`` (monolithic, chunked and resumable pushes, and mounts)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from moorage.domain.digests import Digest
+from moorage.domain.errors import InvalidDigest, RangeInvalid, UploadUnknown
+from moorage.domain.models import BlobRecord, UploadSession
+from moorage.iam.actions import Action
+from moorage.protocols.oci.auth import authorize, requires
+from moorage.protocols.oci.context import registry_id, repository_name, services
+from moorage.protocols.oci.errors import response_for
+from moorage.protocols.oci.ranges import parse_chunk_range, upload_range
+
+READ_SIZE = 1 << 20
+
+
+def _body(request: web.Request) -> AsyncIterator[bytes]:
+    return request.content.iter_chunked(READ_SIZE)
+
+
+def _has_body(request: web.Request) -> bool:
+    return request.body_exists and request.content_length != 0
+
+
+def _upload_id(request: web.Request) -> str:
+    text = request.match_info["upload_id"]
+    try:
+        return str(uuid.UUID(text, version=4)) if len(text) == 36 else _unknown(text)
+    except ValueError:
+        return _unknown(text)
+
+
+def _unknown(text: str) -> str:
+    raise UploadUnknown(f"upload {text[:64]!r} is unknown")
+
+
+def _session_headers(name: str, session: UploadSession) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{session.id}",
+        "Range": upload_range(session.size),
+        "Docker-Upload-UUID": session.id,
+    }
+
+
+def _created(name: str, blob: BlobRecord) -> web.Response:
+    digest = str(blob.digest)
+    return web.Response(
+        status=201,
+        headers={"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest},
+    )
+
+
+def _digest_param(request: web.Request) -> Digest:
+    text = request.query.get("digest")
+    if not text:
+        raise InvalidDigest("the digest query parameter is required to complete an upload")
+    return Digest.parse(text)
+
+
+@requires(Action.INITIATE_LAYER_UPLOAD)
+async def start_upload(request: web.Request) -> web.Response:
+    name = repository_name(request)
+    registry = registry_id(request)
+    upload_service = services(request).uploads
+    mount = request.query.get("mount")
+    if mount is not None:
+        blob = await _try_mount(request, mount, request.query.get("from"))
+        if blob is not None:
+            return _created(name, blob)
+        # Not mountable: fall back to a fresh upload session (202), as the spec allows.
+    elif "digest" in request.query:
+        digest = _digest_param(request)
+        blob = await upload_service.upload(
+            registry, name, digest, _body(request), length=request.content_length
+        )
+        return _created(name, blob)
+    session = await upload_service.start(registry, name)
+    return web.Response(status=202, headers=_session_headers(name, session))
+
+
+async def _try_mount(request: web.Request, mount: str, source: str | None) -> BlobRecord | None:
+    try:
+        digest = Digest.parse(mount)
+    except InvalidDigest:
+        return None
+    if source is not None:
+        # Mounting reads the source repository: the caller must be allowed to pull from it.
+        await authorize(request, Action.GET_DOWNLOAD_URL_FOR_LAYER, source)
+    return await services(request).uploads.mount(
+        registry_id(request), repository_name(request), digest, source
+    )
+
+
+@requires(Action.UPLOAD_LAYER_PART)
+async def upload_chunk(request: web.Request) -> web.Response:
+    name = repository_name(request)
+    upload_id = _upload_id(request)
+    upload_service = services(request).uploads
+    try:
+        session = await upload_service.append(
+            registry_id(request),
+            name,
+            upload_id,
+            _body(request),
+            chunk_range=parse_chunk_range(request.headers.get("Content-Range")),
+            length=request.content_length,
+        )
+    except RangeInvalid as exc:
+        return await _range_invalid(request, exc)
+    return web.Response(status=202, headers=_session_headers(name, session))
+
+
+@requires(Action.COMPLETE_LAYER_UPLOAD)
+async def complete_upload(request: web.Request) -> web.Response:
+    name = repository_name(request)
+    upload_id = _upload_id(request)
+    digest = _digest_param(request)
+    has_body = _has_body(request)
+    try:
+        blob = await services(request).uploads.complete(
+            registry_id(request),
+            name,
+            upload_id,
+            digest,
+            _body(request) if has_body else None,
+            chunk_range=parse_chunk_range(request.headers.get("Content-Range")) if has_body else None,
+            length=request.content_length if has_body else None,
+        )
+    except RangeInvalid as exc:
+        return await _range_invalid(request, exc)
+    return _created(name, blob)
+
+
+@requires(Action.UPLOAD_LAYER_PART)
+async def upload_status(request: web.Request) -> web.Response:
+    name = repository_name(request)
+    session = await services(request).uploads.status(registry_id(request), name, _upload_id(request))
+    return web.Response(status=204, headers=_session_headers(name, session))
+
+
+@requires(Action.UPLOAD_LAYER_PART)
+async def cancel_upload(request: web.Request) -> web.Response:
+    await services(request).uploads.cancel(
+        registry_id(request), repository_name(request), _upload_id(request)
+    )
+    return web.Response(status=204)
+
+
+async def _range_invalid(request: web.Request, exc: RangeInvalid) -> web.Response:
+    """416 with the upload's real extent, so the client can resume from the right byte."""
+    name = repository_name(request)
+    headers = {
+        "Location": f"/v2/{name}/blobs/uploads/{request.match_info['upload_id']}",
+        "Range": upload_range(exc.size),
+    }
+    return response_for(exc, headers)

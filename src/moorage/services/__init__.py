@@ -1,0 +1,1 @@
+"""Use cases. Services depend on ports and the domain, never on adapters or HTTP."""

@@ -1,0 +1,265 @@
+"""Blob uploads: sessions, chunks, completion with digest verification, cross-repo mounts.
+
+Order of a completion, chosen so that a crash at any step leaves nothing visible that is
+wrong: (1) verify the digest of the staged bytes, (2) publish them in the blob store under
+that digest (atomic there), (3) in one metadata transaction record the blob, link it to the
+repository and end the session. A crash after (2) leaves an unrecorded blob file that
+garbage collection removes; it never leaves a recorded blob without bytes.
+
+The staged size recorded in the metadata store is the truth about an upload: a chunk counts
+once its bytes are durable *and* the new size is recorded, so a request killed half-way
+leaves the session at its previous size and the next chunk overwrites the partial tail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+import weakref
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import replace
+
+from moorage.domain.digests import Digest, StreamingHasher
+from moorage.domain.errors import InvalidName, RangeInvalid, SizeMismatch, UploadUnknown
+from moorage.domain.models import BlobRecord, UploadSession
+from moorage.domain.names import RepositoryName
+from moorage.ports.blobs import BlobStore
+from moorage.ports.clock import Clock
+from moorage.ports.metadata import MetadataStore, MetadataTransaction
+from moorage.services.repositories import RepositoryService, require
+
+
+class UploadService:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        repositories: RepositoryService,
+        clock: Clock,
+    ) -> None:
+        self._metadata = metadata
+        self._blobs = blobs
+        self._repositories = repositories
+        self._clock = clock
+        # Hash state of uploads in progress in this process, valid while ``size`` matches the
+        # session. Without it (another process, a restart) completion re-reads the staged bytes.
+        self._hashers: dict[str, StreamingHasher] = {}
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    async def start(self, registry_id: str, name: str) -> UploadSession:
+        """Open an upload session. Raises InvalidName, RepositoryNotFound."""
+        upload_id = str(uuid.uuid4())
+        now = self._clock()
+        # Staging first: a crash before the session is recorded leaves only an orphan staging
+        # area (collected later), never a session without one.
+        await self._blobs.start_upload(upload_id)
+        try:
+            async with self._metadata.transaction() as tx:
+                repository = await self._repositories.for_push(tx, registry_id, name)
+                session = UploadSession(upload_id, repository.id, 0, now, now)
+                await tx.create_upload(session)
+        except BaseException:
+            await self._blobs.cancel_upload(upload_id)
+            raise
+        self._hashers[upload_id] = StreamingHasher()
+        return session
+
+    async def status(self, registry_id: str, name: str, upload_id: str) -> UploadSession:
+        """Raises UploadUnknown (also for a session of another repository)."""
+        async with self._metadata.read() as tx:
+            return await self._session(tx, registry_id, name, upload_id)
+
+    async def append(
+        self,
+        registry_id: str,
+        name: str,
+        upload_id: str,
+        body: AsyncIterable[bytes],
+        *,
+        chunk_range: tuple[int, int] | None = None,
+        length: int | None = None,
+    ) -> UploadSession:
+        """Append a chunk of ``length`` bytes (None: whatever the body holds).
+
+        ``chunk_range`` (from Content-Range, inclusive) must start at the current size.
+        Raises UploadUnknown, RangeInvalid (with the current size), SizeMismatch.
+        """
+        async with self._lock(upload_id):
+            session = await self.status(registry_id, name, upload_id)
+            return await self._append(session, body, chunk_range, length)
+
+    async def complete(
+        self,
+        registry_id: str,
+        name: str,
+        upload_id: str,
+        digest: Digest,
+        body: AsyncIterable[bytes] | None = None,
+        *,
+        chunk_range: tuple[int, int] | None = None,
+        length: int | None = None,
+    ) -> BlobRecord:
+        """Append an optional last chunk, verify ``digest`` and publish the blob.
+
+        Raises UploadUnknown, RangeInvalid, SizeMismatch, DigestMismatch. On a digest
+        mismatch the session stays open (the client may cancel it or retry).
+        """
+        async with self._lock(upload_id):
+            session = await self.status(registry_id, name, upload_id)
+            if body is not None:
+                session = await self._append(session, body, chunk_range, length)
+            hasher = self._hashers.pop(upload_id, None)
+            if hasher is None or hasher.algorithm != digest.algorithm or hasher.size != session.size:
+                hasher = await self._rehash(upload_id, digest.algorithm, session.size)
+            try:
+                hasher.verify(digest)
+            except BaseException:
+                self._hashers[upload_id] = hasher
+                raise
+            await self._blobs.commit_upload(upload_id, digest, session.size)
+            now = self._clock()
+            async with self._metadata.transaction() as tx:
+                await tx.put_blob(digest, session.size, now)
+                await tx.link_blob(session.repository_id, digest, now)
+                await tx.delete_upload(upload_id)
+                blob = await tx.get_blob(digest)
+            self._forget(upload_id)
+            assert blob is not None  # recorded in this very transaction
+            return blob
+
+    async def upload(
+        self,
+        registry_id: str,
+        name: str,
+        digest: Digest,
+        body: AsyncIterable[bytes],
+        *,
+        length: int | None = None,
+    ) -> BlobRecord:
+        """A whole blob in one request (``POST ...?digest=``)."""
+        session = await self.start(registry_id, name)
+        try:
+            return await self.complete(
+                registry_id, name, session.id, digest, body, length=length
+            )
+        except BaseException:
+            await self.cancel(registry_id, name, session.id)
+            raise
+
+    async def cancel(self, registry_id: str, name: str, upload_id: str) -> None:
+        """End a session and drop its bytes. Raises UploadUnknown."""
+        async with self._lock(upload_id):
+            async with self._metadata.transaction() as tx:
+                await self._session(tx, registry_id, name, upload_id)
+                await tx.delete_upload(upload_id)
+            await self._blobs.cancel_upload(upload_id)
+            self._forget(upload_id)
+
+    async def mount(
+        self, registry_id: str, name: str, digest: Digest, source: str | None
+    ) -> BlobRecord | None:
+        """Link a blob that already exists into repository ``name`` without moving bytes.
+
+        With ``source``, the blob must be in that repository; without it, anywhere in the
+        registry. Returns None when it cannot mount (the caller then starts an upload).
+        """
+        async with self._metadata.transaction() as tx:
+            target = await self._repositories.for_push(tx, registry_id, name)
+            if source is not None:
+                blob = await self._linked_in(tx, registry_id, source, digest)
+            else:
+                # TODO(#3): restrict to repositories the caller may pull from.
+                blob = await tx.get_blob(digest)
+            if blob is None:
+                return None
+            await tx.link_blob(target.id, digest, self._clock())
+            return blob
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _append(
+        self,
+        session: UploadSession,
+        body: AsyncIterable[bytes],
+        chunk_range: tuple[int, int] | None,
+        length: int | None,
+    ) -> UploadSession:
+        if chunk_range is not None:
+            start, end = chunk_range
+            if start != session.size or end < start:
+                raise RangeInvalid(
+                    f"chunk {start}-{end} does not continue the upload, which holds "
+                    f"{session.size} bytes",
+                    size=session.size,
+                )
+            if length is not None and length != end - start + 1:
+                raise SizeMismatch(f"Content-Length {length} does not match range {start}-{end}")
+            length = end - start + 1
+        hasher = self._hashers.pop(session.id, None)
+        if hasher is not None and hasher.size != session.size:
+            hasher = None
+        if hasher is None and session.size == 0:
+            hasher = StreamingHasher()
+        new_size = await self._blobs.write_upload(
+            session.id, session.size, _measured(body, hasher, length)
+        )
+        now = self._clock()
+        async with self._metadata.transaction() as tx:
+            await tx.update_upload(session.id, new_size, now)
+        if hasher is not None:
+            self._hashers[session.id] = hasher
+        return replace(session, size=new_size, updated_at=now)
+
+    async def _rehash(self, upload_id: str, algorithm: str, size: int) -> StreamingHasher:
+        hasher = StreamingHasher(algorithm)
+        async for chunk in self._blobs.read_upload(upload_id, size):
+            hasher.update(chunk)
+        return hasher
+
+    async def _session(
+        self, tx: MetadataTransaction, registry_id: str, name: str, upload_id: str
+    ) -> UploadSession:
+        repository = await require(tx, registry_id, RepositoryName(name))
+        session = await tx.get_upload(upload_id)
+        if session is None or session.repository_id != repository.id:
+            raise UploadUnknown(f"upload {upload_id} is unknown to repository '{name}'")
+        return session
+
+    async def _linked_in(
+        self, tx: MetadataTransaction, registry_id: str, source: str, digest: Digest
+    ) -> BlobRecord | None:
+        try:
+            name = RepositoryName(source)
+        except InvalidName:
+            return None
+        repository = await tx.get_repository(registry_id, name)
+        if repository is None:
+            return None
+        return await tx.get_linked_blob(repository.id, digest)
+
+    def _lock(self, upload_id: str) -> asyncio.Lock:
+        lock = self._locks.get(upload_id)
+        if lock is None:
+            lock = self._locks[upload_id] = asyncio.Lock()
+        return lock
+
+    def _forget(self, upload_id: str) -> None:
+        self._hashers.pop(upload_id, None)
+
+
+async def _measured(
+    body: AsyncIterable[bytes], hasher: StreamingHasher | None, length: int | None
+) -> AsyncIterator[bytes]:
+    """Pass ``body`` through, hashing it, and fail unless it is exactly ``length`` bytes."""
+    received = 0
+    async for chunk in body:
+        received += len(chunk)
+        if length is not None and received > length:
+            raise SizeMismatch(f"body is longer than the declared {length} bytes")
+        if hasher is not None:
+            hasher.update(chunk)
+        yield chunk
+    if length is not None and received != length:
+        raise SizeMismatch(f"body has {received} bytes; {length} were declared")
