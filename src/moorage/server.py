@@ -52,7 +52,6 @@ async def serve(settings: Settings) -> None:
             loop.add_signal_handler(signum, stop.set)
         scheme = "https" if settings.tls_cert else "http"
         port = _bound_port(site) or settings.port
-        log.info("moorage listening on %s://%s:%d", scheme, settings.host, port)
         print(f"moorage listening on {scheme}://{settings.host}:{port}", file=sys.stderr, flush=True)
         await stop.wait()
         log.info("shutting down: finishing in-flight requests (up to %ss)", settings.shutdown_timeout)

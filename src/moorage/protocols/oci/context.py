@@ -24,7 +24,7 @@ class OciServices:
 
 
 SERVICES = web.AppKey("moorage.oci.services", OciServices)
-PRINCIPAL_KEY = "moorage.principal"
+PRINCIPAL_KEY = web.RequestKey("moorage.principal", Principal)
 
 
 def services(request: web.Request) -> OciServices:
@@ -33,7 +33,7 @@ def services(request: web.Request) -> OciServices:
 
 def principal(request: web.Request) -> Principal:
     caller = request.get(PRINCIPAL_KEY)
-    if not isinstance(caller, Principal):
+    if caller is None:
         raise RuntimeError("handler ran without an authenticated principal")
     return caller
 
