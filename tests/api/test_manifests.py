@@ -247,3 +247,12 @@ async def test_subject_answers_oci_subject_header(client: Client) -> None:
                                 headers={"Content-Type": OCI_MANIFEST})
     assert response.status == 201
     assert response.headers["OCI-Subject"] == subject_digest
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE"])
+async def test_reading_a_malformed_tag_is_unknown(client: Client, method: str) -> None:
+    await push_image(client, NAME, "v1")
+    response = await client.request(method, f"/v2/{NAME}/manifests/.INVALID_MANIFEST_NAME")
+    assert response.status == 404
+    if method != "HEAD":
+        assert await error_code(response) == "MANIFEST_UNKNOWN"

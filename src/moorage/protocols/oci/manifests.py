@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from moorage.domain.errors import InvalidTag, ManifestTooLarge, ManifestUnknown
 from moorage.domain.manifests import MAX_MANIFEST_BYTES
-from moorage.domain.errors import ManifestTooLarge
 from moorage.domain.models import ManifestRecord
 from moorage.iam.actions import Action
 from moorage.protocols.oci.auth import requires
@@ -21,8 +21,18 @@ def _headers(manifest: ManifestRecord) -> dict[str, str]:
     }
 
 
+def _existing_reference(request: web.Request) -> Reference:
+    """The reference of a read or delete: a tag outside the grammar names nothing, so it is
+    unknown (404) rather than invalid, as the conformance suite expects."""
+    text = request.match_info["reference"]
+    try:
+        return Reference.parse(text)
+    except InvalidTag:
+        raise ManifestUnknown("Requested image not found", detail={"reference": text[:128]}) from None
+
+
 async def _fetch(request: web.Request, *, record_pull: bool) -> ManifestRecord:
-    reference = Reference.parse(request.match_info["reference"])
+    reference = _existing_reference(request)
     return await services(request).images.get_manifest(
         registry_id(request), repository_name(request), reference, record_pull=record_pull
     )
@@ -60,7 +70,7 @@ async def put_manifest(request: web.Request) -> web.Response:
 
 @requires(Action.BATCH_DELETE_IMAGE)
 async def delete_manifest(request: web.Request) -> web.Response:
-    reference = Reference.parse(request.match_info["reference"])
+    reference = _existing_reference(request)
     await services(request).images.delete(registry_id(request), repository_name(request), reference)
     return web.Response(status=202)
 
