@@ -1,0 +1,1 @@
+"""Storage adapters: the implementations of the ports in ``moorage.ports``."""

@@ -1,0 +1,536 @@
+"""``SqlMetadataStore``: the MetadataStore port on SQLite or PostgreSQL (SQLAlchemy Core, async).
+
+One port transaction is one database transaction on one pooled connection (see
+``engine.py`` for how each dialect begins it). Writes that may race with another
+transaction (the same blob, link, manifest or repository inserted twice) are
+``INSERT ... ON CONFLICT DO NOTHING``: the loser sees "already there" instead of an
+integrity error, which on PostgreSQL would also abort its whole transaction.
+
+The pull path (``resolve_tag``, ``get_manifest``) is one statement each.
+
+Beyond the port's docstrings, this adapter promises (and the contract suite checks):
+
+- ``link_blob`` raises BlobUnknown when the blob is not recorded;
+- ``put_tag`` raises ManifestUnknown when the digest is not a manifest in the repository,
+  and leaves ``updated_at`` alone when the tag already names that digest;
+- ``update_upload`` raises UploadUnknown for an unknown session; ``delete_upload`` and
+  ``touch_manifest_pull`` ignore unknown ones, and ``last_pulled_at`` never moves back;
+- datetimes must be timezone-aware, and come back in UTC. A naive one is a programming
+  error: SQLAlchemy raises StatementError (wrapping ValueError) and nothing is written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from datetime import datetime
+from itertools import islice
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column, Row, Table, and_, delete, func, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from moorage.domain.digests import Digest
+from moorage.domain.errors import (
+    BlobUnknown,
+    ManifestUnknown,
+    RepositoryAlreadyExists,
+    UploadUnknown,
+)
+from moorage.domain.models import (
+    BlobRecord,
+    ManifestRecord,
+    ManifestReference,
+    ReferenceKind,
+    Repository,
+    TagRecord,
+    UploadSession,
+)
+from moorage.ports.metadata import MetadataTransaction
+from moorage.storage.metadata.migrate import upgrade_database
+from moorage.storage.metadata.sql.engine import (
+    create_sql_engine,
+    read_transaction,
+    write_transaction,
+)
+from moorage.storage.metadata.sql.tables import (
+    UtcDateTime,
+    blob_links,
+    blobs,
+    manifest_references,
+    manifests,
+    metadata,
+    repositories,
+    tags,
+    upload_sessions,
+)
+
+# Digests per ``IN (...)`` list: far below SQLite's and asyncpg's bound-parameter limits.
+_IN_CHUNK = 500
+
+_InsertFactory = Callable[[Table], postgresql.Insert | sqlite.Insert]
+
+# Everything a referrer descriptor needs: the payload (up to 4 MiB) stays in the database.
+_MANIFEST_WITHOUT_PAYLOAD = [c for c in manifests.c if c.name != "payload"]
+
+
+async def open_sql_metadata_store(url: str) -> SqlMetadataStore:
+    """Bring the database at ``url`` to the current schema and open a store on it.
+
+    Raises ValueError for an unsupported URL (see ``engine.py``). Close the store when done.
+    """
+    await upgrade_database(url)
+    return SqlMetadataStore(create_sql_engine(url))
+
+
+class SqlMetadataStore:
+    """The MetadataStore port on an engine from ``create_sql_engine``, which it owns."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        # SQLite has one writer at a time. Queue this process's writers on a FIFO lock
+        # rather than in SQLite's busy handler, which polls with growing sleeps and ties up
+        # a pooled connection per waiter; BEGIN IMMEDIATE still orders them against other
+        # processes. PostgreSQL locks rows, so writers there run concurrently.
+        self._write_lock: AbstractAsyncContextManager[None] = (
+            asyncio.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        )
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[MetadataTransaction]:
+        """A read-write unit of work: commits on normal exit, rolls back on error.
+
+        Do not open one while holding another in the same task: on SQLite the second waits
+        for the first forever. Keep slow work (blob I/O) outside: on SQLite every other
+        writer waits for this one.
+        """
+        async with self._write_lock, write_transaction(self._engine) as connection:
+            yield _SqlTransaction(connection)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[MetadataTransaction]:
+        """A read-only unit of work; writes through it fail on PostgreSQL."""
+        async with read_transaction(self._engine) as connection:
+            yield _SqlTransaction(connection)
+
+    async def close(self) -> None:
+        """Close every pooled connection. The store is unusable afterwards."""
+        await self._engine.dispose()
+
+    async def row_counts(self) -> dict[str, int]:
+        """Rows per table. Not part of the port: tests use it to check they left no rows."""
+        counts: dict[str, int] = {}
+        async with read_transaction(self._engine) as connection:
+            for table in metadata.sorted_tables:
+                count = await connection.scalar(select(func.count()).select_from(table))
+                counts[table.name] = int(count or 0)
+        return counts
+
+
+class _SqlTransaction:
+    """One port transaction on one connection that is already inside a database transaction."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._c = connection
+        self._insert: _InsertFactory = (
+            postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+        )
+
+    # -- repositories -------------------------------------------------------------------
+
+    async def create_repository(self, registry_id: str, name: str, now: datetime) -> Repository:
+        statement = (
+            self._insert(repositories)
+            .values(registry_id=registry_id, name=name, created_at=now)
+            .on_conflict_do_nothing(index_elements=["registry_id", "name"])
+            .returning(*repositories.c)
+        )
+        row = (await self._c.execute(statement)).first()
+        if row is None:
+            raise RepositoryAlreadyExists(
+                f"The repository with name '{name}' already exists in the registry with id "
+                f"'{registry_id}'",
+                detail={"name": name},
+            )
+        return _repository(row)
+
+    async def get_repository(self, registry_id: str, name: str) -> Repository | None:
+        query = select(repositories).where(
+            repositories.c.registry_id == registry_id, repositories.c.name == name
+        )
+        row = (await self._c.execute(query)).first()
+        return None if row is None else _repository(row)
+
+    async def list_repositories(
+        self, registry_id: str, *, after: str | None = None, limit: int | None = None
+    ) -> list[Repository]:
+        query = (
+            select(repositories)
+            .where(repositories.c.registry_id == registry_id)
+            .order_by(repositories.c.name)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(repositories.c.name > after)
+        return [_repository(row) for row in await self._c.execute(query)]
+
+    async def delete_repository(self, repository_id: int) -> None:
+        # Foreign keys cascade to manifests, their references and tags, links and uploads.
+        await self._c.execute(delete(repositories).where(repositories.c.id == repository_id))
+
+    # -- blobs --------------------------------------------------------------------------
+
+    async def put_blob(self, digest: Digest, size: int, now: datetime) -> None:
+        statement = (
+            self._insert(blobs)
+            .values(digest=str(digest), size=size, created_at=now)
+            .on_conflict_do_nothing(index_elements=["digest"])
+        )
+        await self._c.execute(statement)
+
+    async def get_blob(self, digest: Digest) -> BlobRecord | None:
+        row = (await self._c.execute(select(blobs).where(blobs.c.digest == str(digest)))).first()
+        return None if row is None else _blob(row)
+
+    async def delete_blob(self, digest: Digest) -> None:
+        # The foreign key cascades to every repository's link.
+        await self._c.execute(delete(blobs).where(blobs.c.digest == str(digest)))
+
+    async def link_blob(self, repository_id: int, digest: Digest, now: datetime) -> None:
+        """Raises BlobUnknown when the blob is not recorded."""
+        # Insert from the blobs row, so that an unknown digest inserts nothing instead of
+        # violating the foreign key (which would abort a PostgreSQL transaction).
+        source = select(literal(repository_id), blobs.c.digest, literal(now, UtcDateTime())).where(
+            blobs.c.digest == str(digest)
+        )
+        statement = (
+            self._insert(blob_links)
+            .from_select(["repository_id", "digest", "created_at"], source)
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        )
+        inserted = (await self._c.execute(statement)).rowcount
+        if not inserted and await self.get_blob(digest) is None:
+            raise BlobUnknown(f"blob {digest} is not known", detail={"digest": str(digest)})
+
+    async def get_linked_blob(self, repository_id: int, digest: Digest) -> BlobRecord | None:
+        query = (
+            select(blobs)
+            .join(blob_links, blob_links.c.digest == blobs.c.digest)
+            .where(blob_links.c.repository_id == repository_id, blobs.c.digest == str(digest))
+        )
+        row = (await self._c.execute(query)).first()
+        return None if row is None else _blob(row)
+
+    async def unlink_blob(self, repository_id: int, digest: Digest) -> bool:
+        statement = delete(blob_links).where(
+            blob_links.c.repository_id == repository_id, blob_links.c.digest == str(digest)
+        )
+        return bool((await self._c.execute(statement)).rowcount)
+
+    async def missing_blobs(self, repository_id: int, digests: Iterable[Digest]) -> set[Digest]:
+        return await self._missing(
+            blob_links.c.repository_id, blob_links.c.digest, repository_id, digests
+        )
+
+    # -- manifests ----------------------------------------------------------------------
+
+    async def put_manifest(
+        self, manifest: ManifestRecord, references: Sequence[ManifestReference]
+    ) -> bool:
+        statement = (
+            self._insert(manifests)
+            .values(_manifest_row(manifest))
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        )
+        if not (await self._c.execute(statement)).rowcount:
+            return False
+        # A manifest may list the same blob twice (identical layers); the key is a set.
+        # Sorted, so that concurrent pushes lock index entries in the same order.
+        distinct = sorted({(str(r.digest), r.kind.value) for r in references})
+        if distinct:
+            rows = [
+                {
+                    "repository_id": manifest.repository_id,
+                    "manifest_digest": str(manifest.digest),
+                    "kind": kind,
+                    "child_digest": child,
+                }
+                for child, kind in distinct
+            ]
+            await self._c.execute(manifest_references.insert(), rows)
+        return True
+
+    async def get_manifest(self, repository_id: int, digest: Digest) -> ManifestRecord | None:
+        query = select(manifests).where(
+            manifests.c.repository_id == repository_id, manifests.c.digest == str(digest)
+        )
+        row = (await self._c.execute(query)).first()
+        return None if row is None else _manifest(row)
+
+    async def missing_manifests(self, repository_id: int, digests: Iterable[Digest]) -> set[Digest]:
+        return await self._missing(
+            manifests.c.repository_id, manifests.c.digest, repository_id, digests
+        )
+
+    async def manifest_parents(self, repository_id: int, digest: Digest) -> list[Digest]:
+        query = (
+            select(manifest_references.c.manifest_digest)
+            .where(
+                manifest_references.c.child_digest == str(digest),
+                manifest_references.c.repository_id == repository_id,
+                manifest_references.c.kind == ReferenceKind.MANIFEST.value,
+            )
+            .order_by(manifest_references.c.manifest_digest)
+        )
+        return [_digest(text) for text in await self._c.scalars(query)]
+
+    async def delete_manifest(self, repository_id: int, digest: Digest) -> bool:
+        # Foreign keys cascade to its tags and to the references it makes.
+        statement = delete(manifests).where(
+            manifests.c.repository_id == repository_id, manifests.c.digest == str(digest)
+        )
+        return bool((await self._c.execute(statement)).rowcount)
+
+    async def list_referrers(
+        self, repository_id: int, subject: Digest, artifact_type: str | None = None
+    ) -> list[ManifestRecord]:
+        """Referrers in push order, with an empty ``payload``."""
+        query = (
+            select(*_MANIFEST_WITHOUT_PAYLOAD)
+            .where(manifests.c.repository_id == repository_id)
+            .where(manifests.c.subject == str(subject))
+            .order_by(manifests.c.pushed_at, manifests.c.digest)
+        )
+        if artifact_type is not None:
+            query = query.where(manifests.c.artifact_type == artifact_type)
+        return [_manifest(row) for row in await self._c.execute(query)]
+
+    async def touch_manifest_pull(self, repository_id: int, digest: Digest, now: datetime) -> None:
+        # Pull records are written in the background and may land out of order.
+        statement = (
+            update(manifests)
+            .where(manifests.c.repository_id == repository_id)
+            .where(manifests.c.digest == str(digest))
+            .where(or_(manifests.c.last_pulled_at.is_(None), manifests.c.last_pulled_at < now))
+            .values(last_pulled_at=now)
+        )
+        await self._c.execute(statement)
+
+    # -- tags ---------------------------------------------------------------------------
+
+    async def resolve_tag(self, repository_id: int, tag: str) -> ManifestRecord | None:
+        query = (
+            select(manifests)
+            .join(
+                tags,
+                and_(
+                    tags.c.repository_id == manifests.c.repository_id,
+                    tags.c.manifest_digest == manifests.c.digest,
+                ),
+            )
+            .where(tags.c.repository_id == repository_id, tags.c.name == tag)
+        )
+        row = (await self._c.execute(query)).first()
+        return None if row is None else _manifest(row)
+
+    async def get_tag(self, repository_id: int, tag: str) -> TagRecord | None:
+        query = select(tags).where(tags.c.repository_id == repository_id, tags.c.name == tag)
+        row = (await self._c.execute(query)).first()
+        return None if row is None else _tag(row)
+
+    async def put_tag(
+        self, repository_id: int, tag: str, digest: Digest, now: datetime
+    ) -> Digest | None:
+        """Raises ManifestUnknown when ``digest`` is not a manifest in the repository."""
+        # FOR UPDATE (PostgreSQL): a concurrent move of the same tag waits for this one,
+        # so that each sees the target the other left.
+        current = select(tags.c.manifest_digest).where(
+            tags.c.repository_id == repository_id, tags.c.name == tag
+        )
+        old: str | None = await self._c.scalar(current.with_for_update())
+        if old == str(digest):
+            return digest
+        # From the manifests row: an unknown digest inserts nothing (see link_blob).
+        source = select(
+            literal(repository_id), literal(tag), manifests.c.digest, literal(now, UtcDateTime())
+        ).where(manifests.c.repository_id == repository_id, manifests.c.digest == str(digest))
+        insert = self._insert(tags).from_select(
+            ["repository_id", "name", "manifest_digest", "updated_at"], source
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["repository_id", "name"],
+            set_={
+                "manifest_digest": insert.excluded.manifest_digest,
+                "updated_at": insert.excluded.updated_at,
+            },
+        )
+        if not (await self._c.execute(statement)).rowcount:
+            raise ManifestUnknown(
+                f"manifest {digest} is not in the repository", detail={"digest": str(digest)}
+            )
+        return None if old is None else _digest(old)
+
+    async def delete_tag(self, repository_id: int, tag: str) -> bool:
+        statement = delete(tags).where(tags.c.repository_id == repository_id, tags.c.name == tag)
+        return bool((await self._c.execute(statement)).rowcount)
+
+    async def list_tags(
+        self, repository_id: int, *, after: str | None = None, limit: int | None = None
+    ) -> list[str]:
+        query = (
+            select(tags.c.name)
+            .where(tags.c.repository_id == repository_id)
+            .order_by(tags.c.name)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(tags.c.name > after)
+        return list(await self._c.scalars(query))
+
+    async def tags_of(self, repository_id: int, digest: Digest) -> list[str]:
+        query = (
+            select(tags.c.name)
+            .where(tags.c.repository_id == repository_id)
+            .where(tags.c.manifest_digest == str(digest))
+            .order_by(tags.c.name)
+        )
+        return list(await self._c.scalars(query))
+
+    # -- upload sessions ----------------------------------------------------------------
+
+    async def create_upload(self, session: UploadSession) -> None:
+        await self._c.execute(
+            upload_sessions.insert().values(
+                id=session.id,
+                repository_id=session.repository_id,
+                size=session.size,
+                started_at=session.started_at,
+                updated_at=session.updated_at,
+            )
+        )
+
+    async def get_upload(self, upload_id: str) -> UploadSession | None:
+        query = select(upload_sessions).where(upload_sessions.c.id == upload_id)
+        row = (await self._c.execute(query)).first()
+        return None if row is None else _upload(row)
+
+    async def update_upload(self, upload_id: str, size: int, now: datetime) -> None:
+        """Raises UploadUnknown when there is no such session."""
+        statement = (
+            update(upload_sessions)
+            .where(upload_sessions.c.id == upload_id)
+            .values(size=size, updated_at=now)
+        )
+        if not (await self._c.execute(statement)).rowcount:
+            raise UploadUnknown(f"upload {upload_id} is not known", detail={"id": upload_id})
+
+    async def delete_upload(self, upload_id: str) -> None:
+        await self._c.execute(delete(upload_sessions).where(upload_sessions.c.id == upload_id))
+
+    async def list_uploads_updated_before(self, cutoff: datetime) -> list[UploadSession]:
+        query = (
+            select(upload_sessions)
+            .where(upload_sessions.c.updated_at < cutoff)
+            .order_by(upload_sessions.c.updated_at, upload_sessions.c.id)
+        )
+        return [_upload(row) for row in await self._c.execute(query)]
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _missing(
+        self,
+        scope: Column[Any],
+        key: Column[Any],
+        repository_id: int,
+        digests: Iterable[Digest],
+    ) -> set[Digest]:
+        """Those of ``digests`` with no row where ``scope == repository_id``, ``key == digest``."""
+        wanted = {str(d): d for d in digests}
+        found: set[str] = set()
+        for chunk in _chunks(wanted, _IN_CHUNK):
+            query = select(key).where(scope == repository_id, key.in_(chunk))
+            found.update(await self._c.scalars(query))
+        return {digest for text, digest in wanted.items() if text not in found}
+
+
+def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _digest(text: str) -> Digest:
+    # Written from a validated Digest; splitting is enough (and cheaper than parsing).
+    algorithm, _, encoded = text.partition(":")
+    return Digest(algorithm, encoded)
+
+
+def _repository(row: Row[Any]) -> Repository:
+    return Repository(
+        id=row.id, registry_id=row.registry_id, name=row.name, created_at=row.created_at
+    )
+
+
+def _blob(row: Row[Any]) -> BlobRecord:
+    return BlobRecord(digest=_digest(row.digest), size=row.size, created_at=row.created_at)
+
+
+def _manifest_row(manifest: ManifestRecord) -> dict[str, object]:
+    return {
+        "repository_id": manifest.repository_id,
+        "digest": str(manifest.digest),
+        "media_type": manifest.media_type,
+        "size": manifest.size,
+        "payload": manifest.payload,
+        "artifact_type": manifest.artifact_type,
+        "config_media_type": manifest.config_media_type,
+        "subject": None if manifest.subject is None else str(manifest.subject),
+        "annotations": dict(manifest.annotations),
+        "pushed_at": manifest.pushed_at,
+        "last_pulled_at": manifest.last_pulled_at,
+    }
+
+
+def _manifest(row: Row[Any]) -> ManifestRecord:
+    """A record from a manifests row; ``payload`` is empty when the row has none."""
+    mapping = row._mapping
+    return ManifestRecord(
+        repository_id=row.repository_id,
+        digest=_digest(row.digest),
+        media_type=row.media_type,
+        size=row.size,
+        payload=bytes(mapping["payload"]) if "payload" in mapping else b"",
+        pushed_at=row.pushed_at,
+        artifact_type=row.artifact_type,
+        config_media_type=row.config_media_type,
+        subject=None if row.subject is None else _digest(row.subject),
+        annotations=dict(row.annotations),
+        last_pulled_at=row.last_pulled_at,
+    )
+
+
+def _tag(row: Row[Any]) -> TagRecord:
+    return TagRecord(
+        repository_id=row.repository_id,
+        name=row.name,
+        digest=_digest(row.manifest_digest),
+        updated_at=row.updated_at,
+    )
+
+
+def _upload(row: Row[Any]) -> UploadSession:
+    return UploadSession(
+        id=row.id,
+        repository_id=row.repository_id,
+        size=row.size,
+        started_at=row.started_at,
+        updated_at=row.updated_at,
+    )
+
+
+if TYPE_CHECKING:
+    from moorage.ports.metadata import MetadataStore
+
+    _: type[MetadataStore] = SqlMetadataStore

@@ -1,0 +1,221 @@
+"""The whole metadata schema, for SQLite and PostgreSQL (SQLAlchemy Core).
+
+Migrations (``storage/metadata/migrations/versions``) create exactly this; a test compares
+the migrated database with ``metadata`` so that the two never drift.
+
+::
+
+    repositories           id PK; (registry_id, name) unique
+     ├── blob_links         (repository_id, digest) PK; digest -> blobs
+     ├── manifests          (repository_id, digest) PK; payload = the exact bytes received
+     │    ├── manifest_references  (repository_id, manifest_digest, kind, child_digest) PK
+     │    └── tags          (repository_id, name) PK; (repository_id, manifest_digest) -> manifests
+     └── upload_sessions    id PK
+    blobs                  digest PK (registry-wide: the BlobStore holds one copy per digest)
+
+Every arrow is a foreign key with ``ON DELETE CASCADE``: deleting a repository deletes
+everything it owns; deleting a manifest deletes its tags and the references it makes (not
+the references other manifests make to it); deleting a blob deletes its links.
+
+``manifest_references`` lists what each manifest points at: its config and layers
+(kind ``blob``) and, for an index, its child manifests (kind ``manifest``). It has no foreign
+key to ``blobs``, since a child is a manifest and since garbage collection needs to see
+dangling references. The index on ``(child_digest, repository_id)`` answers both "which
+indexes list this manifest?" and "is this blob referenced anywhere?" in one lookup.
+
+Conventions:
+
+- digests are text, ``algorithm:hex``;
+- names, tags and digests compare and sort bytewise: SQLite's default ``BINARY`` collation,
+  and ``COLLATE "C"`` on PostgreSQL (whose database default may be a linguistic order);
+- timestamps are timezone-aware UTC (``UtcDateTime``): ``timestamptz`` on PostgreSQL, and
+  on SQLite ISO text without offset that is read back as UTC;
+- ``repositories`` uses ``AUTOINCREMENT`` on SQLite so that the id of a deleted repository
+  is never given to a new one (a late task holding the old id must not touch the new one).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeEngine
+
+# Bounds from the specs: ECR repository names are at most 256 characters, OCI tags 128;
+# media types are two RFC 6838 names of at most 127 characters.
+NAME_LENGTH = 256
+TAG_LENGTH = 128
+DIGEST_LENGTH = 255
+MEDIA_TYPE_LENGTH = 255
+REGISTRY_ID_LENGTH = 12
+UPLOAD_ID_LENGTH = 128
+
+
+def binary_string(length: int) -> TypeEngine[str]:
+    """A string that compares and sorts bytewise on both dialects."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime, stored and returned in UTC.
+
+    Naive datetimes are refused with ValueError (which SQLAlchemy wraps in StatementError):
+    their meaning would depend on the host's time zone.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
+        # SQLite keeps no offset: convert first so that stored text compares as instants.
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _repository_fk() -> Column[int]:
+    return Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    )
+
+
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("name", binary_string(NAME_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("registry_id", "name"),
+    sqlite_autoincrement=True,
+)
+
+blobs = Table(
+    "blobs",
+    metadata,
+    Column("digest", binary_string(DIGEST_LENGTH), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+blob_links = Table(
+    "blob_links",
+    metadata,
+    _repository_fk(),
+    Column(
+        "digest",
+        binary_string(DIGEST_LENGTH),
+        ForeignKey("blobs.digest", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("repository_id", "digest"),
+    # delete_blob cascades by digest alone; garbage collection looks blobs up the same way.
+    Index(None, "digest"),
+)
+
+manifests = Table(
+    "manifests",
+    metadata,
+    _repository_fk(),
+    Column("digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("media_type", String(MEDIA_TYPE_LENGTH), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("artifact_type", String(MEDIA_TYPE_LENGTH), nullable=True),
+    Column("config_media_type", String(MEDIA_TYPE_LENGTH), nullable=True),
+    Column("subject", binary_string(DIGEST_LENGTH), nullable=True),
+    Column("annotations", JSON, nullable=False),
+    Column("pushed_at", UtcDateTime, nullable=False),
+    Column("last_pulled_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("repository_id", "digest"),
+    # The referrers API lists manifests by subject.
+    Index(None, "repository_id", "subject"),
+)
+
+manifest_references = Table(
+    "manifest_references",
+    metadata,
+    Column("repository_id", Integer, nullable=False),
+    Column("manifest_digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("kind", String(16), nullable=False),  # ReferenceKind: "blob" | "manifest"
+    Column("child_digest", binary_string(DIGEST_LENGTH), nullable=False),
+    PrimaryKeyConstraint("repository_id", "manifest_digest", "kind", "child_digest"),
+    # Through the manifest, so that deleting the repository or the manifest removes these.
+    ForeignKeyConstraint(
+        ["repository_id", "manifest_digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+    ),
+    Index(None, "child_digest", "repository_id"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("repository_id", Integer, nullable=False),
+    Column("name", binary_string(TAG_LENGTH), nullable=False),
+    Column("manifest_digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("repository_id", "name"),
+    ForeignKeyConstraint(
+        ["repository_id", "manifest_digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+    ),
+    # tags_of, and the cascade from a deleted manifest.
+    Index(None, "repository_id", "manifest_digest"),
+)
+
+upload_sessions = Table(
+    "upload_sessions",
+    metadata,
+    Column("id", String(UPLOAD_ID_LENGTH), primary_key=True),
+    _repository_fk(),
+    Column("size", BigInteger, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    # The cascade from a deleted repository.
+    Index(None, "repository_id"),
+    # Garbage collection of abandoned uploads.
+    Index(None, "updated_at"),
+)

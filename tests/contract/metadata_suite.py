@@ -1,0 +1,751 @@
+"""The MetadataStore contract (``moorage.ports.metadata``), run against every adapter.
+
+To run it on an adapter, subclass :class:`MetadataStoreSuite` in a ``test_metadata_*.py``
+module and provide:
+
+- a fixture ``bare_store`` that yields an open, empty store and closes it afterwards;
+- :meth:`MetadataStoreSuite.leftovers`, which counts what the store still holds.
+
+Every test gets a fresh store and must leave it empty: the ``store`` fixture fails the test
+at teardown otherwise (a test that forgets to clean up hides state from the next one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from moorage.domain.digests import Digest
+from moorage.domain.errors import (
+    BlobUnknown,
+    ManifestUnknown,
+    RepositoryAlreadyExists,
+    UploadUnknown,
+)
+from moorage.domain.models import (
+    ManifestRecord,
+    ManifestReference,
+    ReferenceKind,
+    Repository,
+    UploadSession,
+)
+from moorage.ports.metadata import MetadataStore, MetadataTransaction
+
+REGISTRY = "123456789012"
+OTHER_REGISTRY = "210987654321"
+T0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+SIGNATURE = "application/vnd.example.signature"
+SBOM = "application/vnd.example.sbom"
+
+
+def digest_of(label: str) -> Digest:
+    return Digest.of(label.encode())
+
+
+def manifest_record(
+    repository_id: int,
+    payload: bytes,
+    *,
+    media_type: str = OCI_MANIFEST,
+    pushed_at: datetime = T0,
+    artifact_type: str | None = None,
+    subject: Digest | None = None,
+    annotations: Mapping[str, str] | None = None,
+) -> ManifestRecord:
+    return ManifestRecord(
+        repository_id=repository_id,
+        digest=Digest.of(payload),
+        media_type=media_type,
+        size=len(payload),
+        payload=payload,
+        pushed_at=pushed_at,
+        artifact_type=artifact_type,
+        config_media_type=artifact_type,
+        subject=subject,
+        annotations=dict(annotations or {}),
+    )
+
+
+def blob_ref(digest: Digest) -> ManifestReference:
+    return ManifestReference(digest, ReferenceKind.BLOB)
+
+
+def child_ref(digest: Digest) -> ManifestReference:
+    return ManifestReference(digest, ReferenceKind.MANIFEST)
+
+
+async def create_repository(
+    store: MetadataStore, name: str = "team/app", registry_id: str = REGISTRY
+) -> Repository:
+    async with store.transaction() as tx:
+        return await tx.create_repository(registry_id, name, T0)
+
+
+async def delete_repositories(store: MetadataStore, *repositories: Repository) -> None:
+    async with store.transaction() as tx:
+        for repository in repositories:
+            await tx.delete_repository(repository.id)
+
+
+async def delete_blobs(store: MetadataStore, *digests: Digest) -> None:
+    async with store.transaction() as tx:
+        for digest in digests:
+            await tx.delete_blob(digest)
+
+
+async def push_blob(tx: MetadataTransaction, repository_id: int, label: str) -> Digest:
+    """Record a blob and link it to the repository, as a completed upload does."""
+    digest = digest_of(label)
+    await tx.put_blob(digest, len(label), T0)
+    await tx.link_blob(repository_id, digest, T0)
+    return digest
+
+
+def assert_utc(value: datetime | None) -> None:
+    assert value is not None
+    assert value.utcoffset() == timedelta(0), f"{value!r} is not in UTC"
+
+
+class _DeliberateError(Exception):
+    """Raised inside a transaction to make it roll back."""
+
+
+class MetadataStoreSuite:
+    """The contract. Subclasses provide the ``bare_store`` fixture and :meth:`leftovers`."""
+
+    async def leftovers(self, store: MetadataStore) -> Mapping[str, int]:
+        """What ``store`` still holds: a count per kind of record (table, collection)."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    async def store(self, bare_store: MetadataStore) -> AsyncIterator[MetadataStore]:
+        yield bare_store
+        remaining = {kind: n for kind, n in (await self.leftovers(bare_store)).items() if n}
+        assert not remaining, f"the test left records in the store: {remaining}"
+
+    # -- repositories -------------------------------------------------------------------
+
+    async def test_create_and_get_repository(self, store: MetadataStore) -> None:
+        created = await create_repository(store, "team/app")
+        assert created.registry_id == REGISTRY
+        assert created.name == "team/app"
+        assert created.created_at == T0
+        async with store.read() as tx:
+            assert await tx.get_repository(REGISTRY, "team/app") == created
+            assert await tx.get_repository(REGISTRY, "team/other") is None
+            assert await tx.get_repository(OTHER_REGISTRY, "team/app") is None
+        await delete_repositories(store, created)
+
+    async def test_create_repository_twice_raises(self, store: MetadataStore) -> None:
+        first = await create_repository(store, "team/app")
+        with pytest.raises(RepositoryAlreadyExists):
+            async with store.transaction() as tx:
+                await tx.create_repository(REGISTRY, "team/app", T0)
+        # The same name in another registry is another repository.
+        other = await create_repository(store, "team/app", OTHER_REGISTRY)
+        assert other.id != first.id
+        await delete_repositories(store, first, other)
+
+    async def test_duplicate_repository_leaves_the_transaction_usable(
+        self, store: MetadataStore
+    ) -> None:
+        existing = await create_repository(store, "team/app")
+        async with store.transaction() as tx:
+            with pytest.raises(RepositoryAlreadyExists):
+                await tx.create_repository(REGISTRY, "team/app", T0)
+            found = await tx.get_repository(REGISTRY, "team/app")
+            extra = await tx.create_repository(REGISTRY, "team/extra", T0)
+        assert found == existing
+        await delete_repositories(store, existing, extra)
+
+    async def test_list_repositories_in_binary_order_with_pagination(
+        self, store: MetadataStore
+    ) -> None:
+        # Bytewise: "-" < "." < "/" < "_" < letters; a linguistic collation orders them otherwise.
+        names = ["ab", "a_b", "a/b", "a.b", "a-b"]
+        created = [await create_repository(store, name) for name in names]
+        elsewhere = await create_repository(store, "a-a", OTHER_REGISTRY)
+        async with store.read() as tx:
+            listed = [r.name for r in await tx.list_repositories(REGISTRY)]
+            page1 = [r.name for r in await tx.list_repositories(REGISTRY, limit=2)]
+            page2 = [r.name for r in await tx.list_repositories(REGISTRY, after="a.b", limit=2)]
+            rest = [r.name for r in await tx.list_repositories(REGISTRY, after="a_b")]
+            beyond = await tx.list_repositories(REGISTRY, after="b")
+        assert listed == ["a-b", "a.b", "a/b", "a_b", "ab"]
+        assert page1 == ["a-b", "a.b"]
+        assert page2 == ["a/b", "a_b"]
+        assert rest == ["ab"]
+        assert beyond == []
+        await delete_repositories(store, *created, elsewhere)
+
+    async def test_delete_repository_deletes_everything_it_owns(self, store: MetadataStore) -> None:
+        doomed = await create_repository(store, "team/doomed")
+        kept = await create_repository(store, "team/kept")
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, doomed.id, "layer")
+            await tx.link_blob(kept.id, layer, T0)
+            image = manifest_record(doomed.id, b'{"image": 1}')
+            index = manifest_record(doomed.id, b'{"index": 1}', media_type=OCI_INDEX)
+            await tx.put_manifest(image, [blob_ref(layer)])
+            await tx.put_manifest(index, [child_ref(image.digest)])
+            await tx.put_tag(doomed.id, "latest", index.digest, T0)
+            await tx.create_upload(UploadSession("upload-1", doomed.id, 10, T0, T0))
+        async with store.transaction() as tx:
+            await tx.delete_repository(doomed.id)
+        async with store.read() as tx:
+            assert await tx.get_repository(REGISTRY, "team/doomed") is None
+            assert await tx.get_manifest(doomed.id, image.digest) is None
+            assert await tx.resolve_tag(doomed.id, "latest") is None
+            assert await tx.list_tags(doomed.id) == []
+            assert await tx.manifest_parents(doomed.id, image.digest) == []
+            assert await tx.get_linked_blob(doomed.id, layer) is None
+            assert await tx.get_upload("upload-1") is None
+            # Blobs are registry-wide, and the other repository's link stays.
+            assert await tx.get_blob(layer) is not None
+            assert await tx.get_linked_blob(kept.id, layer) is not None
+        await delete_repositories(store, kept)
+        await delete_blobs(store, layer)
+
+    # -- blobs --------------------------------------------------------------------------
+
+    async def test_put_blob_is_idempotent(self, store: MetadataStore) -> None:
+        digest = digest_of("blob")
+        async with store.transaction() as tx:
+            await tx.put_blob(digest, 4, T0)
+        async with store.transaction() as tx:
+            await tx.put_blob(digest, 4, T0 + timedelta(hours=1))
+        async with store.read() as tx:
+            blob = await tx.get_blob(digest)
+            assert await tx.get_blob(digest_of("unknown")) is None
+        assert blob is not None
+        assert (blob.digest, blob.size, blob.created_at) == (digest, 4, T0)
+        await delete_blobs(store, digest)
+
+    async def test_link_blob_is_idempotent_and_unlink_reports(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        async with store.transaction() as tx:
+            digest = await push_blob(tx, repository.id, "layer")
+            await tx.link_blob(repository.id, digest, T0 + timedelta(minutes=1))
+        async with store.read() as tx:
+            linked = await tx.get_linked_blob(repository.id, digest)
+        assert linked is not None
+        assert (linked.digest, linked.size) == (digest, len("layer"))
+        async with store.transaction() as tx:
+            assert await tx.unlink_blob(repository.id, digest) is True
+            assert await tx.unlink_blob(repository.id, digest) is False
+            assert await tx.get_linked_blob(repository.id, digest) is None
+            assert await tx.get_blob(digest) is not None
+        await delete_repositories(store, repository)
+        await delete_blobs(store, digest)
+
+    async def test_link_unrecorded_blob_raises(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        with pytest.raises(BlobUnknown):
+            async with store.transaction() as tx:
+                await tx.link_blob(repository.id, digest_of("never recorded"), T0)
+        await delete_repositories(store, repository)
+
+    async def test_delete_blob_removes_every_link(self, store: MetadataStore) -> None:
+        one = await create_repository(store, "team/one")
+        two = await create_repository(store, "team/two")
+        async with store.transaction() as tx:
+            digest = await push_blob(tx, one.id, "shared")
+            await tx.link_blob(two.id, digest, T0)
+        async with store.transaction() as tx:
+            await tx.delete_blob(digest)
+        async with store.read() as tx:
+            assert await tx.get_blob(digest) is None
+            assert await tx.get_linked_blob(one.id, digest) is None
+            assert await tx.get_linked_blob(two.id, digest) is None
+        await delete_repositories(store, one, two)
+
+    async def test_missing_blobs(self, store: MetadataStore) -> None:
+        here = await create_repository(store, "team/here")
+        there = await create_repository(store, "team/there")
+        async with store.transaction() as tx:
+            linked = {await push_blob(tx, here.id, f"layer-{i}") for i in range(3)}
+            elsewhere = await push_blob(tx, there.id, "elsewhere")
+        unknown = {digest_of(f"unknown-{i}") for i in range(1200)}  # more than one IN list
+        async with store.read() as tx:
+            assert await tx.missing_blobs(here.id, linked) == set()
+            assert await tx.missing_blobs(here.id, []) == set()
+            assert await tx.missing_blobs(here.id, linked | {elsewhere}) == {elsewhere}
+            assert await tx.missing_blobs(here.id, linked | unknown) == unknown
+        await delete_repositories(store, here, there)
+        await delete_blobs(store, *linked, elsewhere)
+
+    # -- manifests ----------------------------------------------------------------------
+
+    async def test_put_and_get_manifest_keeps_every_field(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        subject = digest_of("subject")
+        record = manifest_record(
+            repository.id,
+            b'{"schemaVersion": 2}',
+            artifact_type=SIGNATURE,
+            subject=subject,
+            annotations={"org.opencontainers.image.created": "2024-05-01", "k": "v"},
+        )
+        async with store.transaction() as tx:
+            assert await tx.put_manifest(record, []) is True
+        async with store.read() as tx:
+            stored = await tx.get_manifest(repository.id, record.digest)
+            assert await tx.get_manifest(repository.id, digest_of("other")) is None
+        assert stored == record
+        await delete_repositories(store, repository)
+
+    async def test_put_manifest_twice_changes_nothing(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, repository.id, "layer")
+            other = await push_blob(tx, repository.id, "other")
+            first = manifest_record(repository.id, b'{"m": 1}')
+            assert await tx.put_manifest(first, [blob_ref(layer)]) is True
+        again = manifest_record(
+            repository.id, b'{"m": 1}', pushed_at=T0 + timedelta(days=1), annotations={"a": "b"}
+        )
+        async with store.transaction() as tx:
+            assert await tx.put_manifest(again, [blob_ref(other)]) is False
+        async with store.read() as tx:
+            assert await tx.get_manifest(repository.id, first.digest) == first
+        async with store.transaction() as tx:
+            # The references are still the first ones: a blob the manifest does not use.
+            await tx.delete_blob(other)
+            assert await tx.delete_manifest(repository.id, first.digest) is True
+        await delete_repositories(store, repository)
+        await delete_blobs(store, layer)
+
+    async def test_put_manifest_accepts_repeated_references(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, repository.id, "empty layer")
+            record = manifest_record(repository.id, b'{"layers": [1, 1]}')
+            assert await tx.put_manifest(record, [blob_ref(layer), blob_ref(layer)]) is True
+        await delete_repositories(store, repository)
+        await delete_blobs(store, layer)
+
+    async def test_payload_bytes_are_kept_exactly(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        not_utf8 = b'{"x": "\xff\xfe\x00\x80"}\r\n\x00'
+        four_mib = bytes(range(256)) * (4 * 1024 * 1024 // 256)
+        records = [manifest_record(repository.id, p) for p in (not_utf8, four_mib)]
+        async with store.transaction() as tx:
+            for record in records:
+                await tx.put_manifest(record, [])
+            await tx.put_tag(repository.id, "big", records[1].digest, T0)
+        async with store.read() as tx:
+            small = await tx.get_manifest(repository.id, records[0].digest)
+            big = await tx.resolve_tag(repository.id, "big")
+        assert small is not None
+        assert small.payload == not_utf8
+        assert big is not None
+        assert len(big.payload) == 4 * 1024 * 1024
+        assert Digest.of(big.payload) == records[1].digest
+        await delete_repositories(store, repository)
+
+    async def test_missing_manifests(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        present = manifest_record(repository.id, b'{"present": 1}')
+        elsewhere = manifest_record(other.id, b'{"elsewhere": 1}')
+        async with store.transaction() as tx:
+            await tx.put_manifest(present, [])
+            await tx.put_manifest(elsewhere, [])
+        absent = digest_of("absent")
+        async with store.read() as tx:
+            assert await tx.missing_manifests(repository.id, [present.digest]) == set()
+            assert await tx.missing_manifests(repository.id, []) == set()
+            assert await tx.missing_manifests(
+                repository.id, [present.digest, absent, elsewhere.digest]
+            ) == {absent, elsewhere.digest}
+        await delete_repositories(store, repository, other)
+
+    async def test_manifest_parents(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        child = manifest_record(repository.id, b'{"child": 1}')
+        indexes = [
+            manifest_record(repository.id, b'{"index": %d}' % i, media_type=OCI_INDEX)
+            for i in range(3)
+        ]
+        unrelated = manifest_record(repository.id, b'{"unrelated": 1}')
+        async with store.transaction() as tx:
+            await tx.put_manifest(child, [])
+            await tx.put_manifest(unrelated, [])
+            for index in indexes:
+                await tx.put_manifest(index, [child_ref(child.digest), child_ref(unrelated.digest)])
+            # The same digests in another repository are not parents here.
+            await tx.put_manifest(replace(child, repository_id=other.id), [])
+            await tx.put_manifest(
+                replace(indexes[0], repository_id=other.id), [child_ref(child.digest)]
+            )
+        async with store.read() as tx:
+            parents = await tx.manifest_parents(repository.id, child.digest)
+            assert await tx.manifest_parents(repository.id, indexes[0].digest) == []
+        assert parents == sorted((i.digest for i in indexes), key=str)
+        await delete_repositories(store, repository, other)
+
+    async def test_blob_references_are_not_parents(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, repository.id, "layer")
+            await tx.put_manifest(manifest_record(repository.id, b'{"m": 1}'), [blob_ref(layer)])
+            assert await tx.manifest_parents(repository.id, layer) == []
+        await delete_repositories(store, repository)
+        await delete_blobs(store, layer)
+
+    async def test_delete_manifest_removes_its_tags_and_references(
+        self, store: MetadataStore
+    ) -> None:
+        repository = await create_repository(store)
+        child = manifest_record(repository.id, b'{"child": 1}')
+        index = manifest_record(repository.id, b'{"index": 1}', media_type=OCI_INDEX)
+        async with store.transaction() as tx:
+            await tx.put_manifest(child, [])
+            await tx.put_manifest(index, [child_ref(child.digest)])
+            await tx.put_tag(repository.id, "multi", index.digest, T0)
+            await tx.put_tag(repository.id, "also-multi", index.digest, T0)
+            await tx.put_tag(repository.id, "single", child.digest, T0)
+        async with store.transaction() as tx:
+            assert await tx.delete_manifest(repository.id, index.digest) is True
+            assert await tx.delete_manifest(repository.id, index.digest) is False
+        async with store.read() as tx:
+            assert await tx.get_manifest(repository.id, index.digest) is None
+            assert await tx.list_tags(repository.id) == ["single"]
+            assert await tx.manifest_parents(repository.id, child.digest) == []
+            assert await tx.get_manifest(repository.id, child.digest) == child
+        await delete_repositories(store, repository)
+
+    async def test_list_referrers(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        subject = digest_of("subject image")  # need not exist
+        signature = manifest_record(
+            repository.id, b'{"sig": 1}', artifact_type=SIGNATURE, subject=subject
+        )
+        sboms = [
+            manifest_record(
+                repository.id,
+                b'{"sbom": %d}' % i,
+                artifact_type=SBOM,
+                subject=subject,
+                pushed_at=T0 + timedelta(minutes=i + 1),
+                annotations={"n": str(i)},
+            )
+            for i in range(2)
+        ]
+        about_other = manifest_record(
+            repository.id, b'{"sig": 2}', artifact_type=SIGNATURE, subject=digest_of("other")
+        )
+        async with store.transaction() as tx:
+            for record in [signature, *sboms, about_other]:
+                await tx.put_manifest(record, [])
+            await tx.put_manifest(replace(signature, repository_id=other.id), [])
+        async with store.read() as tx:
+            everything = await tx.list_referrers(repository.id, subject)
+            only_sboms = await tx.list_referrers(repository.id, subject, SBOM)
+            none = await tx.list_referrers(repository.id, subject, "application/none")
+        assert [r.digest for r in everything] == [signature.digest] + [s.digest for s in sboms]
+        assert [r.digest for r in only_sboms] == [s.digest for s in sboms]
+        assert none == []
+        for found, expected in zip(only_sboms, sboms, strict=True):
+            assert found.payload in (b"", expected.payload)
+            assert found == replace(expected, payload=found.payload)
+        await delete_repositories(store, repository, other)
+
+    async def test_touch_manifest_pull_only_moves_forward(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        record = manifest_record(repository.id, b'{"m": 1}')
+        async with store.transaction() as tx:
+            await tx.put_manifest(record, [])
+        pulls = [T0 + timedelta(hours=2), T0 + timedelta(hours=1), T0 + timedelta(hours=3)]
+        seen = []
+        for pulled_at in pulls:
+            async with store.transaction() as tx:
+                await tx.touch_manifest_pull(repository.id, record.digest, pulled_at)
+                await tx.touch_manifest_pull(repository.id, digest_of("absent"), pulled_at)
+            async with store.read() as tx:
+                stored = await tx.get_manifest(repository.id, record.digest)
+            assert stored is not None
+            seen.append(stored.last_pulled_at)
+        assert seen == [pulls[0], pulls[0], pulls[2]]
+        await delete_repositories(store, repository)
+
+    # -- tags ---------------------------------------------------------------------------
+
+    async def test_resolve_tag(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        record = manifest_record(repository.id, b'{"m": 1}', annotations={"a": "b"})
+        async with store.transaction() as tx:
+            await tx.put_manifest(record, [])
+            await tx.put_tag(repository.id, "v1", record.digest, T0)
+        async with store.read() as tx:
+            assert await tx.resolve_tag(repository.id, "v1") == record
+            assert await tx.resolve_tag(repository.id, "v2") is None
+        await delete_repositories(store, repository)
+
+    async def test_put_tag_moves_and_returns_the_old_target(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        first = manifest_record(repository.id, b'{"m": 1}')
+        second = manifest_record(repository.id, b'{"m": 2}')
+        t1, t2 = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+        async with store.transaction() as tx:
+            await tx.put_manifest(first, [])
+            await tx.put_manifest(second, [])
+            assert await tx.put_tag(repository.id, "latest", first.digest, T0) is None
+        async with store.transaction() as tx:
+            assert await tx.put_tag(repository.id, "latest", second.digest, t1) == first.digest
+        async with store.transaction() as tx:
+            # Pointing a tag where it already points changes nothing.
+            assert await tx.put_tag(repository.id, "latest", second.digest, t2) == second.digest
+        async with store.read() as tx:
+            tag = await tx.get_tag(repository.id, "latest")
+            assert await tx.get_tag(repository.id, "missing") is None
+            assert await tx.tags_of(repository.id, first.digest) == []
+        assert tag is not None
+        assert (tag.repository_id, tag.name, tag.digest) == (repository.id, "latest", second.digest)
+        assert tag.updated_at == t1
+        await delete_repositories(store, repository)
+
+    async def test_put_tag_on_unknown_manifest_raises(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        record = manifest_record(repository.id, b'{"m": 1}')
+        elsewhere = manifest_record(other.id, b'{"elsewhere": 1}')
+        async with store.transaction() as tx:
+            await tx.put_manifest(record, [])
+            await tx.put_manifest(elsewhere, [])
+            await tx.put_tag(repository.id, "latest", record.digest, T0)
+        for target in (digest_of("absent"), elsewhere.digest):
+            with pytest.raises(ManifestUnknown):
+                async with store.transaction() as tx:
+                    await tx.put_tag(repository.id, "latest", target, T0)
+            with pytest.raises(ManifestUnknown):
+                async with store.transaction() as tx:
+                    await tx.put_tag(repository.id, "new", target, T0)
+        async with store.read() as tx:
+            assert await tx.list_tags(repository.id) == ["latest"]
+            assert await tx.resolve_tag(repository.id, "latest") == record
+        await delete_repositories(store, repository, other)
+
+    async def test_delete_tag(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        record = manifest_record(repository.id, b'{"m": 1}')
+        async with store.transaction() as tx:
+            await tx.put_manifest(record, [])
+            await tx.put_tag(repository.id, "latest", record.digest, T0)
+        async with store.transaction() as tx:
+            assert await tx.delete_tag(repository.id, "latest") is True
+            assert await tx.delete_tag(repository.id, "latest") is False
+        async with store.read() as tx:
+            assert await tx.get_manifest(repository.id, record.digest) == record
+        await delete_repositories(store, repository)
+
+    async def test_list_tags_in_binary_order_with_pagination(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        record = manifest_record(repository.id, b'{"m": 1}')
+        names = ["b", "a", "B", "Z", "a-1", "a_1", "1.0"]
+        async with store.transaction() as tx:
+            await tx.put_manifest(record, [])
+            for name in names:
+                await tx.put_tag(repository.id, name, record.digest, T0)
+        async with store.read() as tx:
+            everything = await tx.list_tags(repository.id)
+            first = await tx.list_tags(repository.id, limit=3)
+            following = await tx.list_tags(repository.id, after=first[-1], limit=3)
+            after_gap = await tx.list_tags(repository.id, after="C")
+            past_end = await tx.list_tags(repository.id, after="b")
+            of_digest = await tx.tags_of(repository.id, record.digest)
+        assert everything == ["1.0", "B", "Z", "a", "a-1", "a_1", "b"]
+        assert first == ["1.0", "B", "Z"]
+        assert following == ["a", "a-1", "a_1"]
+        assert after_gap == ["Z", "a", "a-1", "a_1", "b"]
+        assert past_end == []
+        assert of_digest == everything
+        await delete_repositories(store, repository)
+
+    async def test_tags_of(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        one = manifest_record(repository.id, b'{"m": 1}')
+        two = manifest_record(repository.id, b'{"m": 2}')
+        async with store.transaction() as tx:
+            await tx.put_manifest(one, [])
+            await tx.put_manifest(two, [])
+            for name in ("v1", "stable", "V1"):
+                await tx.put_tag(repository.id, name, one.digest, T0)
+            await tx.put_tag(repository.id, "v2", two.digest, T0)
+        async with store.read() as tx:
+            assert await tx.tags_of(repository.id, one.digest) == ["V1", "stable", "v1"]
+            assert await tx.tags_of(repository.id, two.digest) == ["v2"]
+            assert await tx.tags_of(repository.id, digest_of("absent")) == []
+        await delete_repositories(store, repository)
+
+    # -- time ---------------------------------------------------------------------------
+
+    async def test_timestamps_come_back_aware_and_in_utc(self, store: MetadataStore) -> None:
+        paris = timezone(timedelta(hours=2))
+        local = datetime(2024, 5, 1, 14, 0, 0, 654321, tzinfo=paris)  # 12:00:00.654321Z
+        async with store.transaction() as tx:
+            repository = await tx.create_repository(REGISTRY, "team/app", local)
+            blob = digest_of("blob")
+            await tx.put_blob(blob, 4, local)
+            record = manifest_record(repository.id, b'{"m": 1}', pushed_at=local)
+            await tx.put_manifest(record, [])
+            await tx.touch_manifest_pull(repository.id, record.digest, local)
+            await tx.put_tag(repository.id, "latest", record.digest, local)
+            await tx.create_upload(UploadSession("upload-1", repository.id, 0, local, local))
+        async with store.read() as tx:
+            stored_repository = await tx.get_repository(REGISTRY, "team/app")
+            stored_blob = await tx.get_blob(blob)
+            stored_manifest = await tx.get_manifest(repository.id, record.digest)
+            tag = await tx.get_tag(repository.id, "latest")
+            upload = await tx.get_upload("upload-1")
+        assert stored_repository is not None
+        assert stored_blob is not None
+        assert stored_manifest is not None
+        assert tag is not None
+        assert upload is not None
+        values = [
+            repository.created_at,
+            stored_repository.created_at,
+            stored_blob.created_at,
+            stored_manifest.pushed_at,
+            stored_manifest.last_pulled_at,
+            tag.updated_at,
+            upload.started_at,
+            upload.updated_at,
+        ]
+        for value in values:
+            assert_utc(value)
+            assert value == local
+        await delete_repositories(store, repository)
+        await delete_blobs(store, blob)
+
+    # -- upload sessions ----------------------------------------------------------------
+
+    async def test_upload_session_lifecycle(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        session = UploadSession("5c1a-upload", repository.id, 0, T0, T0)
+        async with store.transaction() as tx:
+            await tx.create_upload(session)
+        later = T0 + timedelta(seconds=30)
+        async with store.transaction() as tx:
+            assert await tx.get_upload(session.id) == session
+            await tx.update_upload(session.id, 1024, later)
+        async with store.read() as tx:
+            assert await tx.get_upload(session.id) == UploadSession(
+                session.id, repository.id, 1024, T0, later
+            )
+            assert await tx.get_upload("absent") is None
+        with pytest.raises(UploadUnknown):
+            async with store.transaction() as tx:
+                await tx.update_upload("absent", 1, later)
+        async with store.transaction() as tx:
+            await tx.delete_upload(session.id)
+            await tx.delete_upload(session.id)
+        async with store.read() as tx:
+            assert await tx.get_upload(session.id) is None
+        await delete_repositories(store, repository)
+
+    async def test_list_uploads_updated_before(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        sessions = [
+            UploadSession(f"upload-{i}", repository.id, i, T0, T0 + timedelta(hours=i))
+            for i in (2, 0, 1)
+        ]
+        async with store.transaction() as tx:
+            for session in sessions:
+                await tx.create_upload(session)
+        # The same instant as T0 + 90 min, in another zone: the comparison is by instant.
+        cutoff = (T0 + timedelta(minutes=90)).astimezone(timezone(timedelta(hours=-5)))
+        async with store.read() as tx:
+            stale = await tx.list_uploads_updated_before(cutoff)
+            at_start = await tx.list_uploads_updated_before(T0)
+        assert [s.id for s in stale] == ["upload-0", "upload-1"]
+        assert at_start == []
+        await delete_repositories(store, repository)
+
+    # -- transactions -------------------------------------------------------------------
+
+    async def test_exception_rolls_the_transaction_back(self, store: MetadataStore) -> None:
+        blob = digest_of("layer")
+
+        async def push_then_fail() -> None:
+            async with store.transaction() as tx:
+                repository = await tx.create_repository(REGISTRY, "team/app", T0)
+                await push_blob(tx, repository.id, "layer")
+                record = manifest_record(repository.id, b'{"m": 1}')
+                await tx.put_manifest(record, [blob_ref(blob)])
+                await tx.put_tag(repository.id, "latest", record.digest, T0)
+                await tx.create_upload(UploadSession("upload-1", repository.id, 0, T0, T0))
+                raise _DeliberateError
+
+        with pytest.raises(_DeliberateError):
+            await push_then_fail()
+        async with store.read() as tx:
+            assert await tx.get_repository(REGISTRY, "team/app") is None
+            assert await tx.get_blob(blob) is None
+            assert await tx.get_upload("upload-1") is None
+        # The store's teardown check confirms that no row at all was left.
+
+    async def test_reads_do_not_wait_for_an_open_write(self, store: MetadataStore) -> None:
+        async with store.transaction() as tx:
+            repository = await tx.create_repository(REGISTRY, "team/app", T0)
+            async with asyncio.timeout(5), store.read() as reader:
+                # Not committed yet, so not visible.
+                assert await reader.get_repository(REGISTRY, "team/app") is None
+        async with store.read() as reader:
+            assert await reader.get_repository(REGISTRY, "team/app") == repository
+        await delete_repositories(store, repository)
+
+    async def test_twenty_concurrent_write_transactions_all_succeed(
+        self, store: MetadataStore
+    ) -> None:
+        shared = digest_of("shared base layer")
+
+        async def push(i: int) -> Repository:
+            async with store.transaction() as tx:
+                # Read first, then write: the pattern that deadlocks naive SQLite writers.
+                assert await tx.get_repository(REGISTRY, f"team/app-{i:02d}") is None
+                repository = await tx.create_repository(REGISTRY, f"team/app-{i:02d}", T0)
+                await tx.put_blob(shared, 17, T0)
+                await tx.link_blob(repository.id, shared, T0)
+                await asyncio.sleep(0)  # let the others interleave
+                record = manifest_record(repository.id, b'{"app": %d}' % i)
+                assert await tx.put_manifest(record, [blob_ref(shared)])
+                await tx.put_tag(repository.id, "latest", record.digest, T0)
+                return repository
+
+        repositories = await asyncio.gather(*(push(i) for i in range(20)))
+        async with store.read() as tx:
+            listed = await tx.list_repositories(REGISTRY)
+            for i, repository in enumerate(repositories):
+                latest = await tx.resolve_tag(repository.id, "latest")
+                assert latest is not None
+                assert latest.payload == b'{"app": %d}' % i
+        assert [r.name for r in listed] == [f"team/app-{i:02d}" for i in range(20)]
+        await delete_repositories(store, *repositories)
+        await delete_blobs(store, shared)
+
+    async def test_concurrent_puts_of_one_manifest_store_it_once(
+        self, store: MetadataStore
+    ) -> None:
+        repository = await create_repository(store)
+        record = manifest_record(repository.id, b'{"m": "raced"}')
+
+        async def put() -> bool:
+            async with store.transaction() as tx:
+                # Everyone looks first and finds nothing, then everyone inserts.
+                await tx.get_manifest(repository.id, record.digest)
+                await asyncio.sleep(0)
+                return await tx.put_manifest(record, [])
+
+        outcomes = await asyncio.gather(*(put() for _ in range(20)))
+        assert sorted(outcomes) == [False] * 19 + [True]
+        await delete_repositories(store, repository)
