@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from moorage.config import Settings
+from moorage.ports.access import Authenticator, Authorizer
 from moorage.ports.blobs import BlobStore
 from moorage.ports.clock import system_clock
 from moorage.ports.metadata import MetadataStore
@@ -67,8 +68,17 @@ def wire(settings: Settings, metadata: MetadataStore, blob_store: BlobStore) -> 
 REGISTRY = web.AppKey("moorage.registry", Registry)
 
 
-def build_web_app(registry: Registry) -> web.Application:
-    """The HTTP application: ``/v2/`` and ``/healthz``."""
+def build_web_app(
+    registry: Registry,
+    *,
+    authenticator: Authenticator | None = None,
+    authorizer: Authorizer | None = None,
+) -> web.Application:
+    """The HTTP application: ``/v2/`` and ``/healthz``.
+
+    Without an authenticator and authorizer, every caller is the default account's
+    anonymous principal and every action is allowed.
+    """
     app = web.Application(middlewares=list(oci.MIDDLEWARES))
     app[REGISTRY] = registry
     oci.mount(
@@ -78,8 +88,8 @@ def build_web_app(registry: Registry) -> web.Application:
             images=registry.images,
             blobs=registry.blobs,
             uploads=registry.uploads,
-            authenticator=AnonymousAuthenticator(registry.settings.registry_id),
-            authorizer=OpenAccess(),
+            authenticator=authenticator or AnonymousAuthenticator(registry.settings.registry_id),
+            authorizer=authorizer or OpenAccess(),
         ),
     )
     app.router.add_get("/healthz", healthz)

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -48,7 +48,7 @@ def settings_from(options: dict[str, Any]) -> Settings:
         fail(str(exc))
 
 
-def fail(message: str) -> Any:
+def fail(message: str) -> NoReturn:
     click.echo(f"moorage: error: {message}", err=True)
     sys.exit(2)
 
@@ -58,7 +58,6 @@ def run_async(work: Awaitable[T]) -> T:
         return asyncio.run(work)  # type: ignore[arg-type]
     except RegistryError as exc:
         fail(exc.message)
-        raise  # unreachable: fail exits
 
 
 @click.group()
@@ -168,4 +167,3 @@ def _configure_logging(level: str) -> None:
         level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
-

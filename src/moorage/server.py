@@ -52,9 +52,13 @@ async def serve(settings: Settings) -> None:
             loop.add_signal_handler(signum, stop.set)
         scheme = "https" if settings.tls_cert else "http"
         port = _bound_port(site) or settings.port
-        print(f"moorage listening on {scheme}://{settings.host}:{port}", file=sys.stderr, flush=True)
+        print(
+            f"moorage listening on {scheme}://{settings.host}:{port}", file=sys.stderr, flush=True
+        )
         await stop.wait()
-        log.info("shutting down: finishing in-flight requests (up to %ss)", settings.shutdown_timeout)
+        log.info(
+            "shutting down: finishing in-flight requests (up to %ss)", settings.shutdown_timeout
+        )
     finally:
         # Stops accepting, then waits for running handlers up to shutdown_timeout.
         await app_runner.cleanup()

@@ -61,13 +61,19 @@ async def push_image(
     return digest, payload
 
 
-async def push_index(client: Client, name: str, reference: str, children: list[tuple[str, bytes]]) -> tuple[str, bytes]:
+async def push_index(
+    client: Client, name: str, reference: str, children: list[tuple[str, bytes]]
+) -> tuple[str, bytes]:
     index = {
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
         "manifests": [
-            {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(payload),
-             "platform": {"architecture": f"arch{i}", "os": "linux"}}
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": digest,
+                "size": len(payload),
+                "platform": {"architecture": f"arch{i}", "os": "linux"},
+            }
             for i, (digest, payload) in enumerate(children)
         ],
     }

@@ -75,7 +75,9 @@ async def test_chunked_upload_with_status_and_final_chunk(client: Client) -> Non
     assert status.status == 204
     assert status.headers["Range"] == "0-9999"
     assert status.headers["Location"] == location
-    second = await client.patch(location, data=data[10000:20000], headers={"Content-Range": "10000-19999"})
+    second = await client.patch(
+        location, data=data[10000:20000], headers={"Content-Range": "10000-19999"}
+    )
     assert second.status == 202
     assert second.headers["Range"] == "0-19999"
     final = await client.put(
@@ -103,9 +105,13 @@ async def test_streamed_patch_without_content_range(client: Client) -> None:
     ["6-10", "0-4", "3-2"],
     ids=["gap", "repeated-chunk", "backwards"],
 )
-async def test_out_of_order_chunk_is_416_with_current_range(client: Client, content_range: str) -> None:
+async def test_out_of_order_chunk_is_416_with_current_range(
+    client: Client, content_range: str
+) -> None:
     location = await start(client)
-    assert (await client.patch(location, data=b"01234", headers={"Content-Range": "0-4"})).status == 202
+    assert (
+        await client.patch(location, data=b"01234", headers={"Content-Range": "0-4"})
+    ).status == 202
     response = await client.patch(location, data=b"56789", headers={"Content-Range": content_range})
     assert response.status == 416
     assert await error_code(response) == "BLOB_UPLOAD_INVALID"
@@ -119,7 +125,9 @@ async def test_out_of_order_chunk_is_416_with_current_range(client: Client, cont
 
 async def test_malformed_content_range(client: Client) -> None:
     location = await start(client)
-    response = await client.patch(location, data=b"abc", headers={"Content-Range": "bytes=whatever"})
+    response = await client.patch(
+        location, data=b"abc", headers={"Content-Range": "bytes=whatever"}
+    )
     assert response.status == 400
     assert await error_code(response) == "BLOB_UPLOAD_INVALID"
 
@@ -254,7 +262,9 @@ async def test_invalid_names_are_name_invalid(client: Client, name: str) -> None
     assert await error_code(response) == "NAME_INVALID"
 
 
-@pytest.mark.parametrize("path", ["/v2/a/../../etc/blobs/uploads/", "/v2/%2e%2e/%2e%2e/etc/blobs/uploads/"])
+@pytest.mark.parametrize(
+    "path", ["/v2/a/../../etc/blobs/uploads/", "/v2/%2e%2e/%2e%2e/etc/blobs/uploads/"]
+)
 async def test_path_traversal_never_reaches_a_repository(client: Client, path: str) -> None:
     url = client.make_url("/").join(URL(path, encoded=True))
     response = await client.session.post(url)

@@ -16,8 +16,9 @@ NAME = "team/app"
 async def tag_many(client: Client, name: str, tags: list[str]) -> None:
     _, payload = await push_image(client, name)
     for tag in tags:
-        response = await client.put(f"/v2/{name}/manifests/{tag}", data=payload,
-                                    headers={"Content-Type": OCI_MANIFEST})
+        response = await client.put(
+            f"/v2/{name}/manifests/{tag}", data=payload, headers={"Content-Type": OCI_MANIFEST}
+        )
         assert response.status == 201
 
 
@@ -88,11 +89,17 @@ async def test_catalog_pagination(client: Client) -> None:
     assert "Link" not in second.headers
 
 
-async def push_referrer(client: Client, subject: tuple[str, bytes], artifact_type: str | None,
-                        annotations: dict[str, str] | None = None, config_type: str | None = None) -> str:
+async def push_referrer(
+    client: Client,
+    subject: tuple[str, bytes],
+    artifact_type: str | None,
+    annotations: dict[str, str] | None = None,
+    config_type: str | None = None,
+) -> str:
     await push_blob(client, NAME, b"{}")
     document: dict[str, Any] = {
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
         "config": descriptor(b"{}", config_type or "application/vnd.oci.empty.v1+json"),
         "layers": [descriptor(b"{}", "application/vnd.oci.empty.v1+json")],
         "subject": {"mediaType": OCI_MANIFEST, "digest": subject[0], "size": len(subject[1])},
@@ -102,24 +109,32 @@ async def push_referrer(client: Client, subject: tuple[str, bytes], artifact_typ
     if annotations:
         document["annotations"] = annotations
     payload = json.dumps(document).encode()
-    response = await client.put(f"/v2/{NAME}/manifests/{digest_of(payload)}", data=payload,
-                                headers={"Content-Type": OCI_MANIFEST})
+    response = await client.put(
+        f"/v2/{NAME}/manifests/{digest_of(payload)}",
+        data=payload,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     assert response.status == 201, await response.text()
     return digest_of(payload)
 
 
 async def test_referrers_listing_and_filter(client: Client) -> None:
     subject = await push_image(client, NAME, "v1")
-    sbom = await push_referrer(client, subject, "application/vnd.example.sbom", {"org.example": "1"})
+    sbom = await push_referrer(
+        client, subject, "application/vnd.example.sbom", {"org.example": "1"}
+    )
     signature = await push_referrer(client, subject, "application/vnd.example.signature")
-    legacy = await push_referrer(client, subject, None, config_type="application/vnd.example.config")
+    legacy = await push_referrer(
+        client, subject, None, config_type="application/vnd.example.config"
+    )
 
     response = await client.get(f"/v2/{NAME}/referrers/{subject[0]}")
     assert response.status == 200
     assert response.headers["Content-Type"] == OCI_INDEX
     assert "OCI-Filters-Applied" not in response.headers
     index = await response.json()
-    assert index["schemaVersion"] == 2 and index["mediaType"] == OCI_INDEX
+    assert index["schemaVersion"] == 2
+    assert index["mediaType"] == OCI_INDEX
     by_digest = {d["digest"]: d for d in index["manifests"]}
     assert set(by_digest) == {sbom, signature, legacy}
     assert by_digest[sbom]["artifactType"] == "application/vnd.example.sbom"
@@ -127,15 +142,19 @@ async def test_referrers_listing_and_filter(client: Client) -> None:
     assert by_digest[sbom]["mediaType"] == OCI_MANIFEST
     assert by_digest[legacy]["artifactType"] == "application/vnd.example.config"
 
-    filtered = await client.get(f"/v2/{NAME}/referrers/{subject[0]}",
-                                params={"artifactType": "application/vnd.example.signature"})
+    filtered = await client.get(
+        f"/v2/{NAME}/referrers/{subject[0]}",
+        params={"artifactType": "application/vnd.example.signature"},
+    )
     assert filtered.headers["OCI-Filters-Applied"] == "artifactType"
     assert [d["digest"] for d in (await filtered.json())["manifests"]] == [signature]
 
 
 async def test_referrers_may_precede_their_subject(client: Client) -> None:
     absent = digest_of(b"a subject pushed later")
-    referrer = await push_referrer(client, (absent, b"a subject pushed later"), "application/vnd.example")
+    referrer = await push_referrer(
+        client, (absent, b"a subject pushed later"), "application/vnd.example"
+    )
     index = await (await client.get(f"/v2/{NAME}/referrers/{absent}")).json()
     assert [d["digest"] for d in index["manifests"]] == [referrer]
 

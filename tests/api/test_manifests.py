@@ -42,10 +42,17 @@ async def test_push_by_tag_and_pull_by_tag_and_digest(client: Client) -> None:
 
 async def test_put_answers_location_and_digest(client: Client) -> None:
     await push_blob(client, NAME, b"{}")
-    payload = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                          "config": descriptor(b"{}", OCI_CONFIG), "layers": []}).encode()
-    response = await client.put(f"/v2/{NAME}/manifests/latest", data=payload,
-                                headers={"Content-Type": OCI_MANIFEST})
+    payload = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(b"{}", OCI_CONFIG),
+            "layers": [],
+        }
+    ).encode()
+    response = await client.put(
+        f"/v2/{NAME}/manifests/latest", data=payload, headers={"Content-Type": OCI_MANIFEST}
+    )
     assert response.status == 201
     assert response.headers["Docker-Content-Digest"] == digest_of(payload)
     assert response.headers["Location"] == f"/v2/{NAME}/manifests/{digest_of(payload)}"
@@ -59,8 +66,11 @@ async def test_bytes_are_stored_exactly(client: Client) -> None:
         + json.dumps(descriptor(b"{}", OCI_CONFIG), indent=3).encode()
         + b',"mediaType":"application/vnd.oci.image.manifest.v1+json"}\n'
     )
-    response = await client.put(f"/v2/{NAME}/manifests/{digest_of(payload)}", data=payload,
-                                headers={"Content-Type": OCI_MANIFEST})
+    response = await client.put(
+        f"/v2/{NAME}/manifests/{digest_of(payload)}",
+        data=payload,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     assert response.status == 201
     pulled = await client.get(f"/v2/{NAME}/manifests/{digest_of(payload)}")
     assert await pulled.read() == payload
@@ -70,21 +80,35 @@ async def test_docker_manifest_and_manifest_list(client: Client) -> None:
     config, layer = b'{"os":"linux"}', b"docker layer"
     await push_blob(client, NAME, config)
     await push_blob(client, NAME, layer)
-    manifest = json.dumps({
-        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
-        "config": descriptor(config, "application/vnd.docker.container.image.v1+json"),
-        "layers": [descriptor(layer, "application/vnd.docker.image.rootfs.diff.tar.gzip")],
-    }).encode()
-    response = await client.put(f"/v2/{NAME}/manifests/amd64", data=manifest,
-                                headers={"Content-Type": DOCKER_MANIFEST})
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST,
+            "config": descriptor(config, "application/vnd.docker.container.image.v1+json"),
+            "layers": [descriptor(layer, "application/vnd.docker.image.rootfs.diff.tar.gzip")],
+        }
+    ).encode()
+    response = await client.put(
+        f"/v2/{NAME}/manifests/amd64", data=manifest, headers={"Content-Type": DOCKER_MANIFEST}
+    )
     assert response.status == 201
-    manifest_list = json.dumps({
-        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST,
-        "manifests": [{**descriptor(manifest, DOCKER_MANIFEST),
-                       "platform": {"architecture": "amd64", "os": "linux"}}],
-    }).encode()
-    response = await client.put(f"/v2/{NAME}/manifests/latest", data=manifest_list,
-                                headers={"Content-Type": DOCKER_MANIFEST_LIST})
+    manifest_list = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": DOCKER_MANIFEST_LIST,
+            "manifests": [
+                {
+                    **descriptor(manifest, DOCKER_MANIFEST),
+                    "platform": {"architecture": "amd64", "os": "linux"},
+                }
+            ],
+        }
+    ).encode()
+    response = await client.put(
+        f"/v2/{NAME}/manifests/latest",
+        data=manifest_list,
+        headers={"Content-Type": DOCKER_MANIFEST_LIST},
+    )
     assert response.status == 201
     pulled = await client.get(f"/v2/{NAME}/manifests/latest")
     assert pulled.headers["Content-Type"] == DOCKER_MANIFEST_LIST
@@ -93,8 +117,11 @@ async def test_docker_manifest_and_manifest_list(client: Client) -> None:
 
 async def test_digest_reference_must_match_the_content(client: Client) -> None:
     _, payload = await push_image(client, NAME, "v1")
-    response = await client.put(f"/v2/{NAME}/manifests/{digest_of(b'other')}", data=payload,
-                                headers={"Content-Type": OCI_MANIFEST})
+    response = await client.put(
+        f"/v2/{NAME}/manifests/{digest_of(b'other')}",
+        data=payload,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     assert response.status == 400
     assert await error_code(response) == "DIGEST_INVALID"
 
@@ -104,8 +131,9 @@ async def test_sha512_manifest_reference(client: Client) -> None:
 
     _, payload = await push_image(client, NAME, "v1")
     digest = "sha512:" + hashlib.sha512(payload).hexdigest()
-    response = await client.put(f"/v2/{NAME}/manifests/{digest}", data=payload,
-                                headers={"Content-Type": OCI_MANIFEST})
+    response = await client.put(
+        f"/v2/{NAME}/manifests/{digest}", data=payload, headers={"Content-Type": OCI_MANIFEST}
+    )
     assert response.status == 201
     assert response.headers["Docker-Content-Digest"] == digest
     assert await (await client.get(f"/v2/{NAME}/manifests/{digest}")).read() == payload
@@ -113,11 +141,17 @@ async def test_sha512_manifest_reference(client: Client) -> None:
 
 async def test_missing_layer_is_manifest_blob_unknown(client: Client) -> None:
     await push_blob(client, NAME, b"{}")
-    payload = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                          "config": descriptor(b"{}", OCI_CONFIG),
-                          "layers": [descriptor(b"never pushed", "application/octet-stream")]}).encode()
-    response = await client.put(f"/v2/{NAME}/manifests/v1", data=payload,
-                                headers={"Content-Type": OCI_MANIFEST})
+    payload = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(b"{}", OCI_CONFIG),
+            "layers": [descriptor(b"never pushed", "application/octet-stream")],
+        }
+    ).encode()
+    response = await client.put(
+        f"/v2/{NAME}/manifests/v1", data=payload, headers={"Content-Type": OCI_MANIFEST}
+    )
     assert response.status == 400
     assert await error_code(response) == "MANIFEST_BLOB_UNKNOWN"
     assert (await client.get(f"/v2/{NAME}/manifests/v1")).status == 404
@@ -126,21 +160,35 @@ async def test_missing_layer_is_manifest_blob_unknown(client: Client) -> None:
 async def test_blob_of_another_repository_does_not_count(client: Client) -> None:
     await push_image(client, "other/repo", "v1", layers=(b"elsewhere",))
     await push_blob(client, NAME, b'{"architecture":"amd64","os":"linux"}')
-    payload = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                          "config": descriptor(b'{"architecture":"amd64","os":"linux"}', OCI_CONFIG),
-                          "layers": [descriptor(b"elsewhere", "application/octet-stream")]}).encode()
-    response = await client.put(f"/v2/{NAME}/manifests/v1", data=payload,
-                                headers={"Content-Type": OCI_MANIFEST})
+    payload = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(b'{"architecture":"amd64","os":"linux"}', OCI_CONFIG),
+            "layers": [descriptor(b"elsewhere", "application/octet-stream")],
+        }
+    ).encode()
+    response = await client.put(
+        f"/v2/{NAME}/manifests/v1", data=payload, headers={"Content-Type": OCI_MANIFEST}
+    )
     assert await error_code(response) == "MANIFEST_BLOB_UNKNOWN"
 
 
 async def test_index_children_must_exist(client: Client) -> None:
     digest, payload = await push_image(client, "other/repo", "v1")
     await push_blob(client, NAME, b"x")
-    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                        "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest, "size": len(payload)}]})
-    response = await client.put(f"/v2/{NAME}/manifests/multi", data=index,
-                                headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+    index = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest, "size": len(payload)}],
+        }
+    )
+    response = await client.put(
+        f"/v2/{NAME}/manifests/multi",
+        data=index,
+        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"},
+    )
     assert response.status == 400
     assert await error_code(response) == "MANIFEST_BLOB_UNKNOWN"
 
@@ -150,15 +198,22 @@ async def test_index_children_must_exist(client: Client) -> None:
     [
         (b"{not json", OCI_MANIFEST),
         (b'{"schemaVersion": 1}', OCI_MANIFEST),
-        (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}', OCI_MANIFEST),
-        (b'{"schemaVersion": 2, "config": {"mediaType": "a", "digest": "sha256:zz", "size": 1}}', OCI_MANIFEST),
+        (
+            b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json"}',
+            OCI_MANIFEST,
+        ),
+        (
+            b'{"schemaVersion": 2, "config": {"mediaType": "a", "digest": "sha256:zz", "size": 1}}',
+            OCI_MANIFEST,
+        ),
         (b"{}", "text/plain"),
     ],
 )
 async def test_malformed_manifests(client: Client, payload: bytes, content_type: str) -> None:
     await push_blob(client, NAME, b"x")
-    response = await client.put(f"/v2/{NAME}/manifests/bad", data=payload,
-                                headers={"Content-Type": content_type})
+    response = await client.put(
+        f"/v2/{NAME}/manifests/bad", data=payload, headers={"Content-Type": content_type}
+    )
     assert response.status == 400
     assert await error_code(response) == "MANIFEST_INVALID"
 
@@ -166,8 +221,11 @@ async def test_malformed_manifests(client: Client, payload: bytes, content_type:
 async def test_oversized_manifest(client: Client) -> None:
     await push_blob(client, NAME, b"x")
     payload = b'{"schemaVersion":2,"annotations":{"pad":"' + b"x" * (4 * 1024 * 1024) + b'"}}'
-    response = await client.put(f"/v2/{NAME}/manifests/big", data=io.BytesIO(payload),
-                                headers={"Content-Type": OCI_MANIFEST})
+    response = await client.put(
+        f"/v2/{NAME}/manifests/big",
+        data=io.BytesIO(payload),
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     assert response.status == 413
     assert await error_code(response) == "MANIFEST_INVALID"
 
@@ -175,8 +233,9 @@ async def test_oversized_manifest(client: Client) -> None:
 @pytest.mark.parametrize("tag", [".bad", "a" * 129, "bad:tag"])
 async def test_invalid_tags(client: Client, tag: str) -> None:
     _, payload = await push_image(client, NAME)
-    response = await client.put(f"/v2/{NAME}/manifests/{tag}", data=payload,
-                                headers={"Content-Type": OCI_MANIFEST})
+    response = await client.put(
+        f"/v2/{NAME}/manifests/{tag}", data=payload, headers={"Content-Type": OCI_MANIFEST}
+    )
     assert response.status == 400
     assert await error_code(response) in {"MANIFEST_INVALID", "DIGEST_INVALID"}
 
@@ -214,8 +273,11 @@ async def test_delete_by_tag_removes_only_the_tag(client: Client) -> None:
 
 async def test_delete_by_digest_removes_manifest_and_its_tags(client: Client) -> None:
     digest, _ = await push_image(client, NAME, "v1")
-    await client.put(f"/v2/{NAME}/manifests/also", data=(await (await client.get(f"/v2/{NAME}/manifests/v1")).read()),
-                     headers={"Content-Type": OCI_MANIFEST})
+    await client.put(
+        f"/v2/{NAME}/manifests/also",
+        data=(await (await client.get(f"/v2/{NAME}/manifests/v1")).read()),
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     assert (await client.delete(f"/v2/{NAME}/manifests/{digest}")).status == 202
     for reference in (digest, "v1", "also"):
         assert (await client.get(f"/v2/{NAME}/manifests/{reference}")).status == 404
@@ -236,15 +298,27 @@ async def test_child_of_an_index_cannot_be_deleted(client: Client) -> None:
 
 async def test_subject_answers_oci_subject_header(client: Client) -> None:
     subject_digest, subject_payload = await push_image(client, NAME, "v1")
-    subject: dict[str, Any] = {"mediaType": OCI_MANIFEST, "digest": subject_digest, "size": len(subject_payload)}
+    subject: dict[str, Any] = {
+        "mediaType": OCI_MANIFEST,
+        "digest": subject_digest,
+        "size": len(subject_payload),
+    }
     await push_blob(client, NAME, b"{}")
-    artifact = json.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": "application/vnd.example.sbom",
-        "config": descriptor(b"{}", "application/vnd.oci.empty.v1+json"),
-        "layers": [descriptor(b"{}", "application/vnd.oci.empty.v1+json")], "subject": subject,
-    }).encode()
-    response = await client.put(f"/v2/{NAME}/manifests/{digest_of(artifact)}", data=artifact,
-                                headers={"Content-Type": OCI_MANIFEST})
+    artifact = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": "application/vnd.example.sbom",
+            "config": descriptor(b"{}", "application/vnd.oci.empty.v1+json"),
+            "layers": [descriptor(b"{}", "application/vnd.oci.empty.v1+json")],
+            "subject": subject,
+        }
+    ).encode()
+    response = await client.put(
+        f"/v2/{NAME}/manifests/{digest_of(artifact)}",
+        data=artifact,
+        headers={"Content-Type": OCI_MANIFEST},
+    )
     assert response.status == 201
     assert response.headers["OCI-Subject"] == subject_digest
 

@@ -391,6 +391,59 @@ class MetadataStoreSuite:
         assert parents == sorted((i.digest for i in indexes), key=str)
         await delete_repositories(store, repository, other)
 
+    async def test_blob_users_are_the_manifests_using_a_blob(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, repository.id, "layer")
+            unused = await push_blob(tx, repository.id, "unused")
+            await tx.link_blob(other.id, layer, T0)
+            first = manifest_record(repository.id, b'{"m": 1}')
+            second = manifest_record(repository.id, b'{"m": 2}')
+            index = manifest_record(repository.id, b'{"i": 1}', media_type=OCI_INDEX)
+            await tx.put_manifest(first, [blob_ref(layer)])
+            await tx.put_manifest(second, [blob_ref(layer)])
+            await tx.put_manifest(index, [child_ref(first.digest)])
+            await tx.put_manifest(replace(first, repository_id=other.id), [blob_ref(unused)])
+        async with store.read() as tx:
+            assert await tx.blob_users(repository.id, layer) == sorted(
+                [first.digest, second.digest], key=str
+            )
+            assert await tx.blob_users(repository.id, unused) == []
+            # Child manifests of an index are not blob users.
+            assert await tx.blob_users(repository.id, first.digest) == []
+            assert await tx.blob_users(other.id, layer) == []
+        await delete_repositories(store, repository, other)
+        await delete_blobs(store, layer, unused)
+
+    async def test_repositories_with_blob(self, store: MetadataStore) -> None:
+        first = await create_repository(store, "b/repo")
+        second = await create_repository(store, "a/repo")
+        foreign = await create_repository(store, "a/repo", registry_id=OTHER_REGISTRY)
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, first.id, "layer")
+            await tx.link_blob(second.id, layer, T0)
+            await tx.link_blob(foreign.id, layer, T0)
+        async with store.read() as tx:
+            assert await tx.repositories_with_blob(REGISTRY, layer) == ["a/repo", "b/repo"]
+            assert await tx.repositories_with_blob(OTHER_REGISTRY, layer) == ["a/repo"]
+            assert await tx.repositories_with_blob(REGISTRY, digest_of("absent")) == []
+        await delete_repositories(store, first, second, foreign)
+        await delete_blobs(store, layer)
+
+    async def test_count_manifests(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        async with store.transaction() as tx:
+            assert await tx.count_manifests(repository.id) == 0
+            await tx.put_manifest(manifest_record(repository.id, b'{"m": 1}'), [])
+            await tx.put_manifest(manifest_record(repository.id, b'{"m": 2}'), [])
+            await tx.put_manifest(manifest_record(other.id, b'{"m": 1}'), [])
+        async with store.read() as tx:
+            assert await tx.count_manifests(repository.id) == 2
+            assert await tx.count_manifests(other.id) == 1
+        await delete_repositories(store, repository, other)
+
     async def test_blob_references_are_not_parents(self, store: MetadataStore) -> None:
         repository = await create_repository(store)
         async with store.transaction() as tx:

@@ -7,15 +7,25 @@ from moorage.config import ConfigError, load_settings
 
 def test_defaults() -> None:
     settings = load_settings({}, environ={})
-    assert (settings.host, settings.port, settings.data_dir) == ("127.0.0.1", 5000, Path("moorage-data"))
+    assert (settings.host, settings.port, settings.data_dir) == (
+        "127.0.0.1",
+        5000,
+        Path("moorage-data"),
+    )
     assert settings.resolved_database_url.startswith("sqlite+aiosqlite:///")
     assert settings.resolved_database_url.endswith("moorage-data/moorage.db")
 
 
 def test_precedence_file_then_environment_then_command_line(tmp_path: Path) -> None:
     config = tmp_path / "moorage.toml"
-    config.write_text('port = 6000\nhost = "0.0.0.0"\ncreate_on_push = ["team-*"]\naccess_log = false\n')
-    environ = {"MOORAGE_CONFIG": str(config), "MOORAGE_PORT": "7000", "MOORAGE_CREATE_ON_PUSH": "a-*, b-*"}
+    config.write_text(
+        'port = 6000\nhost = "0.0.0.0"\ncreate_on_push = ["team-*"]\naccess_log = false\n'
+    )
+    environ = {
+        "MOORAGE_CONFIG": str(config),
+        "MOORAGE_PORT": "7000",
+        "MOORAGE_CREATE_ON_PUSH": "a-*, b-*",
+    }
     settings = load_settings({"port": 8000}, environ=environ)
     assert settings.port == 8000
     assert settings.host == "0.0.0.0"
@@ -28,7 +38,9 @@ def test_precedence_file_then_environment_then_command_line(tmp_path: Path) -> N
 def test_empty_command_line_values_do_not_override(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text('create_on_push = ["*"]\n')
-    assert load_settings({"config": config, "create_on_push": ()}, environ={}).create_on_push == ("*",)
+    assert load_settings({"config": config, "create_on_push": ()}, environ={}).create_on_push == (
+        "*",
+    )
 
 
 @pytest.mark.parametrize(

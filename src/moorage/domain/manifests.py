@@ -149,7 +149,11 @@ def parse_manifest(
         layers = _descriptor_list(document.get("layers", []), "layers")
         if media_type == DOCKER_MANIFEST and artifact_type is not None:
             raise ManifestInvalid("artifactType is not part of the Docker manifest format")
-        if artifact_type is None and config.media_type == OCI_EMPTY_CONFIG and media_type == OCI_MANIFEST:
+        if (
+            artifact_type is None
+            and config.media_type == OCI_EMPTY_CONFIG
+            and media_type == OCI_MANIFEST
+        ):
             # image-spec: an artifact with the empty config MUST say what it is.
             raise ManifestInvalid("artifactType is required when config is the empty descriptor")
 

@@ -14,9 +14,7 @@ from collections.abc import Iterable
 
 from moorage.domain.errors import InvalidName, InvalidTag
 
-REPOSITORY_NAME_PATTERN = (
-    r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
-)
+REPOSITORY_NAME_PATTERN = r"[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*"
 _REPOSITORY_NAME = re.compile(REPOSITORY_NAME_PATTERN)
 _TAG = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 

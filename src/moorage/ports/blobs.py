@@ -67,9 +67,7 @@ class BlobStore(Protocol):
         """Create an empty staging area for ``upload_id``."""
         ...
 
-    async def write_upload(
-        self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]
-    ) -> int:
+    async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
         """Write ``chunks`` at ``offset`` (discarding staged bytes past it); return the new size.
 
         The data is durable when this returns. Raises UploadUnknown.
@@ -99,5 +97,4 @@ class BlobStore(Protocol):
         """Ids of every staging area, for garbage collection."""
         ...
 
-    async def close(self) -> None:
-        ...
+    async def close(self) -> None: ...

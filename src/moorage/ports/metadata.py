@@ -38,9 +38,7 @@ from moorage.domain.models import (
 
 class MetadataTransaction(Protocol):
     # -- repositories -------------------------------------------------------------------
-    async def create_repository(
-        self, registry_id: str, name: str, now: datetime
-    ) -> Repository:
+    async def create_repository(self, registry_id: str, name: str, now: datetime) -> Repository:
         """Create a repository. Raises RepositoryAlreadyExists."""
         ...
 
@@ -77,10 +75,16 @@ class MetadataTransaction(Protocol):
         """Remove a blob's link to a repository; False when it was not linked."""
         ...
 
-    async def missing_blobs(
-        self, repository_id: int, digests: Iterable[Digest]
-    ) -> set[Digest]:
+    async def missing_blobs(self, repository_id: int, digests: Iterable[Digest]) -> set[Digest]:
         """Those of ``digests`` that are not linked to the repository."""
+        ...
+
+    async def blob_users(self, repository_id: int, digest: Digest) -> list[Digest]:
+        """Digests of the manifests in the repository that use the blob (config or layer)."""
+        ...
+
+    async def repositories_with_blob(self, registry_id: str, digest: Digest) -> list[str]:
+        """Names of the registry's repositories the blob is linked to, sorted."""
         ...
 
     # -- manifests ----------------------------------------------------------------------
@@ -92,9 +96,11 @@ class MetadataTransaction(Protocol):
 
     async def get_manifest(self, repository_id: int, digest: Digest) -> ManifestRecord | None: ...
 
-    async def missing_manifests(
-        self, repository_id: int, digests: Iterable[Digest]
-    ) -> set[Digest]:
+    async def count_manifests(self, repository_id: int) -> int:
+        """How many manifests (tagged or not) the repository holds."""
+        ...
+
+    async def missing_manifests(self, repository_id: int, digests: Iterable[Digest]) -> set[Digest]:
         """Those of ``digests`` that are not manifests in the repository."""
         ...
 
@@ -115,9 +121,7 @@ class MetadataTransaction(Protocol):
         """
         ...
 
-    async def touch_manifest_pull(
-        self, repository_id: int, digest: Digest, now: datetime
-    ) -> None:
+    async def touch_manifest_pull(self, repository_id: int, digest: Digest, now: datetime) -> None:
         """Record a pull of the manifest (``last_pulled_at``)."""
         ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from moorage.domain.digests import Digest
-from moorage.domain.errors import BlobUnknown
+from moorage.domain.errors import BlobUnknown, Unsupported
 from moorage.domain.models import BlobRecord
 from moorage.domain.names import RepositoryName
 from moorage.ports.blobs import BlobLocation, BlobStore
@@ -14,7 +14,9 @@ from moorage.services.repositories import require
 
 
 def _unknown(digest: Digest) -> BlobUnknown:
-    return BlobUnknown(f"blob {digest} is unknown to the repository", detail={"digest": str(digest)})
+    return BlobUnknown(
+        f"blob {digest} is unknown to the repository", detail={"digest": str(digest)}
+    )
 
 
 class BlobService:
@@ -49,8 +51,18 @@ class BlobService:
 
     async def delete(self, registry_id: str, name: str, digest: Digest) -> None:
         """Remove the blob from the repository. Its bytes go when no repository uses them
-        (garbage collection). Raises RepositoryNotFound, BlobUnknown."""
+        (garbage collection).
+
+        Raises RepositoryNotFound, BlobUnknown, and Unsupported while a manifest in the
+        repository still uses the blob: deleting it would break that image for every puller.
+        """
         async with self._metadata.transaction() as tx:
             repository = await require(tx, registry_id, RepositoryName(name))
+            users = await tx.blob_users(repository.id, digest)
+            if users:
+                raise Unsupported(
+                    f"blob {digest} is used by manifest {users[0]}; delete the manifest first",
+                    detail={"manifests": [str(user) for user in users[:10]]},
+                )
             if not await tx.unlink_blob(repository.id, digest):
                 raise _unknown(digest)

@@ -12,8 +12,7 @@ from moorage.ports.metadata import MetadataStore, MetadataTransaction
 def not_found(registry_id: str, name: str) -> RepositoryNotFound:
     # ECR's own wording, so that clients and people see the message they know.
     return RepositoryNotFound(
-        f"The repository with name '{name}' does not exist in the registry with id "
-        f"'{registry_id}'",
+        f"The repository with name '{name}' does not exist in the registry with id '{registry_id}'",
         detail={"name": name},
     )
 
@@ -62,7 +61,7 @@ class RepositoryService:
         valid = RepositoryName(name)
         async with self._metadata.transaction() as tx:
             repository = await require(tx, registry_id, valid)
-            if not force and await tx.list_tags(repository.id, limit=1):
+            if not force and await tx.count_manifests(repository.id):
                 raise RepositoryNotEmpty(
                     f"The repository with name '{valid}' in registry with id '{registry_id}' "
                     "cannot be deleted because it still contains images"

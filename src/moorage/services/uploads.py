@@ -44,9 +44,7 @@ class UploadService:
         # Hash state of uploads in progress in this process, valid while ``size`` matches the
         # session. Without it (another process, a restart) completion re-reads the staged bytes.
         self._hashers: dict[str, StreamingHasher] = {}
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def start(self, registry_id: str, name: str) -> UploadSession:
         """Open an upload session. Raises InvalidName, RepositoryNotFound."""
@@ -111,7 +109,11 @@ class UploadService:
             if body is not None:
                 session = await self._append(session, body, chunk_range, length)
             hasher = self._hashers.pop(upload_id, None)
-            if hasher is None or hasher.algorithm != digest.algorithm or hasher.size != session.size:
+            if (
+                hasher is None
+                or hasher.algorithm != digest.algorithm
+                or hasher.size != session.size
+            ):
                 hasher = await self._rehash(upload_id, digest.algorithm, session.size)
             try:
                 hasher.verify(digest)
@@ -141,9 +143,7 @@ class UploadService:
         """A whole blob in one request (``POST ...?digest=``)."""
         session = await self.start(registry_id, name)
         try:
-            return await self.complete(
-                registry_id, name, session.id, digest, body, length=length
-            )
+            return await self.complete(registry_id, name, session.id, digest, body, length=length)
         except BaseException:
             await self.cancel(registry_id, name, session.id)
             raise
@@ -158,24 +158,26 @@ class UploadService:
             self._forget(upload_id)
 
     async def mount(
-        self, registry_id: str, name: str, digest: Digest, source: str | None
+        self, registry_id: str, name: str, digest: Digest, source: str
     ) -> BlobRecord | None:
-        """Link a blob that already exists into repository ``name`` without moving bytes.
+        """Link a blob of repository ``source`` into repository ``name`` without moving bytes.
 
-        With ``source``, the blob must be in that repository; without it, anywhere in the
-        registry. Returns None when it cannot mount (the caller then starts an upload).
+        Returns None when ``source`` does not hold the blob (the caller then starts an upload).
+        The caller decides whether it may read ``source``.
         """
         async with self._metadata.transaction() as tx:
             target = await self._repositories.for_push(tx, registry_id, name)
-            if source is not None:
-                blob = await self._linked_in(tx, registry_id, source, digest)
-            else:
-                # TODO(#3): restrict to repositories the caller may pull from.
-                blob = await tx.get_blob(digest)
+            blob = await self._linked_in(tx, registry_id, source, digest)
             if blob is None:
                 return None
             await tx.link_blob(target.id, digest, self._clock())
             return blob
+
+    async def mount_sources(self, registry_id: str, digest: Digest, limit: int) -> list[str]:
+        """Repositories of the registry that hold the blob: where a mount without ``from``
+        may take it from, once the caller is known to be allowed to read one of them."""
+        async with self._metadata.read() as tx:
+            return (await tx.repositories_with_blob(registry_id, digest))[:limit]
 
     # -- helpers ------------------------------------------------------------------------
 

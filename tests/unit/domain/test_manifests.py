@@ -15,7 +15,11 @@ from moorage.domain.manifests import (
     parse_manifest,
 )
 
-CONFIG = {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": str(Digest.of(b"{}")), "size": 2}
+CONFIG = {
+    "mediaType": "application/vnd.oci.image.config.v1+json",
+    "digest": str(Digest.of(b"{}")),
+    "size": 2,
+}
 LAYER = {
     "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
     "digest": str(Digest.of(b"layer")),
@@ -24,7 +28,13 @@ LAYER = {
 
 
 def image(**extra: Any) -> dict[str, Any]:
-    return {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": CONFIG, "layers": [LAYER], **extra}
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": CONFIG,
+        "layers": [LAYER],
+        **extra,
+    }
 
 
 def encode(document: dict[str, Any]) -> bytes:
@@ -69,8 +79,12 @@ def test_index_without_media_type_is_recognised_by_shape() -> None:
 
 
 def test_docker_manifest_list() -> None:
-    child = {"mediaType": DOCKER_MANIFEST, "digest": LAYER["digest"], "size": 5,
-             "platform": {"architecture": "arm64", "os": "linux"}}
+    child = {
+        "mediaType": DOCKER_MANIFEST,
+        "digest": LAYER["digest"],
+        "size": 5,
+        "platform": {"architecture": "arm64", "os": "linux"},
+    }
     document = {"schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST, "manifests": [child]}
     parsed = parse_manifest(encode(document), DOCKER_MANIFEST_LIST)
     assert parsed.manifests[0].platform == {"architecture": "arm64", "os": "linux"}
@@ -79,10 +93,15 @@ def test_docker_manifest_list() -> None:
 def test_artifact_with_empty_config_and_subject() -> None:
     empty = {"mediaType": OCI_EMPTY_CONFIG, "digest": str(Digest.of(b"{}")), "size": 2}
     subject = {"mediaType": OCI_MANIFEST, "digest": LAYER["digest"], "size": 5}
-    document = image(config=empty, artifactType="application/vnd.example+json", subject=subject,
-                     annotations={"org.example": "yes"})
+    document = image(
+        config=empty,
+        artifactType="application/vnd.example+json",
+        subject=subject,
+        annotations={"org.example": "yes"},
+    )
     parsed = parse_manifest(encode(document), OCI_MANIFEST)
-    assert parsed.subject is not None and str(parsed.subject.digest) == LAYER["digest"]
+    assert parsed.subject is not None
+    assert str(parsed.subject.digest) == LAYER["digest"]
     assert parsed.referrer_artifact_type == "application/vnd.example+json"
     assert parsed.annotations == {"org.example": "yes"}
 
@@ -94,7 +113,9 @@ def test_foreign_layers_need_not_be_pushed() -> None:
         "size": 7,
         "urls": ["https://example.invalid/layer"],
     }
-    parsed = parse_manifest(encode(image(mediaType=DOCKER_MANIFEST, layers=[foreign, LAYER])), DOCKER_MANIFEST)
+    parsed = parse_manifest(
+        encode(image(mediaType=DOCKER_MANIFEST, layers=[foreign, LAYER])), DOCKER_MANIFEST
+    )
     assert [str(d.digest) for d in parsed.blob_references()] == [CONFIG["digest"], LAYER["digest"]]
 
 
@@ -116,7 +137,10 @@ def test_foreign_layers_need_not_be_pushed() -> None:
         (encode(image(layers=[{**LAYER, "mediaType": ""}])), OCI_MANIFEST),
         (encode(image(annotations={"a": 1})), OCI_MANIFEST),
         (encode(image(manifests=[])), OCI_MANIFEST),
-        (encode({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [], "layers": []}), OCI_INDEX),
+        (
+            encode({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [], "layers": []}),
+            OCI_INDEX,
+        ),
         (encode({"schemaVersion": 2, "mediaType": OCI_INDEX}), OCI_INDEX),
         (encode({"schemaVersion": 2}), "application/json"),
         (encode(image(subject="sha256:abc")), OCI_MANIFEST),

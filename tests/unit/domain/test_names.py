@@ -6,7 +6,16 @@ from moorage.domain.names import RepositoryName, Tag, matches_any
 
 @pytest.mark.parametrize(
     "name",
-    ["ab", "team-a/web-app", "a/b/c", "a__b", "a---b", "0x/y.z", "a" * 256, "project-a/nginx-web-app"],
+    [
+        "ab",
+        "team-a/web-app",
+        "a/b/c",
+        "a__b",
+        "a---b",
+        "0x/y.z",
+        "a" * 256,
+        "project-a/nginx-web-app",
+    ],
 )
 def test_accepts_ecr_repository_names(name: str) -> None:
     assert RepositoryName(name) == name

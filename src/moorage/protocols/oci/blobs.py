@@ -32,7 +32,9 @@ def _headers(blob: BlobRecord) -> dict[str, str]:
 @requires(Action.BATCH_CHECK_LAYER_AVAILABILITY)
 async def head_blob(request: web.Request) -> web.Response:
     digest = Digest.parse(request.match_info["digest"])
-    blob = await services(request).blobs.stat(registry_id(request), repository_name(request), digest)
+    blob = await services(request).blobs.stat(
+        registry_id(request), repository_name(request), digest
+    )
     headers = _headers(blob)
     headers["Content-Length"] = str(blob.size)
     return web.Response(headers=headers)
@@ -42,9 +44,13 @@ async def head_blob(request: web.Request) -> web.Response:
 async def get_blob(request: web.Request) -> web.StreamResponse:
     digest = Digest.parse(request.match_info["digest"])
     blob_service = services(request).blobs
-    blob, location = await blob_service.locate(registry_id(request), repository_name(request), digest)
+    blob, location = await blob_service.locate(
+        registry_id(request), repository_name(request), digest
+    )
     if location.url is not None:
-        raise web.HTTPTemporaryRedirect(location.url, headers={"Docker-Content-Digest": str(digest)})
+        raise web.HTTPTemporaryRedirect(
+            location.url, headers={"Docker-Content-Digest": str(digest)}
+        )
     if location.path is not None:
         # aiohttp serves the file with sendfile and answers Range (206/416) itself.
         return web.FileResponse(location.path, headers=_headers(blob))

@@ -32,7 +32,7 @@ def services(request: web.Request) -> OciServices:
 
 
 def principal(request: web.Request) -> Principal:
-    caller = request.get(PRINCIPAL_KEY)
+    caller: Principal | None = request.get(PRINCIPAL_KEY)
     if caller is None:
         raise RuntimeError("handler ran without an authenticated principal")
     return caller

@@ -66,7 +66,9 @@ def error_response(
     )
 
 
-def response_for(exc: errors.RegistryError, headers: Mapping[str, str] | None = None) -> web.Response:
+def response_for(
+    exc: errors.RegistryError, headers: Mapping[str, str] | None = None
+) -> web.Response:
     for kind, code, status in ERROR_TABLE:
         if isinstance(exc, kind):
             return error_response(code, exc.message, status, exc.detail, headers)
@@ -77,7 +79,10 @@ def _internal_error(exc: BaseException) -> web.Response:
     request_id = uuid.uuid4().hex
     log.error("unexpected error, request id %s", request_id, exc_info=exc)
     return error_response(
-        "UNKNOWN", f"internal error; request id {request_id}", 500, headers={"X-Request-Id": request_id}
+        "UNKNOWN",
+        f"internal error; request id {request_id}",
+        500,
+        headers={"X-Request-Id": request_id},
     )
 
 

@@ -28,7 +28,9 @@ def _existing_reference(request: web.Request) -> Reference:
     try:
         return Reference.parse(text)
     except InvalidTag:
-        raise ManifestUnknown("Requested image not found", detail={"reference": text[:128]}) from None
+        raise ManifestUnknown(
+            "Requested image not found", detail={"reference": text[:128]}
+        ) from None
 
 
 async def _fetch(request: web.Request, *, record_pull: bool) -> ManifestRecord:

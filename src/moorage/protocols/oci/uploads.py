@@ -9,7 +9,13 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from moorage.domain.digests import Digest
-from moorage.domain.errors import InvalidDigest, RangeInvalid, UploadUnknown
+from moorage.domain.errors import (
+    AccessDenied,
+    InvalidDigest,
+    RangeInvalid,
+    Unauthenticated,
+    UploadUnknown,
+)
 from moorage.domain.models import BlobRecord, UploadSession
 from moorage.iam.actions import Action
 from moorage.protocols.oci.auth import authorize, requires
@@ -18,6 +24,8 @@ from moorage.protocols.oci.errors import response_for
 from moorage.protocols.oci.ranges import parse_chunk_range, upload_range
 
 READ_SIZE = 1 << 20
+# How many repositories holding a blob a mount without ``from`` considers as its source.
+MOUNT_CANDIDATES = 20
 
 
 def _body(request: web.Request) -> AsyncIterator[bytes]:
@@ -85,16 +93,31 @@ async def start_upload(request: web.Request) -> web.Response:
 
 
 async def _try_mount(request: web.Request, mount: str, source: str | None) -> BlobRecord | None:
+    """Mount from ``source``, or without it from any repository the caller may read.
+
+    Mounting reads the source repository, so the caller must be allowed to pull from it.
+    A source the caller may not read is passed over silently (the client then uploads),
+    so that a mount never reveals whether or where a blob exists.
+    """
     try:
         digest = Digest.parse(mount)
     except InvalidDigest:
         return None
+    upload_service = services(request).uploads
+    registry = registry_id(request)
     if source is not None:
-        # Mounting reads the source repository: the caller must be allowed to pull from it.
-        await authorize(request, Action.GET_DOWNLOAD_URL_FOR_LAYER, source)
-    return await services(request).uploads.mount(
-        registry_id(request), repository_name(request), digest, source
-    )
+        candidates = [source]
+    else:
+        candidates = await upload_service.mount_sources(registry, digest, MOUNT_CANDIDATES)
+    for candidate in candidates:
+        try:
+            await authorize(request, Action.GET_DOWNLOAD_URL_FOR_LAYER, candidate)
+        except (AccessDenied, Unauthenticated):
+            continue
+        blob = await upload_service.mount(registry, repository_name(request), digest, candidate)
+        if blob is not None:
+            return blob
+    return None
 
 
 @requires(Action.UPLOAD_LAYER_PART)
@@ -129,7 +152,9 @@ async def complete_upload(request: web.Request) -> web.Response:
             upload_id,
             digest,
             _body(request) if has_body else None,
-            chunk_range=parse_chunk_range(request.headers.get("Content-Range")) if has_body else None,
+            chunk_range=parse_chunk_range(request.headers.get("Content-Range"))
+            if has_body
+            else None,
             length=request.content_length if has_body else None,
         )
     except RangeInvalid as exc:
@@ -140,7 +165,9 @@ async def complete_upload(request: web.Request) -> web.Response:
 @requires(Action.UPLOAD_LAYER_PART)
 async def upload_status(request: web.Request) -> web.Response:
     name = repository_name(request)
-    session = await services(request).uploads.status(registry_id(request), name, _upload_id(request))
+    session = await services(request).uploads.status(
+        registry_id(request), name, _upload_id(request)
+    )
     return web.Response(status=204, headers=_session_headers(name, session))
 
 

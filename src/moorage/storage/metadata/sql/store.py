@@ -269,6 +269,31 @@ class _SqlTransaction:
         row = (await self._c.execute(query)).first()
         return None if row is None else _manifest(row)
 
+    async def count_manifests(self, repository_id: int) -> int:
+        query = select(func.count()).where(manifests.c.repository_id == repository_id)
+        return int(await self._c.scalar(query) or 0)
+
+    async def blob_users(self, repository_id: int, digest: Digest) -> list[Digest]:
+        query = (
+            select(manifest_references.c.manifest_digest)
+            .where(
+                manifest_references.c.child_digest == str(digest),
+                manifest_references.c.repository_id == repository_id,
+                manifest_references.c.kind == ReferenceKind.BLOB.value,
+            )
+            .order_by(manifest_references.c.manifest_digest)
+        )
+        return [_digest(text) for text in await self._c.scalars(query)]
+
+    async def repositories_with_blob(self, registry_id: str, digest: Digest) -> list[str]:
+        query = (
+            select(repositories.c.name)
+            .join(blob_links, blob_links.c.repository_id == repositories.c.id)
+            .where(repositories.c.registry_id == registry_id, blob_links.c.digest == str(digest))
+            .order_by(repositories.c.name)
+        )
+        return list(await self._c.scalars(query))
+
     async def missing_manifests(self, repository_id: int, digests: Iterable[Digest]) -> set[Digest]:
         return await self._missing(
             manifests.c.repository_id, manifests.c.digest, repository_id, digests
