@@ -13,7 +13,7 @@ from moorage.iam.actions import Action
 from moorage.ports.access import AccessRequest, Credentials, Principal
 from tests.api.oci import Client, digest_of, error_code, push_blob
 
-pytestmark = pytest.mark.parametrize("blob_backend", ["memory"], indirect=True)
+pytestmark = pytest.mark.parametrize("backends", ["memory-sqlite"], indirect=True)
 
 
 class RecordingAuthorizer:

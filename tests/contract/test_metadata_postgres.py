@@ -8,23 +8,22 @@ database of its own, created here and dropped at the end, so that runs never col
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Mapping
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import String, delete, inspect
+from sqlalchemy import String, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from moorage.ports.metadata import MetadataStore
 from moorage.storage.metadata.migrate import upgrade_database
-from moorage.storage.metadata.sql.engine import create_sql_engine, write_transaction
+from moorage.storage.metadata.sql.engine import create_sql_engine
 from moorage.storage.metadata.sql.store import SqlMetadataStore, open_sql_metadata_store
 from moorage.storage.metadata.sql.tables import metadata
+from tests.postgres import delete_everything, throwaway_database
 
 # Before the import below, so that the suite's asserts explain themselves on failure.
 pytest.register_assert_rewrite(f"{__package__}.metadata_suite")
@@ -33,66 +32,18 @@ from .metadata_suite import REGISTRY, T0, MetadataStoreSuite, digest_of  # noqa:
 
 pytestmark = pytest.mark.postgres
 
-SERVER = "postgres@127.0.0.1:5432"
-ADMIN_DSN = f"postgresql://{SERVER}/test"
-
-
-async def _admin(statement: str) -> None:
-    try:
-        connection = await asyncpg.connect(ADMIN_DSN, timeout=10)
-    except (OSError, asyncpg.PostgresError) as error:
-        pytest.fail(
-            f"PostgreSQL is not reachable at {ADMIN_DSN} ({error!r}). These tests need it "
-            "running (trust auth, user postgres, database test); CI starts it.",
-            pytrace=False,
-        )
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
-async def _create_database(name: str) -> None:
-    # A linguistic default collation (ICU en-US orders "B" after "b"), so that the ordering
-    # tests prove the schema's COLLATE "C" rather than inherit a server default of C.
-    try:
-        await _admin(
-            f'CREATE DATABASE "{name}" TEMPLATE template0 '
-            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
-        )
-    except asyncpg.PostgresError:  # a server without ICU (or before 15): its default
-        await _admin(f'CREATE DATABASE "{name}"')
-
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def postgres_url() -> AsyncIterator[str]:
-    name = f"moorage_test_{uuid.uuid4().hex[:12]}"
-    await _create_database(name)
-    try:
-        yield f"postgresql+asyncpg://{SERVER}/{name}"
-    finally:
-        await _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with throwaway_database() as url:
+        yield url
 
 
 @pytest.fixture
 async def fresh_postgres_url() -> AsyncIterator[str]:
     """A database of its own, not yet migrated, for tests of the upgrade itself."""
-    name = f"moorage_test_{uuid.uuid4().hex[:12]}"
-    await _create_database(name)
-    try:
-        yield f"postgresql+asyncpg://{SERVER}/{name}"
-    finally:
-        await _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-async def _delete_everything(url: str) -> None:
-    engine = create_sql_engine(url)
-    try:
-        async with write_transaction(engine) as connection:
-            for table in reversed(metadata.sorted_tables):
-                await connection.execute(delete(table))
-    finally:
-        await engine.dispose()
+    async with throwaway_database() as url:
+        yield url
 
 
 class TestPostgresMetadataStore(MetadataStoreSuite):
@@ -104,7 +55,7 @@ class TestPostgresMetadataStore(MetadataStoreSuite):
         finally:
             await store.close()
             # The database outlives the test: a failed test must not fail the next ones.
-            await _delete_everything(postgres_url)
+            await delete_everything(postgres_url)
 
     async def leftovers(self, store: MetadataStore) -> Mapping[str, int]:
         assert isinstance(store, SqlMetadataStore)

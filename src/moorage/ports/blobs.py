@@ -25,6 +25,18 @@ from typing import Protocol
 from moorage.domain.digests import Digest
 
 
+class BlobStoreError(Exception):
+    """The blob store failed (I/O error, backend unavailable, adapter bug).
+
+    Not a :class:`RegistryError`: nothing the client did is wrong, and the protocols answer it
+    like any unexpected error (a 500 with a request id; the cause goes to the log).
+    """
+
+    def __init__(self, operation: str, cause: BaseException) -> None:
+        super().__init__(f"blob store {operation} failed: {type(cause).__name__}: {cause}")
+        self.operation = operation
+
+
 @dataclass(frozen=True, slots=True)
 class BlobLocation:
     """How a committed blob can be served.

@@ -13,10 +13,10 @@ import pytest
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import InvalidDigest, UploadUnknown
-from moorage.ports.blobs import BlobLocation, BlobStore
+from moorage.ports.blobs import BlobLocation, BlobStore, BlobStoreError
 from moorage.storage import blobs
 from moorage.storage.blobs import blob_store_names, build_blob_store, register_blob_store
-from moorage.storage.blobs.checked import BlobStoreError, CheckedBlobStore, is_upload_id
+from moorage.storage.blobs.checked import CheckedBlobStore, is_upload_id
 from moorage.storage.blobs.filesystem import FilesystemBlobStore
 from moorage.storage.blobs.memory import MemoryBlobStore
 

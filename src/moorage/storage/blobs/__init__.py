@@ -18,10 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from moorage.ports.blobs import BlobStore
-from moorage.storage.blobs.checked import BlobStoreError, BlobStoreMetrics, CheckedBlobStore
+from moorage.storage.blobs.checked import BlobStoreMetrics, CheckedBlobStore
 
 __all__ = [
-    "BlobStoreError",
     "BlobStoreMetrics",
     "CheckedBlobStore",
     "blob_store_names",

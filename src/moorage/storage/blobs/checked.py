@@ -28,7 +28,7 @@ from types import TracebackType
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import InvalidDigest, RegistryError, UploadUnknown
-from moorage.ports.blobs import BlobLocation, BlobStore
+from moorage.ports.blobs import BlobLocation, BlobStore, BlobStoreError
 
 _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -36,18 +36,6 @@ _UPLOAD_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-
 def is_upload_id(text: str) -> bool:
     """True when ``text`` is a lowercase canonical UUID, the only upload id the store takes."""
     return _UPLOAD_ID.fullmatch(text) is not None
-
-
-class BlobStoreError(Exception):
-    """The blob store failed (I/O error, backend unavailable, adapter bug).
-
-    Not a :class:`RegistryError`: nothing the client did is wrong, and the protocols answer it
-    like any unexpected error (a 500 with a request id; the cause goes to the log).
-    """
-
-    def __init__(self, operation: str, cause: BaseException) -> None:
-        super().__init__(f"blob store {operation} failed: {type(cause).__name__}: {cause}")
-        self.operation = operation
 
 
 @dataclass(slots=True)
