@@ -7,6 +7,7 @@ import logging
 import signal
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -33,6 +34,9 @@ def run(settings: Settings) -> None:
 async def serve(settings: Settings) -> None:
     registry = await open_registry(settings)
     app = build_web_app(registry)
+    tracker = InFlightRequests()
+    app.middlewares.insert(0, tracker.middleware)
+    app.on_response_prepare.append(tracker.close_when_draining)
     app_runner = web.AppRunner(
         app,
         access_log=logging.getLogger("moorage.access") if settings.access_log else None,
@@ -59,11 +63,57 @@ async def serve(settings: Settings) -> None:
         log.info(
             "shutting down: finishing in-flight requests (up to %ss)", settings.shutdown_timeout
         )
+        # Stop listening, then let requests in flight finish *while their connections stay
+        # open*: aiohttp's own shutdown closes connections first, which cuts off a request
+        # whose body is still arriving (an upload) and leaves its handler waiting.
+        await site.stop()
+        await tracker.drain(settings.shutdown_timeout)
     finally:
-        # Stops accepting, then waits for running handlers up to shutdown_timeout.
+        # Closes what remains (idle keep-alive connections), waiting for any last handler.
         await app_runner.cleanup()
         await registry.close()
     log.info("stopped")
+
+
+class InFlightRequests:
+    """Counts requests being handled, so that shutdown can wait for them to finish."""
+
+    def __init__(self) -> None:
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.draining = False
+
+    @web.middleware
+    async def middleware(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        self._active += 1
+        self._idle.clear()
+        try:
+            return await handler(request)
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
+
+    async def close_when_draining(self, request: web.Request, response: web.StreamResponse) -> None:
+        """While draining, tell keep-alive clients to go elsewhere for their next request."""
+        if self.draining:
+            response.force_close()
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Wait until no request is running, or ``grace_seconds`` have passed."""
+        self.draining = True
+        try:
+            async with asyncio.timeout(grace_seconds):
+                await self._idle.wait()
+        except TimeoutError:
+            log.warning(
+                "%d requests still running after %ss; closing them", self._active, grace_seconds
+            )
 
 
 def _bound_port(site: web.TCPSite) -> int | None:

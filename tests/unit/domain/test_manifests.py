@@ -157,3 +157,11 @@ def test_rejects_oversized_manifests() -> None:
     padding = "x" * MAX_MANIFEST_BYTES
     with pytest.raises(ManifestTooLarge):
         parse_manifest(encode(image(annotations={"pad": padding})), OCI_MANIFEST)
+
+
+@pytest.mark.parametrize(
+    "payload", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000]
+)
+def test_deeply_nested_json_is_invalid_not_a_crash(payload: bytes) -> None:
+    with pytest.raises(ManifestInvalid):
+        parse_manifest(payload, OCI_MANIFEST)

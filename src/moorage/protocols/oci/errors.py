@@ -112,10 +112,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             code = "SIZE_INVALID" if exc.status == 413 else "UNSUPPORTED"
             return error_response(code, exc.reason, exc.status)
         raise
-    except (ConnectionResetError, OSError) as exc:
-        # The client went away mid-request; nothing useful can be sent back.
+    except ConnectionError as exc:
+        # The client went away mid-request: its failure, not ours. The answer reaches nobody
+        # but the access log, which then says what happened instead of a 500.
         log.info("connection lost during %s %s: %s", request.method, request.path, exc)
-        raise
+        return error_response("BLOB_UPLOAD_INVALID", "the client closed the connection", 400)
     except Exception as exc:
         return _internal_error(exc)
     return response

@@ -7,6 +7,7 @@ from aiohttp import web
 from moorage.domain.errors import InvalidTag, ManifestTooLarge, ManifestUnknown
 from moorage.domain.manifests import MAX_MANIFEST_BYTES
 from moorage.domain.models import ManifestRecord
+from moorage.domain.names import RepositoryName
 from moorage.iam.actions import Action
 from moorage.protocols.oci.auth import requires
 from moorage.protocols.oci.context import registry_id, repository_name, services
@@ -56,7 +57,7 @@ async def head_manifest(request: web.Request) -> web.Response:
 
 @requires(Action.PUT_IMAGE)
 async def put_manifest(request: web.Request) -> web.Response:
-    name = repository_name(request)
+    name = RepositoryName(repository_name(request))  # before reading a body for nothing
     reference = Reference.parse(request.match_info["reference"])
     payload = await _read_limited(request, MAX_MANIFEST_BYTES)
     stored = await services(request).images.put_manifest(
