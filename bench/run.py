@@ -1,9 +1,11 @@
 """Command line of the benchmark: ``python -m bench [options]`` from the repository root.
 
-For each registry in ``--registries`` (in that order): start it (`bench.servers`), run the
-selected workloads (`bench.workloads`) through one aiohttp session, record each workload's
-metrics or error together with the server's and the client's CPU, read the server's peak RSS
-and CPU time, stop it. Then print the tables and, with ``--out``, write the Markdown report.
+Start every registry in ``--registries`` (`bench.servers`), then run each selected workload
+(`bench.workloads`) on one registry after the other, alternating which goes first, so that
+load from anything else on a shared machine falls on both alike. Each workload's metrics or
+error are recorded with the server's, the client's and everyone else's CPU. At the end, read
+each server's peak RSS and CPU time and stop it; print the tables and, with ``--out``, write
+the Markdown report.
 
 A workload that fails is recorded with the request and response that failed and the run goes
 on; the exit status is 1 when anything failed.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import os
 import shlex
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
@@ -53,86 +57,129 @@ def _cpu() -> tuple[float, float]:
     return t.user + t.system, t.children_user + t.children_system
 
 
-async def _run_workloads(
-    server: RunningServer, params: Params, blobs: BlobFiles, names: list[str]
-) -> list[WorkloadRun]:
-    connector = aiohttp.TCPConnector(limit=64, limit_per_host=64)
-    timeout = aiohttp.ClientTimeout(total=None, sock_read=300)
-    runs = []
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, read_bufsize=1 << 22, auto_decompress=False
-    ) as session:
-        ctx = Context(OciClient(session, server.base_url), params, blobs)
-        for name in names:
-            print(f"  {server.spec.name}: {name} ...", flush=True, file=sys.stderr)
-            run = WorkloadRun(name)
-            server_before = server.usage().cpu_s
-            cpu_before, tool_before = _cpu()
-            busy_before = system_busy_s()
-            start = time.perf_counter()
-            try:
-                run.metrics = await WORKLOADS[name](ctx)
-            except Exception as e:
-                run.error = f"{type(e).__name__}: {e}"
-            run.wall_s = time.perf_counter() - start
-            cpu_after, tool_after = _cpu()
-            busy = system_busy_s() - busy_before
-            run.client_cpu_s, run.load_tool_cpu_s = cpu_after - cpu_before, tool_after - tool_before
-            try:
-                run.server_cpu_s = server.usage().cpu_s - server_before
-                mine = run.client_cpu_s + run.load_tool_cpu_s + run.server_cpu_s
-                run.other_cpu_s = max(0.0, busy - mine)
-            except ServerError as e:
-                run.error = f"{run.error or ''} {e}".strip()
-                runs.append(run)
-                break
-            if run.error:
-                run.error += server.log(800)
-            runs.append(run)
-    return runs
+def _servers_cpu(servers: dict[str, RunningServer]) -> dict[str, float]:
+    cpu = {}
+    for name, server in servers.items():
+        try:
+            cpu[name] = server.usage().cpu_s
+        except ServerError:
+            cpu[name] = 0.0
+    return cpu
 
 
-def bench_registry(
-    name: str, params: Params, blobs: BlobFiles, names: list[str], quiet_wait_s: float
-) -> RegistryRun:
-    """Start registry `name`, run the workloads `names` on it, measure it, stop it."""
-    spec = SERVERS[name]
-    result = RegistryRun(name, spec.version())
-    result.busy_at_start = wait_for_quiet(quiet_wait_s)
+async def _run_one(
+    name: str, ctx: Context, server: RunningServer, servers: dict[str, RunningServer]
+) -> WorkloadRun:
+    """Run workload `name` on `server`, measuring its CPU, ours, and everyone else's."""
+    print(f"  {server.spec.name}: {name} ...", flush=True, file=sys.stderr)
+    run = WorkloadRun(name)
+    servers_before = _servers_cpu(servers)
+    cpu_before, tool_before = _cpu()
+    busy_before = system_busy_s()
+    start = time.perf_counter()
     try:
-        server = start_server(spec)
-    except (ServerError, OSError) as e:
-        result.error = str(e)
-        return result
-    result.command = server.process.args  # type: ignore[assignment]
+        run.metrics = await WORKLOADS[name](ctx)
+    except Exception as e:
+        run.error = f"{type(e).__name__}: {e}" + server.log(800)
+    run.wall_s = time.perf_counter() - start
+    cpu_after, tool_after = _cpu()
+    busy = system_busy_s() - busy_before
+    servers_after = _servers_cpu(servers)
+    run.client_cpu_s, run.load_tool_cpu_s = cpu_after - cpu_before, tool_after - tool_before
+    run.server_cpu_s = servers_after[server.spec.name] - servers_before[server.spec.name]
+    # The other registry idles meanwhile; its CPU is neither this server's nor "others".
+    all_servers = sum(servers_after.values()) - sum(servers_before.values())
+    run.other_cpu_s = max(0.0, busy - run.client_cpu_s - run.load_tool_cpu_s - all_servers)
+    requests = run.metrics.pop("requests", 0)
+    if requests:
+        run.metrics[f"{name}_cpu_ms_per_request"] = run.server_cpu_s * 1000 / requests
+    return run
+
+
+async def _run_all(
+    servers: dict[str, RunningServer],
+    results: dict[str, RegistryRun],
+    params: Params,
+    blobs: BlobFiles,
+    names: list[str],
+) -> None:
+    """Run each workload on every live server in turn, alternating which goes first."""
+    async with contextlib.AsyncExitStack() as stack:
+        contexts = {}
+        for name, server in servers.items():
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(limit=64, limit_per_host=64),
+                    timeout=aiohttp.ClientTimeout(total=None, sock_read=300),
+                    read_bufsize=1 << 22,
+                    auto_decompress=False,
+                )
+            )
+            contexts[name] = Context(OciClient(session, server.base_url), params, blobs)
+        for i, workload in enumerate(names):
+            order = list(servers) if i % 2 == 0 else list(reversed(servers))
+            for name in order:
+                if results[name].error:
+                    continue  # it died earlier; its error says how
+                run = await _run_one(workload, contexts[name], servers[name], servers)
+                results[name].workloads.append(run)
+                if servers[name].process.poll() is not None:
+                    results[
+                        name
+                    ].error = f"exited ({servers[name].process.returncode}) during {workload}"
+
+
+def bench_registries(
+    registries: list[str], params: Params, blobs: BlobFiles, names: list[str], quiet_wait_s: float
+) -> list[RegistryRun]:
+    """Start every registry, run the workloads interleaved, measure and stop them all."""
+    results = {name: RegistryRun(name, SERVERS[name].version()) for name in registries}
+    busy = wait_for_quiet(quiet_wait_s)
+    servers: dict[str, RunningServer] = {}
+    for name in registries:
+        results[name].busy_at_start = busy
+        try:
+            servers[name] = start_server(SERVERS[name])
+            results[name].command = servers[name].argv
+        except (ServerError, OSError) as e:
+            results[name].error = str(e)
     try:
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            result.workloads = runner.run(_run_workloads(server, params, blobs, names))
-        usage = server.usage()
-        total = WorkloadRun(
-            "whole run",
-            {"server_peak_rss_mib": usage.peak_rss_bytes / 2**20, "server_cpu_s": usage.cpu_s},
-        )
-        result.workloads.append(total)
-    except ServerError as e:
-        result.error = str(e)
+            runner.run(_run_all(servers, results, params, blobs, names))
+        for name, server in servers.items():
+            if results[name].error:
+                continue
+            usage = server.usage()
+            totals = {
+                "server_peak_rss_mib": usage.peak_rss_bytes / 2**20,
+                "server_cpu_s": usage.cpu_s,
+            }
+            results[name].workloads.append(WorkloadRun("whole run", totals))
     finally:
-        code = server.stop()
-        if code not in (0, -15) and not result.error:
-            result.error = f"exited with status {code} after SIGTERM"
-    return result
+        for name, server in servers.items():
+            code = server.stop()
+            if code not in (0, -15) and not results[name].error:
+                results[name].error = f"exited with status {code} after SIGTERM"
+    return [results[name] for name in registries]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line (see ``python -m bench --help``)."""
-    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark moorage and distribution side by side on the same OCI workloads.",
+    )
     ap.add_argument(
         "--registries",
         default="moorage,distribution",
-        help="comma-separated, run in this order (default: %(default)s)",
+        help="comma-separated; workloads run on each in turn (default: %(default)s)",
     )
     ap.add_argument("--only", help=f"comma-separated workloads out of {','.join(WORKLOADS)}")
-    ap.add_argument("--quick", action="store_true", help="small smoke run (16 MiB blobs, ...)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="small smoke run (16 MiB blobs, 20 layers, 500 tags, 50 repositories)",
+    )
     ap.add_argument("--size-mib", type=int, help="size of the large blobs (default 256, quick 16)")
     ap.add_argument(
         "--http-load",
@@ -144,8 +191,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--quiet-wait",
         type=float,
         default=60.0,
-        help="before each registry, wait up to this many seconds for other work on the "
-        "machine to use < 0.3 CPU (default: %(default)s)",
+        help="before starting, wait up to this many seconds for other work on the machine "
+        "to use < 0.3 CPU (default: %(default)s)",
     )
     ap.add_argument("--out", type=Path, help="write the Markdown report here")
     ap.add_argument(
@@ -170,13 +217,15 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-blobs-", dir=args.workdir))
     blobs = BlobFiles(workdir, params.blob_mib << 20)
     command = "python -m bench " + shlex.join(argv if argv is not None else sys.argv[1:])
+    started_at, started = datetime.now(UTC), time.perf_counter()
     try:
         print(f"writing random blobs to {workdir} ...", file=sys.stderr)
         blobs.prepare(names, params)
-        results = [bench_registry(r, params, blobs, names, args.quiet_wait) for r in registries]
+        results = bench_registries(registries, params, blobs, names, args.quiet_wait)
     finally:
         blobs.cleanup()
-    run = Run(command, dataclasses.asdict(params), results)
+    wall_s = time.perf_counter() - started
+    run = Run(command, dataclasses.asdict(params), results, wall_s, started_at)
     print(render_table(run))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -130,6 +130,7 @@ class RunningServer:
     """A started registry process, its base URL, data directory and log file."""
 
     spec: ServerSpec
+    argv: list[str]
     process: subprocess.Popen[bytes]
     base_url: str
     data_dir: Path
@@ -182,11 +183,10 @@ def start_server(spec: ServerSpec) -> RunningServer:
     data_dir.mkdir()
     port = free_port()
     log_path = work / "server.log"
+    argv = spec.command(port, data_dir)
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            spec.command(port, data_dir), stdout=log, stderr=subprocess.STDOUT, cwd=work
-        )
-    server = RunningServer(spec, process, f"http://127.0.0.1:{port}", data_dir, log_path)
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=work)
+    server = RunningServer(spec, argv, process, f"http://127.0.0.1:{port}", data_dir, log_path)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while not _ready(server.base_url):
         if process.poll() is not None or time.monotonic() > deadline:
@@ -225,7 +225,8 @@ def _distribution_command(port: int, data_dir: Path) -> list[str]:
 
 def _distribution_version() -> str:
     out = subprocess.run([DISTRIBUTION_BIN, "--version"], capture_output=True, text=True)
-    return out.stdout.strip() or out.stderr.strip()
+    words = (out.stdout or out.stderr).split()  # "<path> github.com/docker/distribution 2.8.2+ds1"
+    return " ".join(reversed(words[-2:])) if len(words) >= 2 else "unknown"
 
 
 def _moorage_command(port: int, data_dir: Path) -> list[str]:
@@ -257,7 +258,7 @@ def _moorage_version() -> str:
     rev = git("rev-parse", "--short", "HEAD").strip()
     # The package is installed editable: the server runs whatever src/ holds right now.
     dirty = " + uncommitted changes in src/" if git("status", "--porcelain", "--", "../src") else ""
-    return f"moorage {version('moorage')}" + (f" (git {rev}{dirty})" if rev else "")
+    return version("moorage") + (f" (git {rev}{dirty})" if rev else "")
 
 
 SERVERS: dict[str, ServerSpec] = {

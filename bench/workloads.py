@@ -294,6 +294,9 @@ async def _aiohttp_load(
 async def manifest(ctx: Context) -> dict[str, float]:
     """GET then HEAD one manifest by tag over `manifest_connections` for a fixed time each.
 
+    Also returns ``requests``, the number served, which the runner turns into server CPU per
+    request.
+
     By default GET load comes from wrk and HEAD load from ab (see the report for why);
     ``--http-load aiohttp`` uses this process for both instead. Any non-2xx answer fails the
     workload, with one request replayed through `OciClient` so the failure names the status
@@ -304,7 +307,7 @@ async def manifest(ctx: Context) -> dict[str, float]:
     body = await push_small_image(client, name, tag, "manifest")
     if await client.get_manifest(name, tag) != body:
         raise ValueError("GET manifest returned other bytes than were pushed")
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"requests": 0}
     for method in ("GET", "HEAD"):
         await client.get_manifest(name, tag, method)
         if p.http_load == "wrk-ab":
@@ -320,6 +323,7 @@ async def manifest(ctx: Context) -> dict[str, float]:
             await client.get_manifest(name, tag, method)  # raises with the status and body
             raise ValueError(f"{method} manifest: {r['bad']:g} requests failed under load")
         key = f"manifest_{method.lower()}"
+        out["requests"] += r["requests"]
         out[f"{key}_rps"] = r["requests"] / r["seconds"]
         out[f"{key}_p50_ms"] = r["p50_us"] / 1000
         out[f"{key}_p99_ms"] = r["p99_us"] / 1000
