@@ -26,6 +26,11 @@ See https://www.sqlite.org/lang_transaction.html and SQLAlchemy's "Transactions 
 and the sqlite3 driver".
 
 PostgreSQL: default isolation (READ COMMITTED); read transactions are ``READ ONLY``.
+
+SQLite reads also get a *synchronous* engine (``create_sqlite_read_engine``): a point query
+on SQLite takes tens of microseconds, less than one hop to aiosqlite's worker thread, and a
+pull makes several. In WAL mode a reader never waits for the writer, so running reads on the
+event loop thread does not stall it; writes stay on the asynchronous engine.
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 # Longer than any write transaction should hold the lock; waiting longer means a stuck
 # process, and failing then is better than queueing forever.
@@ -87,6 +93,19 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     engine = create_async_engine(url)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def create_sqlite_read_engine(url: str) -> Engine:
+    """A synchronous engine on the same SQLite file, for read transactions only.
+
+    Its pool never blocks: a checkout that found it empty would otherwise wait on the event
+    loop thread for a connection that only the loop itself could return.
+    """
+    parsed = make_url(url).set(drivername="sqlite+pysqlite")
+    engine = create_engine(parsed, poolclass=QueuePool, pool_size=8, max_overflow=-1)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
     return engine
 
 

@@ -26,11 +26,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Column, Row, Table, and_, delete, func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.engine import Connection as SyncConnection
+from sqlalchemy.engine import CursorResult, Dialect, Engine, ScalarResult
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.expression import Executable
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import (
@@ -52,6 +55,7 @@ from moorage.ports.metadata import MetadataTransaction
 from moorage.storage.metadata.migrate import upgrade_database
 from moorage.storage.metadata.sql.engine import (
     create_sql_engine,
+    create_sqlite_read_engine,
     read_transaction,
     write_transaction,
 )
@@ -90,6 +94,11 @@ class SqlMetadataStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._sync_reader: Engine | None = None
+        if engine.dialect.name == "sqlite":
+            self._sync_reader = create_sqlite_read_engine(
+                engine.url.render_as_string(hide_password=False)
+            )
         # SQLite has one writer at a time. Queue this process's writers on a FIFO lock
         # rather than in SQLite's busy handler, which polls with growing sleeps and ties up
         # a pooled connection per waiter; BEGIN IMMEDIATE still orders them against other
@@ -111,12 +120,21 @@ class SqlMetadataStore:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MetadataTransaction]:
-        """A read-only unit of work; writes through it fail on PostgreSQL."""
+        """A read-only unit of work; writes through it fail on PostgreSQL.
+
+        On SQLite it runs on the synchronous read engine (see ``engine.py``).
+        """
+        if self._sync_reader is not None:
+            with self._sync_reader.connect() as sync_connection, sync_connection.begin():
+                yield _SqlTransaction(_SyncStatements(sync_connection))
+            return
         async with read_transaction(self._engine) as connection:
             yield _SqlTransaction(connection)
 
     async def close(self) -> None:
         """Close every pooled connection. The store is unusable afterwards."""
+        if self._sync_reader is not None:
+            self._sync_reader.dispose()
         await self._engine.dispose()
 
     async def row_counts(self) -> dict[str, int]:
@@ -129,10 +147,48 @@ class SqlMetadataStore:
         return counts
 
 
+class _Statements(Protocol):
+    """What a transaction needs of its connection: AsyncConnection, or _SyncStatements."""
+
+    @property
+    def dialect(self) -> Dialect: ...
+
+    async def execute(
+        self, statement: Executable, parameters: list[dict[str, Any]] | None = None
+    ) -> CursorResult[Any]: ...
+
+    async def scalar(self, statement: Executable) -> Any: ...
+
+    async def scalars(self, statement: Executable) -> ScalarResult[Any]: ...
+
+
+class _SyncStatements:
+    """A synchronous connection behind the asynchronous interface; each call completes
+    without suspending (used for SQLite reads)."""
+
+    def __init__(self, connection: SyncConnection) -> None:
+        self._connection = connection
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._connection.dialect
+
+    async def execute(
+        self, statement: Executable, parameters: list[dict[str, Any]] | None = None
+    ) -> CursorResult[Any]:
+        return self._connection.execute(statement, parameters)
+
+    async def scalar(self, statement: Executable) -> Any:
+        return self._connection.scalar(statement)
+
+    async def scalars(self, statement: Executable) -> ScalarResult[Any]:
+        return self._connection.scalars(statement)
+
+
 class _SqlTransaction:
     """One port transaction on one connection that is already inside a database transaction."""
 
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: _Statements) -> None:
         self._c = connection
         self._insert: _InsertFactory = (
             postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
