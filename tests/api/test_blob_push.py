@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from yarl import URL
@@ -271,3 +272,19 @@ async def test_path_traversal_never_reaches_a_repository(client: Client, path: s
     assert response.status in (400, 404)
     catalog = await (await client.get("/v2/_catalog")).json()
     assert catalog["repositories"] == []
+
+
+@pytest.mark.parametrize("backends", ["filesystem-sqlite"], indirect=True)
+async def test_staged_bytes_lost_to_power_loss_restart_the_upload(
+    client: Client, tmp_path: Path
+) -> None:
+    """Staged bytes are durable against a process crash only. Should they be lost (power
+    loss before they reached the disk), the session cannot continue: the client is told the
+    upload is unknown, and starts again, rather than building a blob on a hole."""
+    location = await start(client)
+    assert (await client.patch(location, data=b"0123456789")).status == 202
+    staged = tmp_path / "uploads" / location.rsplit("/", 1)[1] / "data"
+    staged.write_bytes(b"0123")  # what survived
+    response = await client.patch(location, data=b"abc", headers={"Content-Range": "10-12"})
+    assert response.status == 404
+    assert await error_code(response) == "BLOB_UPLOAD_UNKNOWN"

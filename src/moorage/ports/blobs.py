@@ -82,7 +82,10 @@ class BlobStore(Protocol):
     async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
         """Write ``chunks`` at ``offset`` (discarding staged bytes past it); return the new size.
 
-        The data is durable when this returns. Raises UploadUnknown.
+        The data survives a crash of this process once this returns (it is in the operating
+        system's cache); only :meth:`commit_upload` makes bytes durable against power loss.
+        Staged bytes lost that way surface at completion, where the digest is checked.
+        Raises UploadUnknown.
         """
         ...
 

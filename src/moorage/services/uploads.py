@@ -204,9 +204,16 @@ class UploadService:
             hasher = None
         if hasher is None and session.size == 0:
             hasher = StreamingHasher()
-        new_size = await self._blobs.write_upload(
-            session.id, session.size, _measured(body, hasher, length)
-        )
+        try:
+            new_size = await self._blobs.write_upload(
+                session.id, session.size, _measured(body, hasher, length)
+            )
+        except RangeInvalid:
+            # The store holds fewer bytes than the session recorded: staged bytes were lost
+            # (power loss before they reached the disk). The client must start again.
+            raise UploadUnknown(
+                f"upload {session.id} lost its staged bytes; start the upload again"
+            ) from None
         now = self._clock()
         async with self._metadata.transaction() as tx:
             await tx.update_upload(session.id, new_size, now)

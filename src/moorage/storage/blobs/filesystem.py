@@ -145,15 +145,14 @@ class FilesystemBlobStore:
     # -- uploads ------------------------------------------------------------------------
 
     async def start_upload(self, upload_id: str) -> None:
-        """Create ``uploads/<upload_id>/data``, empty, durably.
+        """Create ``uploads/<upload_id>/data``, empty.
 
         Raises UploadInvalid when the upload already exists.
         """
         await _run(_start_upload, self._uploads, upload_id)
 
     async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
-        """Truncate the staged bytes to ``offset``, write ``chunks`` there, fsync; return the
-        new size.
+        """Truncate the staged bytes to ``offset``, write ``chunks`` there; return the new size.
 
         Raises UploadUnknown, and RangeInvalid (with the staged size) when ``offset`` is past
         the end; both before any chunk is consumed. ``chunks`` must yield immutable ``bytes``:
@@ -311,8 +310,9 @@ class _StagedWriter:
         _write_all(self._fd, buffers)
 
     def finish(self, buffers: list[bytes]) -> None:
+        # No fsync: staged bytes need only survive a process crash (see the port); the
+        # commit syncs the data before publishing it.
         _write_all(self._fd, buffers)
-        _sync_data(self._fd)
         self.close()
 
     def close(self) -> None:
@@ -425,10 +425,9 @@ def _start_upload(uploads: Path, upload_id: str) -> None:
         os.mkdir(staging)
     except FileExistsError:
         raise UploadInvalid(f"upload {upload_id} already exists") from None
+    # Not synced: a staging area lost to power loss reads as an unknown upload, which the
+    # client starts again; only committed blobs are made durable.
     os.close(os.open(staging / _STAGED_DATA, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-    # write_upload promises durable bytes, which needs the file's name to be durable too.
-    _sync_dir(staging)
-    _sync_dir(uploads)
 
 
 def _commit(staging: Path, upload_id: str, final: Path, size: int) -> None:

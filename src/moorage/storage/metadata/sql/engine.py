@@ -27,21 +27,24 @@ and the sqlite3 driver".
 
 PostgreSQL: default isolation (READ COMMITTED); read transactions are ``READ ONLY``.
 
-SQLite reads also get a *synchronous* engine (``create_sqlite_read_engine``): a point query
-on SQLite takes tens of microseconds, less than one hop to aiosqlite's worker thread, and a
-pull makes several. In WAL mode a reader never waits for the writer, so running reads on the
-event loop thread does not stall it; writes stay on the asynchronous engine.
+On SQLite the store does its work through synchronous connections on the event loop thread
+(``SqliteOnTheLoop``): a point query takes tens of microseconds and a commit one fsync,
+less than the hops to aiosqlite's worker thread that each statement costs otherwise. In WAL
+mode a reader never waits for the writer; the writer's wait for another process's lock is an
+``asyncio.sleep`` loop, never a block. The asynchronous engine remains for migrations.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
@@ -96,17 +99,90 @@ def _sqlite_engine(url: URL) -> AsyncEngine:
     return engine
 
 
-def create_sqlite_read_engine(url: str) -> Engine:
-    """A synchronous engine on the same SQLite file, for read transactions only.
+class SqliteOnTheLoop:
+    """Synchronous SQLite connections used from the event loop thread (see the module
+    docstring): a pool of readers, and one writer that never sleeps in SQLite's busy handler.
 
-    Its pool never blocks: a checkout that found it empty would otherwise wait on the event
-    loop thread for a connection that only the loop itself could return.
+    SQLite statements take microseconds, far less than a hop to a worker thread. The one
+    wait that can be long, for another process's write lock, happens at ``BEGIN
+    IMMEDIATE``; the writer fails fast there and :meth:`begin_write` retries with
+    ``asyncio.sleep``, so the loop never blocks on it.
     """
-    parsed = make_url(url).set(drivername="sqlite+pysqlite")
-    engine = create_engine(parsed, poolclass=QueuePool, pool_size=8, max_overflow=-1)
-    event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "begin", _sqlite_on_begin)
-    return engine
+
+    # A reader waits for the lock only in rare WAL recovery; bound what the loop may stall.
+    READER_BUSY_TIMEOUT_MS = 200
+    WRITE_RETRY_SECONDS = SQLITE_BUSY_TIMEOUT_MS / 1000
+
+    def __init__(self, url: str) -> None:
+        parsed = make_url(url).set(drivername="sqlite+pysqlite")
+        # The read pool never blocks: a checkout that found it empty would otherwise wait
+        # on the loop thread for a connection only the loop itself could return.
+        self._readers = create_engine(parsed, poolclass=QueuePool, pool_size=8, max_overflow=-1)
+        self._writer_engine = create_engine(parsed, poolclass=QueuePool, pool_size=1)
+        for engine, busy_ms in (
+            (self._readers, self.READER_BUSY_TIMEOUT_MS),
+            (self._writer_engine, 0),
+        ):
+            event.listen(engine, "connect", _sqlite_on_connect)
+            event.listen(engine, "connect", _busy_timeout(busy_ms))
+            event.listen(engine, "begin", _sqlite_on_begin)
+        self._writer: Connection | None = None
+        self._idle_readers: list[Connection] = []
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A reader connection inside a (deferred) read transaction.
+
+        Idle readers are kept open between uses: a pool checkout and return costs more than
+        the queries of a pull.
+        """
+        connection = self._idle_readers.pop() if self._idle_readers else self._readers.connect()
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            if connection.invalidated or connection.closed:
+                connection.close()
+            else:
+                self._idle_readers.append(connection)
+
+    async def begin_write(self) -> Connection:
+        """The writer connection inside ``BEGIN IMMEDIATE``. The caller commits or rolls back,
+        and serialises its own writers (one write transaction at a time)."""
+        if self._writer is None:
+            self._writer = self._writer_engine.connect().execution_options(
+                **{_SQLITE_BEGIN: "IMMEDIATE"}
+            )
+        deadline = asyncio.get_running_loop().time() + self.WRITE_RETRY_SECONDS
+        delay = 0.001
+        while True:
+            try:
+                self._writer.begin()
+                return self._writer
+            except OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                self._writer.rollback()
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        while self._idle_readers:
+            self._idle_readers.pop().close()
+        self._readers.dispose()
+        self._writer_engine.dispose()
+
+
+def _busy_timeout(milliseconds: int) -> Callable[[Any, object], None]:
+    def set_timeout(dbapi_connection: Any, _record: object) -> None:
+        dbapi_connection.execute(f"PRAGMA busy_timeout={milliseconds}")
+
+    return set_timeout
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: object) -> None:

@@ -28,10 +28,22 @@ from datetime import datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Column, Row, Table, and_, delete, func, literal, or_, select, update
+from sqlalchemy import (
+    Column,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as SyncConnection
-from sqlalchemy.engine import CursorResult, Dialect, Engine, ScalarResult
+from sqlalchemy.engine import CursorResult, Dialect, ScalarResult
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.expression import Executable
 
@@ -54,8 +66,8 @@ from moorage.domain.models import (
 from moorage.ports.metadata import MetadataTransaction
 from moorage.storage.metadata.migrate import upgrade_database
 from moorage.storage.metadata.sql.engine import (
+    SqliteOnTheLoop,
     create_sql_engine,
-    create_sqlite_read_engine,
     read_transaction,
     write_transaction,
 )
@@ -76,6 +88,43 @@ _IN_CHUNK = 500
 
 _InsertFactory = Callable[[Table], postgresql.Insert | sqlite.Insert]
 
+# The statements of the pull and push paths, built once: building and cache-keying a
+# statement costs several times what SQLite takes to run it.
+_GET_REPOSITORY = select(repositories).where(
+    repositories.c.registry_id == bindparam("registry_id"),
+    repositories.c.name == bindparam("name"),
+)
+_GET_BLOB = select(blobs).where(blobs.c.digest == bindparam("digest"))
+_GET_LINKED_BLOB = (
+    select(blobs)
+    .join(blob_links, blob_links.c.digest == blobs.c.digest)
+    .where(
+        blob_links.c.repository_id == bindparam("repository_id"),
+        blobs.c.digest == bindparam("digest"),
+    )
+)
+_GET_MANIFEST = select(manifests).where(
+    manifests.c.repository_id == bindparam("repository_id"),
+    manifests.c.digest == bindparam("digest"),
+)
+_RESOLVE_TAG = (
+    select(manifests)
+    .join(
+        tags,
+        and_(
+            tags.c.repository_id == manifests.c.repository_id,
+            tags.c.manifest_digest == manifests.c.digest,
+        ),
+    )
+    .where(tags.c.repository_id == bindparam("repository_id"), tags.c.name == bindparam("tag"))
+)
+_GET_UPLOAD = select(upload_sessions).where(upload_sessions.c.id == bindparam("id"))
+_UPDATE_UPLOAD = (
+    update(upload_sessions)
+    .where(upload_sessions.c.id == bindparam("upload_id"))
+    .values(size=bindparam("new_size"), updated_at=bindparam("now"))
+)
+
 # Everything a referrer descriptor needs: the payload (up to 4 MiB) stays in the database.
 _MANIFEST_WITHOUT_PAYLOAD = [c for c in manifests.c if c.name != "payload"]
 
@@ -94,11 +143,9 @@ class SqlMetadataStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._sync_reader: Engine | None = None
+        self._sqlite: SqliteOnTheLoop | None = None
         if engine.dialect.name == "sqlite":
-            self._sync_reader = create_sqlite_read_engine(
-                engine.url.render_as_string(hide_password=False)
-            )
+            self._sqlite = SqliteOnTheLoop(engine.url.render_as_string(hide_password=False))
         # SQLite has one writer at a time. Queue this process's writers on a FIFO lock
         # rather than in SQLite's busy handler, which polls with growing sleeps and ties up
         # a pooled connection per waiter; BEGIN IMMEDIATE still orders them against other
@@ -115,17 +162,27 @@ class SqlMetadataStore:
         for the first forever. Keep slow work (blob I/O) outside: on SQLite every other
         writer waits for this one.
         """
-        async with self._write_lock, write_transaction(self._engine) as connection:
-            yield _SqlTransaction(connection)
+        async with self._write_lock:
+            if self._sqlite is not None:
+                writer = await self._sqlite.begin_write()
+                try:
+                    yield _SqlTransaction(_SyncStatements(writer))
+                except BaseException:
+                    writer.rollback()
+                    raise
+                writer.commit()
+                return
+            async with write_transaction(self._engine) as connection:
+                yield _SqlTransaction(connection)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MetadataTransaction]:
         """A read-only unit of work; writes through it fail on PostgreSQL.
 
-        On SQLite it runs on the synchronous read engine (see ``engine.py``).
+        On SQLite it runs on synchronous connections (see ``engine.py``).
         """
-        if self._sync_reader is not None:
-            with self._sync_reader.connect() as sync_connection, sync_connection.begin():
+        if self._sqlite is not None:
+            with self._sqlite.read() as sync_connection:
                 yield _SqlTransaction(_SyncStatements(sync_connection))
             return
         async with read_transaction(self._engine) as connection:
@@ -133,8 +190,8 @@ class SqlMetadataStore:
 
     async def close(self) -> None:
         """Close every pooled connection. The store is unusable afterwards."""
-        if self._sync_reader is not None:
-            self._sync_reader.dispose()
+        if self._sqlite is not None:
+            self._sqlite.close()
         await self._engine.dispose()
 
     async def row_counts(self) -> dict[str, int]:
@@ -154,7 +211,9 @@ class _Statements(Protocol):
     def dialect(self) -> Dialect: ...
 
     async def execute(
-        self, statement: Executable, parameters: list[dict[str, Any]] | None = None
+        self,
+        statement: Executable,
+        parameters: list[dict[str, Any]] | dict[str, Any] | None = None,
     ) -> CursorResult[Any]: ...
 
     async def scalar(self, statement: Executable) -> Any: ...
@@ -174,7 +233,9 @@ class _SyncStatements:
         return self._connection.dialect
 
     async def execute(
-        self, statement: Executable, parameters: list[dict[str, Any]] | None = None
+        self,
+        statement: Executable,
+        parameters: list[dict[str, Any]] | dict[str, Any] | None = None,
     ) -> CursorResult[Any]:
         return self._connection.execute(statement, parameters)
 
@@ -213,10 +274,9 @@ class _SqlTransaction:
         return _repository(row)
 
     async def get_repository(self, registry_id: str, name: str) -> Repository | None:
-        query = select(repositories).where(
-            repositories.c.registry_id == registry_id, repositories.c.name == name
-        )
-        row = (await self._c.execute(query)).first()
+        row = (
+            await self._c.execute(_GET_REPOSITORY, {"registry_id": registry_id, "name": name})
+        ).first()
         return None if row is None else _repository(row)
 
     async def list_repositories(
@@ -247,7 +307,7 @@ class _SqlTransaction:
         await self._c.execute(statement)
 
     async def get_blob(self, digest: Digest) -> BlobRecord | None:
-        row = (await self._c.execute(select(blobs).where(blobs.c.digest == str(digest)))).first()
+        row = (await self._c.execute(_GET_BLOB, {"digest": str(digest)})).first()
         return None if row is None else _blob(row)
 
     async def delete_blob(self, digest: Digest) -> None:
@@ -271,12 +331,8 @@ class _SqlTransaction:
             raise BlobUnknown(f"blob {digest} is not known", detail={"digest": str(digest)})
 
     async def get_linked_blob(self, repository_id: int, digest: Digest) -> BlobRecord | None:
-        query = (
-            select(blobs)
-            .join(blob_links, blob_links.c.digest == blobs.c.digest)
-            .where(blob_links.c.repository_id == repository_id, blobs.c.digest == str(digest))
-        )
-        row = (await self._c.execute(query)).first()
+        parameters = {"repository_id": repository_id, "digest": str(digest)}
+        row = (await self._c.execute(_GET_LINKED_BLOB, parameters)).first()
         return None if row is None else _blob(row)
 
     async def unlink_blob(self, repository_id: int, digest: Digest) -> bool:
@@ -319,10 +375,8 @@ class _SqlTransaction:
         return True
 
     async def get_manifest(self, repository_id: int, digest: Digest) -> ManifestRecord | None:
-        query = select(manifests).where(
-            manifests.c.repository_id == repository_id, manifests.c.digest == str(digest)
-        )
-        row = (await self._c.execute(query)).first()
+        parameters = {"repository_id": repository_id, "digest": str(digest)}
+        row = (await self._c.execute(_GET_MANIFEST, parameters)).first()
         return None if row is None else _manifest(row)
 
     async def count_manifests(self, repository_id: int) -> int:
@@ -402,18 +456,8 @@ class _SqlTransaction:
     # -- tags ---------------------------------------------------------------------------
 
     async def resolve_tag(self, repository_id: int, tag: str) -> ManifestRecord | None:
-        query = (
-            select(manifests)
-            .join(
-                tags,
-                and_(
-                    tags.c.repository_id == manifests.c.repository_id,
-                    tags.c.manifest_digest == manifests.c.digest,
-                ),
-            )
-            .where(tags.c.repository_id == repository_id, tags.c.name == tag)
-        )
-        row = (await self._c.execute(query)).first()
+        parameters = {"repository_id": repository_id, "tag": tag}
+        row = (await self._c.execute(_RESOLVE_TAG, parameters)).first()
         return None if row is None else _manifest(row)
 
     async def get_tag(self, repository_id: int, tag: str) -> TagRecord | None:
@@ -493,18 +537,13 @@ class _SqlTransaction:
         )
 
     async def get_upload(self, upload_id: str) -> UploadSession | None:
-        query = select(upload_sessions).where(upload_sessions.c.id == upload_id)
-        row = (await self._c.execute(query)).first()
+        row = (await self._c.execute(_GET_UPLOAD, {"id": upload_id})).first()
         return None if row is None else _upload(row)
 
     async def update_upload(self, upload_id: str, size: int, now: datetime) -> None:
         """Raises UploadUnknown when there is no such session."""
-        statement = (
-            update(upload_sessions)
-            .where(upload_sessions.c.id == upload_id)
-            .values(size=size, updated_at=now)
-        )
-        if not (await self._c.execute(statement)).rowcount:
+        parameters = {"upload_id": upload_id, "new_size": size, "now": now}
+        if not (await self._c.execute(_UPDATE_UPLOAD, parameters)).rowcount:
             raise UploadUnknown(f"upload {upload_id} is not known", detail={"id": upload_id})
 
     async def delete_upload(self, upload_id: str) -> None:
