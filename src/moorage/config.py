@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "MOORAGE_"
+EVENT_LOOPS = ("asyncio", "uvloop")
 
 
 class ConfigError(Exception):
@@ -37,6 +38,9 @@ class Settings:
     log_level: str = "info"  # MOORAGE_LOG_LEVEL
     access_log: bool = True  # MOORAGE_ACCESS_LOG
     shutdown_timeout: float = 30.0  # MOORAGE_SHUTDOWN_TIMEOUT: seconds for in-flight requests
+    # asyncio's own loop sends blobs with sendfile (zero copy); uvloop has no sendfile but
+    # handles small requests faster. See docs/benchmarks.md for the measurements.
+    event_loop: str = "asyncio"  # MOORAGE_EVENT_LOOP: asyncio | uvloop
     config: Path | None = field(default=None, compare=False)  # MOORAGE_CONFIG
 
     @property
@@ -52,6 +56,8 @@ class Settings:
             raise ConfigError("registry_id must be 12 digits")
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be between 0 and 65535")
+        if self.event_loop not in EVENT_LOOPS:
+            raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         return self
 
 

@@ -20,12 +20,12 @@ ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs "%{User-Agent}i"'
 
 
 def run(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, on uvloop when it is installed."""
-    try:
+    """Serve until SIGTERM or SIGINT, on the configured event loop."""
+    if settings.event_loop == "uvloop":
         import uvloop
 
         runner = asyncio.Runner(loop_factory=uvloop.new_event_loop)
-    except ImportError:  # pragma: no cover - uvloop is a dependency on every platform we test
+    else:
         runner = asyncio.Runner()
     with runner:
         runner.run(serve(settings))

@@ -77,3 +77,10 @@ def test_tls_needs_both_files() -> None:
 def test_missing_config_file() -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_settings({"config": Path("/nonexistent/moorage.toml")}, environ={})
+
+
+def test_event_loop_choice() -> None:
+    assert load_settings({}, environ={}).event_loop == "asyncio"
+    assert load_settings({}, environ={"MOORAGE_EVENT_LOOP": "uvloop"}).event_loop == "uvloop"
+    with pytest.raises(ConfigError, match="event_loop"):
+        load_settings({}, environ={"MOORAGE_EVENT_LOOP": "trio"})

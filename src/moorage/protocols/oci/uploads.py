@@ -23,13 +23,14 @@ from moorage.protocols.oci.context import registry_id, repository_name, services
 from moorage.protocols.oci.errors import response_for
 from moorage.protocols.oci.ranges import parse_chunk_range, upload_range
 
-READ_SIZE = 1 << 20
 # How many repositories holding a blob a mount without ``from`` considers as its source.
 MOUNT_CANDIDATES = 20
 
 
 def _body(request: web.Request) -> AsyncIterator[bytes]:
-    return request.content.iter_chunked(READ_SIZE)
+    # Whatever has arrived, without joining it into fixed-size pieces first (a copy); the
+    # blob store batches the pieces into large writes itself.
+    return request.content.iter_any()
 
 
 def _has_body(request: web.Request) -> bool:
