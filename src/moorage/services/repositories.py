@@ -37,6 +37,15 @@ class RepositoryService:
         async with self._metadata.read() as tx:
             return await require(tx, registry_id, valid)
 
+    async def check_push(self, registry_id: str, name: str) -> None:
+        """Fail early, before a body is read, when a push to ``name`` cannot succeed:
+        the repository neither exists nor may be created on push."""
+        valid = RepositoryName(name)
+        if matches_any(valid, self._create_on_push):
+            return
+        async with self._metadata.read() as tx:
+            await require(tx, registry_id, valid)
+
     async def for_push(self, tx: MetadataTransaction, registry_id: str, name: str) -> Repository:
         """The repository a push goes to, created first when a create-on-push pattern matches.
 

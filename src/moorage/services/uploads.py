@@ -107,7 +107,8 @@ class UploadService:
         async with self._lock(upload_id):
             session = await self.status(registry_id, name, upload_id)
             if body is not None:
-                session = await self._append(session, body, chunk_range, length)
+                # Not recorded on its own: the completion's transaction ends the session.
+                session = await self._append(session, body, chunk_range, length, record=False)
             hasher = self._hashers.pop(upload_id, None)
             if (
                 hasher is None
@@ -140,13 +141,31 @@ class UploadService:
         *,
         length: int | None = None,
     ) -> BlobRecord:
-        """A whole blob in one request (``POST ...?digest=``)."""
-        session = await self.start(registry_id, name)
+        """A whole blob in one request (``POST ...?digest=``).
+
+        No session is recorded: nothing can resume a request, so the staged bytes either
+        become the blob or are dropped. Raises InvalidName, RepositoryNotFound (before the
+        body is read), SizeMismatch, DigestMismatch.
+        """
+        await self._repositories.check_push(registry_id, name)
+        upload_id = str(uuid.uuid4())
+        await self._blobs.start_upload(upload_id)
         try:
-            return await self.complete(registry_id, name, session.id, digest, body, length=length)
+            hasher = StreamingHasher(digest.algorithm)
+            size = await self._blobs.write_upload(upload_id, 0, _measured(body, hasher, length))
+            hasher.verify(digest)
+            await self._blobs.commit_upload(upload_id, digest, size)
         except BaseException:
-            await self.cancel(registry_id, name, session.id)
+            await self._blobs.cancel_upload(upload_id)
             raise
+        now = self._clock()
+        async with self._metadata.transaction() as tx:
+            repository = await self._repositories.for_push(tx, registry_id, name)
+            await tx.put_blob(digest, size, now)
+            await tx.link_blob(repository.id, digest, now)
+            blob = await tx.get_blob(digest)
+        assert blob is not None  # recorded in this very transaction
+        return blob
 
     async def cancel(self, registry_id: str, name: str, upload_id: str) -> None:
         """End a session and drop its bytes. Raises UploadUnknown."""
@@ -187,7 +206,10 @@ class UploadService:
         body: AsyncIterable[bytes],
         chunk_range: tuple[int, int] | None,
         length: int | None,
+        *,
+        record: bool = True,
     ) -> UploadSession:
+        """Write a chunk; with ``record``, record the new size (the chunk then counts)."""
         if chunk_range is not None:
             start, end = chunk_range
             if start != session.size or end < start:
@@ -215,8 +237,9 @@ class UploadService:
                 f"upload {session.id} lost its staged bytes; start the upload again"
             ) from None
         now = self._clock()
-        async with self._metadata.transaction() as tx:
-            await tx.update_upload(session.id, new_size, now)
+        if record:
+            async with self._metadata.transaction() as tx:
+                await tx.update_upload(session.id, new_size, now)
         if hasher is not None:
             self._hashers[session.id] = hasher
         return replace(session, size=new_size, updated_at=now)
