@@ -80,7 +80,7 @@ def test_missing_config_file() -> None:
 
 
 def test_event_loop_choice() -> None:
-    assert load_settings({}, environ={}).event_loop == "asyncio"
-    assert load_settings({}, environ={"MOORAGE_EVENT_LOOP": "uvloop"}).event_loop == "uvloop"
+    assert load_settings({}, environ={}).event_loop == "uvloop"
+    assert load_settings({}, environ={"MOORAGE_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
     with pytest.raises(ConfigError, match="event_loop"):
         load_settings({}, environ={"MOORAGE_EVENT_LOOP": "trio"})
