@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     Column,
+    Integer,
     Row,
     Table,
     and_,
@@ -123,6 +124,47 @@ _UPDATE_UPLOAD = (
     update(upload_sessions)
     .where(upload_sessions.c.id == bindparam("upload_id"))
     .values(size=bindparam("new_size"), updated_at=bindparam("now"))
+)
+
+_CREATE_UPLOAD = upload_sessions.insert().values(
+    id=bindparam("upload_id"),
+    repository_id=bindparam("repository_id"),
+    size=bindparam("staged_size"),
+    started_at=bindparam("started"),
+    updated_at=bindparam("updated"),
+)
+_DELETE_UPLOAD = delete(upload_sessions).where(upload_sessions.c.id == bindparam("upload_id"))
+
+
+def _per_dialect(build: Callable[[_InsertFactory], Executable]) -> dict[str, Executable]:
+    """One prebuilt statement per dialect, for the upserts (their syntax differs)."""
+    return {"sqlite": build(sqlite.insert), "postgresql": build(postgresql.insert)}
+
+
+_PUT_BLOB = _per_dialect(
+    lambda insert: (
+        insert(blobs)
+        .values(
+            digest=bindparam("digest"), size=bindparam("blob_size"), created_at=bindparam("now")
+        )
+        .on_conflict_do_nothing(index_elements=["digest"])
+    )
+)
+# Insert from the blobs row, so that an unknown digest inserts nothing instead of violating
+# the foreign key (which would abort a PostgreSQL transaction).
+_LINK_BLOB = _per_dialect(
+    lambda insert: (
+        insert(blob_links)
+        .from_select(
+            ["repository_id", "digest", "created_at"],
+            select(
+                bindparam("repository_id", type_=Integer),
+                blobs.c.digest,
+                bindparam("now", type_=UtcDateTime()),
+            ).where(blobs.c.digest == bindparam("digest")),
+        )
+        .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+    )
 )
 
 # Everything a referrer descriptor needs: the payload (up to 4 MiB) stays in the database.
@@ -299,12 +341,8 @@ class _SqlTransaction:
     # -- blobs --------------------------------------------------------------------------
 
     async def put_blob(self, digest: Digest, size: int, now: datetime) -> None:
-        statement = (
-            self._insert(blobs)
-            .values(digest=str(digest), size=size, created_at=now)
-            .on_conflict_do_nothing(index_elements=["digest"])
-        )
-        await self._c.execute(statement)
+        parameters = {"digest": str(digest), "blob_size": size, "now": now}
+        await self._c.execute(_PUT_BLOB[self._c.dialect.name], parameters)
 
     async def get_blob(self, digest: Digest) -> BlobRecord | None:
         row = (await self._c.execute(_GET_BLOB, {"digest": str(digest)})).first()
@@ -316,17 +354,8 @@ class _SqlTransaction:
 
     async def link_blob(self, repository_id: int, digest: Digest, now: datetime) -> None:
         """Raises BlobUnknown when the blob is not recorded."""
-        # Insert from the blobs row, so that an unknown digest inserts nothing instead of
-        # violating the foreign key (which would abort a PostgreSQL transaction).
-        source = select(literal(repository_id), blobs.c.digest, literal(now, UtcDateTime())).where(
-            blobs.c.digest == str(digest)
-        )
-        statement = (
-            self._insert(blob_links)
-            .from_select(["repository_id", "digest", "created_at"], source)
-            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-        )
-        inserted = (await self._c.execute(statement)).rowcount
+        parameters = {"repository_id": repository_id, "digest": str(digest), "now": now}
+        inserted = (await self._c.execute(_LINK_BLOB[self._c.dialect.name], parameters)).rowcount
         if not inserted and await self.get_blob(digest) is None:
             raise BlobUnknown(f"blob {digest} is not known", detail={"digest": str(digest)})
 
@@ -526,15 +555,14 @@ class _SqlTransaction:
     # -- upload sessions ----------------------------------------------------------------
 
     async def create_upload(self, session: UploadSession) -> None:
-        await self._c.execute(
-            upload_sessions.insert().values(
-                id=session.id,
-                repository_id=session.repository_id,
-                size=session.size,
-                started_at=session.started_at,
-                updated_at=session.updated_at,
-            )
-        )
+        parameters = {
+            "upload_id": session.id,
+            "repository_id": session.repository_id,
+            "staged_size": session.size,
+            "started": session.started_at,
+            "updated": session.updated_at,
+        }
+        await self._c.execute(_CREATE_UPLOAD, parameters)
 
     async def get_upload(self, upload_id: str) -> UploadSession | None:
         row = (await self._c.execute(_GET_UPLOAD, {"id": upload_id})).first()
@@ -547,7 +575,7 @@ class _SqlTransaction:
             raise UploadUnknown(f"upload {upload_id} is not known", detail={"id": upload_id})
 
     async def delete_upload(self, upload_id: str) -> None:
-        await self._c.execute(delete(upload_sessions).where(upload_sessions.c.id == upload_id))
+        await self._c.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
 
     async def list_uploads_updated_before(self, cutoff: datetime) -> list[UploadSession]:
         query = (
