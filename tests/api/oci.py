@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -22,7 +23,9 @@ def digest_of(data: bytes) -> str:
 
 async def push_blob(client: Client, name: str, data: bytes) -> str:
     digest = digest_of(data)
-    response = await client.post(f"/v2/{name}/blobs/uploads/", params={"digest": digest}, data=data)
+    response = await client.post(
+        f"/v2/{name}/blobs/uploads/", params={"digest": digest}, data=io.BytesIO(data)
+    )
     assert response.status == 201, await response.text()
     return digest
 

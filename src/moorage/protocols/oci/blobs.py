@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from aiohttp import web
 
@@ -12,6 +13,7 @@ from moorage.iam.actions import Action
 from moorage.protocols.oci.auth import requires
 from moorage.protocols.oci.context import registry_id, repository_name, services
 from moorage.protocols.oci.ranges import UnsatisfiableRange, parse_byte_range
+from moorage.protocols.oci.sendfile import SENDFILE, ThreadedSendfile
 
 log = logging.getLogger("moorage.oci")
 
@@ -53,10 +55,30 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
             location.url, headers={"Docker-Content-Digest": str(digest)}
         )
     if location.path is not None:
-        # aiohttp answers Range (206/416) itself. It uses sendfile where the event loop has
-        # it; uvloop does not, and then large reads keep executor round trips few.
+        sender = request.app[SENDFILE]
+        if sender is not None and sender.can_send(request):
+            return await _send_file(request, sender, blob, location.path)
+        # aiohttp answers Range (206/416) itself and uses sendfile where the event loop has
+        # it; elsewhere large reads keep its executor round trips few.
         return web.FileResponse(location.path, chunk_size=FILE_CHUNK_SIZE, headers=_headers(blob))
     return await _stream(request, blob)
+
+
+async def _send_file(
+    request: web.Request, sender: ThreadedSendfile, blob: BlobRecord, path: Path
+) -> web.StreamResponse:
+    headers = _headers(blob)
+    try:
+        byte_range = parse_byte_range(request.headers.get("Range"), blob.size)
+    except UnsatisfiableRange:
+        headers["Content-Range"] = f"bytes */{blob.size}"
+        return web.Response(status=416, headers=headers)
+    start, end = byte_range if byte_range else (0, blob.size - 1)
+    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
+    if byte_range:
+        response.headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+    response.content_length = end - start + 1
+    return await sender.send(request, response, path, start, end - start + 1)
 
 
 async def _stream(request: web.Request, blob: BlobRecord) -> web.StreamResponse:
