@@ -64,38 +64,43 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
     return await _stream(request, blob)
 
 
+def _body_response(
+    request: web.Request, blob: BlobRecord
+) -> web.Response | tuple[web.StreamResponse, int, int]:
+    """The response for a GET of ``blob``, with its ``Range`` applied: a finished 416, or an
+    unprepared response with the (offset, count) of the bytes its body must carry."""
+    headers = _headers(blob)
+    try:
+        byte_range = parse_byte_range(request.headers.get("Range"), blob.size)
+    except UnsatisfiableRange:
+        headers["Content-Range"] = f"bytes */{blob.size}"
+        return web.Response(status=416, headers=headers)
+    start, end = byte_range if byte_range else (0, blob.size - 1)
+    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
+    if byte_range:
+        response.headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+    response.content_length = end - start + 1
+    return response, start, end - start + 1
+
+
 async def _send_file(
     request: web.Request, sender: ThreadedSendfile, blob: BlobRecord, path: Path
 ) -> web.StreamResponse:
-    headers = _headers(blob)
-    try:
-        byte_range = parse_byte_range(request.headers.get("Range"), blob.size)
-    except UnsatisfiableRange:
-        headers["Content-Range"] = f"bytes */{blob.size}"
-        return web.Response(status=416, headers=headers)
-    start, end = byte_range if byte_range else (0, blob.size - 1)
-    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
-    if byte_range:
-        response.headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
-    response.content_length = end - start + 1
-    return await sender.send(request, response, path, start, end - start + 1)
+    planned = _body_response(request, blob)
+    if isinstance(planned, web.Response):
+        return planned
+    response, offset, count = planned
+    return await sender.send(request, response, path, offset, count)
 
 
 async def _stream(request: web.Request, blob: BlobRecord) -> web.StreamResponse:
-    headers = _headers(blob)
-    try:
-        byte_range = parse_byte_range(request.headers.get("Range"), blob.size)
-    except UnsatisfiableRange:
-        headers["Content-Range"] = f"bytes */{blob.size}"
-        return web.Response(status=416, headers=headers)
-    start, end = byte_range if byte_range else (0, blob.size - 1)
-    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
-    if byte_range:
-        response.headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
-    response.content_length = end - start + 1
+    planned = _body_response(request, blob)
+    if isinstance(planned, web.Response):
+        return planned
+    response, offset, count = planned
     await response.prepare(request)
     try:
-        async for chunk in services(request).blobs.open(blob.digest, start, end - start + 1):
+        async for chunk in services(request).blobs.open(blob.digest, offset, count):
             await response.write(chunk)
     except Exception:
         # Headers are gone already: the only honest signal left is a cut connection.
