@@ -413,16 +413,7 @@ class _SqlTransaction:
         return int(await self._c.scalar(query) or 0)
 
     async def blob_users(self, repository_id: int, digest: Digest) -> list[Digest]:
-        query = (
-            select(manifest_references.c.manifest_digest)
-            .where(
-                manifest_references.c.child_digest == str(digest),
-                manifest_references.c.repository_id == repository_id,
-                manifest_references.c.kind == ReferenceKind.BLOB.value,
-            )
-            .order_by(manifest_references.c.manifest_digest)
-        )
-        return [_digest(text) for text in await self._c.scalars(query)]
+        return await self._referencing(repository_id, digest, ReferenceKind.BLOB)
 
     async def repositories_with_blob(self, registry_id: str, digest: Digest) -> list[str]:
         query = (
@@ -439,12 +430,18 @@ class _SqlTransaction:
         )
 
     async def manifest_parents(self, repository_id: int, digest: Digest) -> list[Digest]:
+        return await self._referencing(repository_id, digest, ReferenceKind.MANIFEST)
+
+    async def _referencing(
+        self, repository_id: int, digest: Digest, kind: ReferenceKind
+    ) -> list[Digest]:
+        """Digests of the repository's manifests that reference ``digest`` as ``kind``."""
         query = (
             select(manifest_references.c.manifest_digest)
             .where(
                 manifest_references.c.child_digest == str(digest),
                 manifest_references.c.repository_id == repository_id,
-                manifest_references.c.kind == ReferenceKind.MANIFEST.value,
+                manifest_references.c.kind == kind.value,
             )
             .order_by(manifest_references.c.manifest_digest)
         )
