@@ -61,7 +61,9 @@ def wire(settings: Settings, metadata: MetadataStore, blob_store: BlobStore) -> 
         repositories=repositories,
         images=ImageService(metadata, repositories, clock),
         blobs=BlobService(metadata, blob_store),
-        uploads=UploadService(metadata, blob_store, repositories, clock),
+        uploads=UploadService(
+            metadata, blob_store, repositories, clock, settings.max_concurrent_uploads
+        ),
     )
 
 

@@ -38,6 +38,8 @@ class Settings:
     log_level: str = "info"  # MOORAGE_LOG_LEVEL
     access_log: bool = True  # MOORAGE_ACCESS_LOG
     shutdown_timeout: float = 30.0  # MOORAGE_SHUTDOWN_TIMEOUT: seconds for in-flight requests
+    # Upload bodies written at once; more are answered 429 TOOMANYREQUESTS (retry shortly).
+    max_concurrent_uploads: int = 64  # MOORAGE_MAX_CONCURRENT_UPLOADS
     # uvloop answers small requests faster and, in our benchmark, pulls faster too; asyncio's
     # own loop sends blobs with sendfile, at about half the server CPU per byte pulled.
     # See docs/benchmarks.md for the measurements.
@@ -57,6 +59,8 @@ class Settings:
             raise ConfigError("registry_id must be 12 digits")
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be between 0 and 65535")
+        if self.max_concurrent_uploads < 1:
+            raise ConfigError("max_concurrent_uploads must be at least 1")
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         return self
@@ -103,6 +107,7 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 _TYPES: dict[str, type] = {
     "port": int,
+    "max_concurrent_uploads": int,
     "data_dir": Path,
     "tls_cert": Path,
     "tls_key": Path,

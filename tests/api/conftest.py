@@ -56,14 +56,24 @@ def create_on_push() -> tuple[str, ...]:
 
 
 @pytest.fixture
+def max_concurrent_uploads() -> int:
+    return 64
+
+
+@pytest.fixture
 async def registry(
-    tmp_path: Path, blob_backend: str, database_url: str, create_on_push: tuple[str, ...]
+    tmp_path: Path,
+    blob_backend: str,
+    database_url: str,
+    create_on_push: tuple[str, ...],
+    max_concurrent_uploads: int,
 ) -> AsyncIterator[Registry]:
     settings = Settings(
         data_dir=tmp_path,
         database_url=database_url,
         create_on_push=create_on_push,
         registry_id=REGISTRY_ID,
+        max_concurrent_uploads=max_concurrent_uploads,
     )
     metadata = await open_sql_metadata_store(settings.resolved_database_url)
     options = {"root": tmp_path} if blob_backend == "filesystem" else {}

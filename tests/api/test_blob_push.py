@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from yarl import URL
 
+from moorage.app import Registry
 from tests.api.oci import Client, digest_of, error_code, push_blob
 
 NAME = "team/app"
@@ -288,3 +291,32 @@ async def test_staged_bytes_lost_to_power_loss_restart_the_upload(
     response = await client.patch(location, data=b"abc", headers={"Content-Range": "10-12"})
     assert response.status == 404
     assert await error_code(response) == "BLOB_UPLOAD_UNKNOWN"
+
+
+@pytest.mark.parametrize("backends", ["memory-sqlite"], indirect=True)
+@pytest.mark.parametrize("max_concurrent_uploads", [1])
+async def test_too_many_uploads_at_once_is_429(client: Client, registry: Registry) -> None:
+    """Bodies being written hold memory, so their number is bounded: past the bound a
+    client is told to retry (429 TOOMANYREQUESTS with Retry-After), and nothing is lost."""
+    first, second = await start(client), await start(client)
+    release = asyncio.Event()
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"part one "
+        await release.wait()
+        yield b"part two"
+
+    slow = asyncio.ensure_future(client.patch(first, data=slow_body()))
+    # The server exposes no event for "a body is being written"; poll its counter.
+    while registry.uploads.writes_in_progress == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    refused = await client.patch(second, data=b"meanwhile")
+    assert refused.status == 429
+    assert await error_code(refused) == "TOOMANYREQUESTS"
+    assert refused.headers["Retry-After"] == "1"
+    assert (await client.get(second)).headers["Range"] == "0-0"
+    release.set()
+    assert (await slow).status == 202
+    retried = await client.patch(second, data=b"meanwhile")
+    assert retried.status == 202
+    assert retried.headers["Range"] == "0-8"

@@ -84,3 +84,12 @@ def test_event_loop_choice() -> None:
     assert load_settings({}, environ={"MOORAGE_EVENT_LOOP": "asyncio"}).event_loop == "asyncio"
     with pytest.raises(ConfigError, match="event_loop"):
         load_settings({}, environ={"MOORAGE_EVENT_LOOP": "trio"})
+
+
+def test_max_concurrent_uploads() -> None:
+    assert (
+        load_settings({}, environ={"MOORAGE_MAX_CONCURRENT_UPLOADS": "8"}).max_concurrent_uploads
+        == 8
+    )
+    with pytest.raises(ConfigError):
+        load_settings({}, environ={"MOORAGE_MAX_CONCURRENT_UPLOADS": "0"})

@@ -16,11 +16,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from moorage.domain.digests import Digest, StreamingHasher
-from moorage.domain.errors import InvalidName, RangeInvalid, SizeMismatch, UploadUnknown
+from moorage.domain.errors import (
+    InvalidName,
+    RangeInvalid,
+    SizeMismatch,
+    TooManyRequests,
+    UploadUnknown,
+)
 from moorage.domain.models import BlobRecord, UploadSession
 from moorage.domain.names import RepositoryName
 from moorage.ports.blobs import BlobStore
@@ -36,6 +43,7 @@ class UploadService:
         blobs: BlobStore,
         repositories: RepositoryService,
         clock: Clock,
+        max_concurrent_writes: int = 64,
     ) -> None:
         self._metadata = metadata
         self._blobs = blobs
@@ -45,6 +53,10 @@ class UploadService:
         # session. Without it (another process, a restart) completion re-reads the staged bytes.
         self._hashers: dict[str, StreamingHasher] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Each body being written holds buffers (the filesystem store: up to 8 MiB); past this
+        # many at once, clients are asked to come back rather than exhaust memory.
+        self._max_writes = max_concurrent_writes
+        self._writes = 0
 
     async def start(self, registry_id: str, name: str) -> UploadSession:
         """Open an upload session. Raises InvalidName, RepositoryNotFound."""
@@ -152,7 +164,8 @@ class UploadService:
         await self._blobs.start_upload(upload_id)
         try:
             hasher = StreamingHasher(digest.algorithm)
-            size = await self._blobs.write_upload(upload_id, 0, _measured(body, hasher, length))
+            with self._write_slot():
+                size = await self._blobs.write_upload(upload_id, 0, _measured(body, hasher, length))
             hasher.verify(digest)
             await self._blobs.commit_upload(upload_id, digest, size)
         except BaseException:
@@ -227,9 +240,10 @@ class UploadService:
         if hasher is None and session.size == 0:
             hasher = StreamingHasher()
         try:
-            new_size = await self._blobs.write_upload(
-                session.id, session.size, _measured(body, hasher, length)
-            )
+            with self._write_slot():
+                new_size = await self._blobs.write_upload(
+                    session.id, session.size, _measured(body, hasher, length)
+                )
         except RangeInvalid:
             # The store holds fewer bytes than the session recorded: staged bytes were lost
             # (power loss before they reached the disk). The client must start again.
@@ -270,6 +284,25 @@ class UploadService:
         if repository is None:
             return None
         return await tx.get_linked_blob(repository.id, digest)
+
+    @property
+    def writes_in_progress(self) -> int:
+        """Upload bodies being written now (for monitoring)."""
+        return self._writes
+
+    @contextmanager
+    def _write_slot(self) -> Iterator[None]:
+        """Admit one more body being written, or raise TooManyRequests."""
+        if self._writes >= self._max_writes:
+            raise TooManyRequests(
+                f"{self._writes} uploads are being written; retry shortly",
+                detail={"retry_after_seconds": 1},
+            )
+        self._writes += 1
+        try:
+            yield
+        finally:
+            self._writes -= 1
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)

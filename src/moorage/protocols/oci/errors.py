@@ -69,6 +69,8 @@ def error_response(
 def response_for(
     exc: errors.RegistryError, headers: Mapping[str, str] | None = None
 ) -> web.Response:
+    if isinstance(exc, errors.TooManyRequests):
+        headers = {**(headers or {}), "Retry-After": "1"}
     for kind, code, status in ERROR_TABLE:
         if isinstance(exc, kind):
             return error_response(code, exc.message, status, exc.detail, headers)
