@@ -3,12 +3,14 @@ blob reuse, deletion, and repositories that must exist before a push."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from tests.e2e.client import RegistryClient
 from tests.e2e.conftest import StartServer
 from tests.e2e.oci_layout import Layout, build_layout
 from tests.e2e.server import ServerProcess, run_cli
+from tests.postgres import create_throwaway_database, drop_database
 
 SKOPEO = shutil.which("skopeo") or "/usr/bin/skopeo"
 
@@ -61,9 +64,24 @@ def upload_requests(server: ServerProcess) -> list[str]:
     return [line for line in server.access_log() if pattern.search(line)]
 
 
-@pytest.fixture(scope="module")
-def registry(module_server: ServerProcess) -> ServerProcess:
-    return module_server
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def registry(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server on the default SQLite metadata, and one on PostgreSQL: same client, same
+    checks."""
+    arguments = ["--create-on-push", "*"]
+    database_url = None
+    if request.param == "postgres":
+        database_url = asyncio.run(create_throwaway_database())
+        arguments += ["--database-url", database_url]
+    data_dir = tmp_path_factory.mktemp(f"skopeo-{request.param}") / "data"
+    process = ServerProcess(data_dir=data_dir, extra_args=arguments).start()
+    yield process
+    code = process.stop()
+    if database_url is not None:
+        asyncio.run(drop_database(database_url))
+    assert code == 0, process.log()
 
 
 @pytest.fixture(scope="module")
