@@ -35,6 +35,9 @@ from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
 from moorage.services.repositories import RepositoryService, require
 
+# Hash states kept for uploads in progress (a few hundred bytes each).
+MAX_CACHED_HASHERS = 10_000
+
 
 class UploadService:
     def __init__(
@@ -73,7 +76,7 @@ class UploadService:
         except BaseException:
             await self._blobs.cancel_upload(upload_id)
             raise
-        self._hashers[upload_id] = StreamingHasher()
+        self._keep_hasher(upload_id, StreamingHasher())
         return session
 
     async def status(self, registry_id: str, name: str, upload_id: str) -> UploadSession:
@@ -131,7 +134,7 @@ class UploadService:
             try:
                 hasher.verify(digest)
             except BaseException:
-                self._hashers[upload_id] = hasher
+                self._keep_hasher(upload_id, hasher)
                 raise
             await self._blobs.commit_upload(upload_id, digest, session.size)
             now = self._clock()
@@ -255,7 +258,7 @@ class UploadService:
             async with self._metadata.transaction() as tx:
                 await tx.update_upload(session.id, new_size, now)
         if hasher is not None:
-            self._hashers[session.id] = hasher
+            self._keep_hasher(session.id, hasher)
         return replace(session, size=new_size, updated_at=now)
 
     async def _rehash(self, upload_id: str, algorithm: str, size: int) -> StreamingHasher:
@@ -303,6 +306,15 @@ class UploadService:
             yield
         finally:
             self._writes -= 1
+
+    def _keep_hasher(self, upload_id: str, hasher: StreamingHasher) -> None:
+        """Remember an upload's hash state; abandoned uploads must not grow this forever,
+        so past :data:`MAX_CACHED_HASHERS` the oldest is forgotten (its upload, should it
+        ever complete, re-reads its staged bytes instead)."""
+        self._hashers.pop(upload_id, None)
+        self._hashers[upload_id] = hasher
+        while len(self._hashers) > MAX_CACHED_HASHERS:
+            del self._hashers[next(iter(self._hashers))]
 
     def _lock(self, upload_id: str) -> asyncio.Lock:
         lock = self._locks.get(upload_id)
