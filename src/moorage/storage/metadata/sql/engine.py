@@ -112,6 +112,8 @@ class SqliteOnTheLoop:
     # A reader waits for the lock only in rare WAL recovery; bound what the loop may stall.
     READER_BUSY_TIMEOUT_MS = 200
     WRITE_RETRY_SECONDS = SQLITE_BUSY_TIMEOUT_MS / 1000
+    # Read blocks rarely overlap (their statements never suspend); keep a few spare.
+    MAX_IDLE_READERS = 8
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url).set(drivername="sqlite+pysqlite")
@@ -141,7 +143,11 @@ class SqliteOnTheLoop:
             with connection.begin():
                 yield connection
         finally:
-            if connection.invalidated or connection.closed:
+            if (
+                connection.invalidated
+                or connection.closed
+                or len(self._idle_readers) >= self.MAX_IDLE_READERS
+            ):
                 connection.close()
             else:
                 self._idle_readers.append(connection)
