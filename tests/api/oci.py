@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -34,6 +35,34 @@ def descriptor(data: bytes, media_type: str) -> dict[str, Any]:
     return {"mediaType": media_type, "digest": digest_of(data), "size": len(data)}
 
 
+def image_manifest(
+    config: bytes,
+    layers: Sequence[bytes] = (),
+    *,
+    config_type: str = OCI_CONFIG,
+    layer_type: str = OCI_LAYER,
+    **extra: Any,
+) -> bytes:
+    """The bytes of an OCI image manifest over ``config`` and ``layers`` (not pushed)."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": descriptor(config, config_type),
+        "layers": [descriptor(layer, layer_type) for layer in layers],
+        **extra,
+    }
+    return json.dumps(manifest).encode()
+
+
+async def put_manifest(
+    client: Client, name: str, reference: str, payload: bytes, media_type: str = OCI_MANIFEST
+) -> Any:
+    """PUT a manifest as clients do; returns the response, whatever its status."""
+    return await client.put(
+        f"/v2/{name}/manifests/{reference}", data=payload, headers={"Content-Type": media_type}
+    )
+
+
 async def push_image(
     client: Client,
     name: str,
@@ -46,20 +75,9 @@ async def push_image(
     """Push blobs and an OCI image manifest; return (digest, manifest bytes)."""
     for blob in (config, *layers):
         await push_blob(client, name, blob)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": descriptor(config, OCI_CONFIG),
-        "layers": [descriptor(layer, OCI_LAYER) for layer in layers],
-        **(extra or {}),
-    }
-    payload = json.dumps(manifest).encode()
+    payload = image_manifest(config, layers, **(extra or {}))
     digest = digest_of(payload)
-    response = await client.put(
-        f"/v2/{name}/manifests/{reference or digest}",
-        data=payload,
-        headers={"Content-Type": OCI_MANIFEST},
-    )
+    response = await put_manifest(client, name, reference or digest, payload)
     assert response.status == 201, await response.text()
     return digest, payload
 

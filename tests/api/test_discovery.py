@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from moorage.domain.manifests import OCI_INDEX, OCI_MANIFEST
-from tests.api.oci import Client, descriptor, digest_of, error_code, push_blob, push_image
+from tests.api.oci import (
+    Client,
+    descriptor,
+    digest_of,
+    error_code,
+    push_blob,
+    push_image,
+    put_manifest,
+)
 
 NAME = "team/app"
 
@@ -16,9 +24,7 @@ NAME = "team/app"
 async def tag_many(client: Client, name: str, tags: list[str]) -> None:
     _, payload = await push_image(client, name)
     for tag in tags:
-        response = await client.put(
-            f"/v2/{name}/manifests/{tag}", data=payload, headers={"Content-Type": OCI_MANIFEST}
-        )
+        response = await put_manifest(client, name, tag, payload)
         assert response.status == 201
 
 
@@ -109,11 +115,7 @@ async def push_referrer(
     if annotations:
         document["annotations"] = annotations
     payload = json.dumps(document).encode()
-    response = await client.put(
-        f"/v2/{NAME}/manifests/{digest_of(payload)}",
-        data=payload,
-        headers={"Content-Type": OCI_MANIFEST},
-    )
+    response = await put_manifest(client, NAME, digest_of(payload), payload)
     assert response.status == 201, await response.text()
     return digest_of(payload)
 

@@ -15,9 +15,11 @@ from tests.api.oci import (
     descriptor,
     digest_of,
     error_code,
+    image_manifest,
     push_blob,
     push_image,
     push_index,
+    put_manifest,
 )
 
 NAME = "team/app"
@@ -42,17 +44,8 @@ async def test_push_by_tag_and_pull_by_tag_and_digest(client: Client) -> None:
 
 async def test_put_answers_location_and_digest(client: Client) -> None:
     await push_blob(client, NAME, b"{}")
-    payload = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(b"{}", OCI_CONFIG),
-            "layers": [],
-        }
-    ).encode()
-    response = await client.put(
-        f"/v2/{NAME}/manifests/latest", data=payload, headers={"Content-Type": OCI_MANIFEST}
-    )
+    payload = image_manifest(b"{}")
+    response = await put_manifest(client, NAME, "latest", payload)
     assert response.status == 201
     assert response.headers["Docker-Content-Digest"] == digest_of(payload)
     assert response.headers["Location"] == f"/v2/{NAME}/manifests/{digest_of(payload)}"
@@ -117,11 +110,7 @@ async def test_docker_manifest_and_manifest_list(client: Client) -> None:
 
 async def test_digest_reference_must_match_the_content(client: Client) -> None:
     _, payload = await push_image(client, NAME, "v1")
-    response = await client.put(
-        f"/v2/{NAME}/manifests/{digest_of(b'other')}",
-        data=payload,
-        headers={"Content-Type": OCI_MANIFEST},
-    )
+    response = await put_manifest(client, NAME, digest_of(b"other"), payload)
     assert response.status == 400
     assert await error_code(response) == "DIGEST_INVALID"
 
@@ -131,9 +120,7 @@ async def test_sha512_manifest_reference(client: Client) -> None:
 
     _, payload = await push_image(client, NAME, "v1")
     digest = "sha512:" + hashlib.sha512(payload).hexdigest()
-    response = await client.put(
-        f"/v2/{NAME}/manifests/{digest}", data=payload, headers={"Content-Type": OCI_MANIFEST}
-    )
+    response = await put_manifest(client, NAME, digest, payload)
     assert response.status == 201
     assert response.headers["Docker-Content-Digest"] == digest
     assert await (await client.get(f"/v2/{NAME}/manifests/{digest}")).read() == payload
@@ -141,17 +128,8 @@ async def test_sha512_manifest_reference(client: Client) -> None:
 
 async def test_missing_layer_is_manifest_blob_unknown(client: Client) -> None:
     await push_blob(client, NAME, b"{}")
-    payload = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(b"{}", OCI_CONFIG),
-            "layers": [descriptor(b"never pushed", "application/octet-stream")],
-        }
-    ).encode()
-    response = await client.put(
-        f"/v2/{NAME}/manifests/v1", data=payload, headers={"Content-Type": OCI_MANIFEST}
-    )
+    payload = image_manifest(b"{}", [b"never pushed"], layer_type="application/octet-stream")
+    response = await put_manifest(client, NAME, "v1", payload)
     assert response.status == 400
     assert await error_code(response) == "MANIFEST_BLOB_UNKNOWN"
     assert (await client.get(f"/v2/{NAME}/manifests/v1")).status == 404
@@ -160,17 +138,12 @@ async def test_missing_layer_is_manifest_blob_unknown(client: Client) -> None:
 async def test_blob_of_another_repository_does_not_count(client: Client) -> None:
     await push_image(client, "other/repo", "v1", layers=(b"elsewhere",))
     await push_blob(client, NAME, b'{"architecture":"amd64","os":"linux"}')
-    payload = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor(b'{"architecture":"amd64","os":"linux"}', OCI_CONFIG),
-            "layers": [descriptor(b"elsewhere", "application/octet-stream")],
-        }
-    ).encode()
-    response = await client.put(
-        f"/v2/{NAME}/manifests/v1", data=payload, headers={"Content-Type": OCI_MANIFEST}
+    payload = image_manifest(
+        b'{"architecture":"amd64","os":"linux"}',
+        [b"elsewhere"],
+        layer_type="application/octet-stream",
     )
+    response = await put_manifest(client, NAME, "v1", payload)
     assert await error_code(response) == "MANIFEST_BLOB_UNKNOWN"
 
 
@@ -211,9 +184,7 @@ async def test_index_children_must_exist(client: Client) -> None:
 )
 async def test_malformed_manifests(client: Client, payload: bytes, content_type: str) -> None:
     await push_blob(client, NAME, b"x")
-    response = await client.put(
-        f"/v2/{NAME}/manifests/bad", data=payload, headers={"Content-Type": content_type}
-    )
+    response = await put_manifest(client, NAME, "bad", payload, content_type)
     assert response.status == 400
     assert await error_code(response) == "MANIFEST_INVALID"
 
@@ -233,9 +204,7 @@ async def test_oversized_manifest(client: Client) -> None:
 @pytest.mark.parametrize("tag", [".bad", "a" * 129, "bad:tag"])
 async def test_invalid_tags(client: Client, tag: str) -> None:
     _, payload = await push_image(client, NAME)
-    response = await client.put(
-        f"/v2/{NAME}/manifests/{tag}", data=payload, headers={"Content-Type": OCI_MANIFEST}
-    )
+    response = await put_manifest(client, NAME, tag, payload)
     assert response.status == 400
     assert await error_code(response) in {"MANIFEST_INVALID", "DIGEST_INVALID"}
 
