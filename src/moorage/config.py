@@ -6,7 +6,9 @@ Every setting has a TOML key (its field name) and an environment variable
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -35,6 +37,21 @@ class Settings:
     # In the environment: comma-separated.
     create_on_push: tuple[str, ...] = ()  # MOORAGE_CREATE_ON_PUSH
     registry_id: str = "000000000000"  # MOORAGE_REGISTRY_ID: the default account
+    region: str = "us-east-1"  # MOORAGE_REGION: in ARNs, and the SigV4 scope clients sign for
+    # How repositoryUri and proxyEndpoint name this server: a host[:port] with optional
+    # {registry_id} and {region} placeholders ('{registry_id}.dkr.ecr.{region}.example.com').
+    # Default: the address the server listens on. With {registry_id}, the Host header of a
+    # /v2/ request selects the account, so several accounts share one server.
+    registry_host: str | None = None  # MOORAGE_REGISTRY_HOST
+    # Key that encrypts access-key secrets at rest and signs login tokens: 32 bytes, urlsafe
+    # base64. Default: read from data_dir/master.key, which the first start creates (0600).
+    master_key: str | None = field(default=None, repr=False)  # MOORAGE_MASTER_KEY
+    # Emulator mode, for testing AWS code: any access key and signature is accepted as
+    # emulator_account, /v2/ is open to anonymous callers as that account, and
+    # POST /_moorage/reset wipes all state. Loopback only unless emulator_allow_remote.
+    emulator: bool = False  # MOORAGE_EMULATOR
+    emulator_account: str = "123456789012"  # MOORAGE_EMULATOR_ACCOUNT
+    emulator_allow_remote: bool = False  # MOORAGE_EMULATOR_ALLOW_REMOTE
     log_level: str = "info"  # MOORAGE_LOG_LEVEL
     access_log: bool = True  # MOORAGE_ACCESS_LOG
     shutdown_timeout: float = 30.0  # MOORAGE_SHUTDOWN_TIMEOUT: seconds for in-flight requests
@@ -55,8 +72,17 @@ class Settings:
     def validate(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key must be given together")
-        if not (len(self.registry_id) == 12 and self.registry_id.isdigit()):
-            raise ConfigError("registry_id must be 12 digits")
+        for key in ("registry_id", "emulator_account"):
+            value = getattr(self, key)
+            if not (len(value) == 12 and value.isdigit()):
+                raise ConfigError(f"{key} must be 12 digits")
+        if not _REGION.fullmatch(self.region):
+            raise ConfigError("region must look like an AWS region, e.g. us-east-1")
+        if self.emulator and not self.emulator_allow_remote and not _is_loopback(self.host):
+            raise ConfigError(
+                f"emulator mode accepts any credentials; it binds to loopback only, not "
+                f"{self.host} (set emulator_allow_remote to override)"
+            )
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be between 0 and 65535")
         if self.max_concurrent_uploads < 1:
@@ -64,6 +90,18 @@ class Settings:
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         return self
+
+
+_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def env_name(key: str) -> str:
@@ -113,6 +151,8 @@ _TYPES: dict[str, type] = {
     "tls_key": Path,
     "config": Path,
     "access_log": bool,
+    "emulator": bool,
+    "emulator_allow_remote": bool,
     "shutdown_timeout": float,
     "create_on_push": tuple,
 }

@@ -1,8 +1,15 @@
-"""ECR actions (IAM service prefix ``ecr``) and the ARNs they apply to."""
+"""ECR actions (IAM service prefix ``ecr``) and the ARNs they apply to.
+
+Every ECR API operation is authorized as the action of the same name, except
+``ListImageReferrers``, which AWS authorizes as ``ecr:BatchGetImage``. ``/v2/`` requests are
+authorized as the action the equivalent API call needs (see ``protocols/oci/routes.py``).
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+
+PARTITION = "aws"
 
 
 class Action(StrEnum):
@@ -16,8 +23,62 @@ class Action(StrEnum):
     BATCH_DELETE_IMAGE = "ecr:BatchDeleteImage"
     LIST_IMAGES = "ecr:ListImages"
     DESCRIBE_REPOSITORIES = "ecr:DescribeRepositories"
+    DESCRIBE_IMAGES = "ecr:DescribeImages"
+    CREATE_REPOSITORY = "ecr:CreateRepository"
+    DELETE_REPOSITORY = "ecr:DeleteRepository"
+    TAG_RESOURCE = "ecr:TagResource"
+    GET_AUTHORIZATION_TOKEN = "ecr:GetAuthorizationToken"
 
 
-def repository_arn(partition: str, region: str, registry_id: str, name: str) -> str:
+# Operations authorized as another operation's action.
+_ACTION_OF_OPERATION = {"ListImageReferrers": Action.BATCH_GET_IMAGE.value}
+
+# Operations whose resource is the registry ("*") rather than one repository.
+REGISTRY_OPERATIONS = frozenset(
+    {
+        "GetAuthorizationToken",
+        "DescribeRegistry",
+        "PutRegistryPolicy",
+        "GetRegistryPolicy",
+        "DeleteRegistryPolicy",
+        "GetAccountSetting",
+        "PutAccountSetting",
+        "PutReplicationConfiguration",
+        "PutRegistryScanningConfiguration",
+        "GetRegistryScanningConfiguration",
+        "CreatePullThroughCacheRule",
+        "DeletePullThroughCacheRule",
+        "DescribePullThroughCacheRules",
+        "UpdatePullThroughCacheRule",
+        "ValidatePullThroughCacheRule",
+        "CreateRepositoryCreationTemplate",
+        "DeleteRepositoryCreationTemplate",
+        "DescribeRepositoryCreationTemplates",
+        "UpdateRepositoryCreationTemplate",
+        "PutSigningConfiguration",
+        "GetSigningConfiguration",
+        "DeleteSigningConfiguration",
+        "RegisterPullTimeUpdateExclusion",
+        "DeregisterPullTimeUpdateExclusion",
+        "ListPullTimeUpdateExclusions",
+    }
+)
+
+
+def action_of_operation(operation: str) -> str:
+    """The IAM action an ECR API operation is authorized as."""
+    return _ACTION_OF_OPERATION.get(operation, f"ecr:{operation}")
+
+
+def repository_arn(region: str, registry_id: str, name: str, partition: str = PARTITION) -> str:
     """``arn:<partition>:ecr:<region>:<account>:repository/<name>`` (slashes kept)."""
     return f"arn:{partition}:ecr:{region}:{registry_id}:repository/{name}"
+
+
+def user_arn(registry_id: str, name: str, path: str = "/", partition: str = PARTITION) -> str:
+    """``arn:aws:iam::<account>:user<path><name>``; the path starts and ends with ``/``."""
+    return f"arn:{partition}:iam::{registry_id}:user{path}{name}"
+
+
+def account_root_arn(registry_id: str, partition: str = PARTITION) -> str:
+    return f"arn:{partition}:iam::{registry_id}:root"

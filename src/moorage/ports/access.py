@@ -16,10 +16,19 @@ from moorage.iam.actions import Action
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated caller, or the anonymous one (``arn`` is None)."""
+    """An authenticated caller, or the anonymous one (``arn`` is None).
+
+    ``registry_id`` is the caller's own account. For an IAM user, ``arn`` is
+    ``arn:aws:iam::<account>:user/<name>``, ``user_id`` its unique id (``AIDA...``, the
+    ``aws:userid`` condition key) and ``username`` its name (``aws:username``).
+    ``access_key_id`` is the key that signed the request or obtained the login token.
+    """
 
     registry_id: str
     arn: str | None = None
+    user_id: str | None = None
+    username: str | None = None
+    access_key_id: str | None = None
 
     @property
     def is_anonymous(self) -> bool:
@@ -40,14 +49,20 @@ class Credentials:
 class AccessRequest:
     """One authorization question: may ``principal`` do ``action`` on ``repository``?
 
-    ``repository`` is None for registry-wide actions (the catalog).
+    ``action`` is an IAM action name (``ecr:PutImage``; :class:`Action` members are such
+    strings). ``registry_id`` is the account that owns the resource. ``repository`` is None for
+    registry-wide actions (the catalog, GetAuthorizationToken, registry policies), whose
+    resource is ``*``. ``request_tags`` are the tags a request sets (CreateRepository,
+    TagResource), for ``aws:RequestTag/*``; ``tag_keys`` the keys it names (``aws:TagKeys``).
     """
 
     principal: Principal
-    action: Action
+    action: Action | str
     registry_id: str
     repository: str | None
     credentials: Credentials
+    request_tags: Mapping[str, str] | None = None
+    tag_keys: tuple[str, ...] | None = None
 
 
 class Authenticator(Protocol):
