@@ -78,6 +78,26 @@ def main() -> None:
     metavar="PATTERN",
     help="Create missing repositories whose name matches PATTERN on push ('team-*', '*').",
 )
+@click.option(
+    "--registry-host",
+    metavar="TEMPLATE",
+    help="Registry host in repository URIs: host[:port] with optional {registry_id} and "
+    "{region}; with {registry_id} the Host header selects the account [the server's address].",
+)
+@click.option("--region", help="AWS region in ARNs and signatures [us-east-1].")
+@click.option(
+    "--emulator",
+    is_flag=True,
+    default=None,
+    help="Emulator mode for testing AWS code: any credentials, open /v2/, POST /_moorage/reset.",
+)
+@click.option("--emulator-account", metavar="ID", help="Emulator mode's account [123456789012].")
+@click.option(
+    "--emulator-allow-remote",
+    is_flag=True,
+    default=None,
+    help="Let emulator mode listen on a non-loopback address.",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(**options: Any) -> None:
     """Run the registry."""

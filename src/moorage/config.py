@@ -36,7 +36,9 @@ class Settings:
     # Repository-name patterns ('team-*', '*') whose repositories a push creates.
     # In the environment: comma-separated.
     create_on_push: tuple[str, ...] = ()  # MOORAGE_CREATE_ON_PUSH
-    registry_id: str = "000000000000"  # MOORAGE_REGISTRY_ID: the default account
+    # The default account: `moorage admin init` creates it, `moorage repo` commands act in it,
+    # and emulator mode runs as it.
+    registry_id: str = "123456789012"  # MOORAGE_REGISTRY_ID
     region: str = "us-east-1"  # MOORAGE_REGION: in ARNs, and the SigV4 scope clients sign for
     # How repositoryUri and proxyEndpoint name this server: a host[:port] with optional
     # {registry_id} and {region} placeholders ('{registry_id}.dkr.ecr.{region}.example.com').
@@ -50,7 +52,7 @@ class Settings:
     # emulator_account, /v2/ is open to anonymous callers as that account, and
     # POST /_moorage/reset wipes all state. Loopback only unless emulator_allow_remote.
     emulator: bool = False  # MOORAGE_EMULATOR
-    emulator_account: str = "123456789012"  # MOORAGE_EMULATOR_ACCOUNT
+    emulator_account: str | None = None  # MOORAGE_EMULATOR_ACCOUNT: default registry_id
     emulator_allow_remote: bool = False  # MOORAGE_EMULATOR_ALLOW_REMOTE
     log_level: str = "info"  # MOORAGE_LOG_LEVEL
     access_log: bool = True  # MOORAGE_ACCESS_LOG
@@ -69,12 +71,17 @@ class Settings:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'moorage.db').resolve()}"
 
+    @property
+    def emulator_registry_id(self) -> str:
+        """The account emulator mode runs as."""
+        return self.emulator_account or self.registry_id
+
     def validate(self) -> Settings:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key must be given together")
         for key in ("registry_id", "emulator_account"):
             value = getattr(self, key)
-            if not (len(value) == 12 and value.isdigit()):
+            if value is not None and not (len(value) == 12 and value.isdigit()):
                 raise ConfigError(f"{key} must be 12 digits")
         if not _REGION.fullmatch(self.region):
             raise ConfigError("region must look like an AWS region, e.g. us-east-1")

@@ -419,10 +419,13 @@ def _first(matches: Sequence[_Match], effect: Effect) -> _Match | None:
 def evaluate(
     request: AuthorizationRequest,
     identity_policies: Sequence[Policy],
-    resource_policy: Policy | None,
+    resource_policy: Policy | Sequence[Policy] | None,
     resource_account: str,
 ) -> Decision:
     """Decide *request* against the caller's identity policies and the resource's policy.
+
+    Several resource policies (ECR's repository policy and registry policy) are decided as one:
+    their statements are pooled, each read with its own policy's version.
 
     1. An applicable ``Deny`` in any policy -> ``EXPLICIT_DENY``.
     2. Same account: an ``Allow`` in an identity policy, or a resource-policy ``Allow`` that names
@@ -438,9 +441,13 @@ def evaluate(
     """
     context = _request_context(request)
     identity = [m for p in identity_policies for m in _matching_statements(p, request, context)]
-    resource = (
-        [] if resource_policy is None else _matching_statements(resource_policy, request, context)
-    )
+    if resource_policy is None:
+        resource_policies: Sequence[Policy] = ()
+    elif isinstance(resource_policy, Policy):
+        resource_policies = (resource_policy,)
+    else:
+        resource_policies = resource_policy
+    resource = [m for p in resource_policies for m in _matching_statements(p, request, context)]
     deny = _first(resource, Effect.DENY) or _first(identity, Effect.DENY)
     if deny is not None:
         return Decision(Outcome.EXPLICIT_DENY, deny.statement.sid)

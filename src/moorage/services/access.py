@@ -1,11 +1,14 @@
-"""Access decisions before IAM exists: everyone is the registry's anonymous principal.
+"""Authenticators that need no identities: open access, and emulator mode.
 
-``OpenAccess`` answers every question with "allowed"; it is what ``moorage serve`` runs
-until identities and policies are configured.
+``AnonymousAuthenticator`` with ``OpenAccess`` answers every question with "allowed"; the
+in-process tests of the registry protocol use them. ``EmulatorAuthenticator`` is emulator
+mode's ``/v2/`` door: every caller, with or without credentials, is the root user of the
+emulator's account, whose own policies then apply as AWS applies them to a root user.
 """
 
 from __future__ import annotations
 
+from moorage.iam.actions import account_root_arn
 from moorage.ports.access import AccessRequest, Credentials, Principal
 
 
@@ -20,3 +23,17 @@ class AnonymousAuthenticator:
 class OpenAccess:
     async def authorize(self, request: AccessRequest) -> None:
         return None
+
+
+def emulator_principal(registry_id: str) -> Principal:
+    return Principal(registry_id=registry_id, arn=account_root_arn(registry_id))
+
+
+class EmulatorAuthenticator:
+    """Everyone is the emulator account's root user (emulator mode only)."""
+
+    def __init__(self, registry_id: str) -> None:
+        self._principal = emulator_principal(registry_id)
+
+    async def authenticate(self, credentials: Credentials) -> Principal:
+        return self._principal

@@ -16,7 +16,14 @@ from aiohttp import web
 from moorage.domain.errors import AccessDenied
 from moorage.iam.actions import Action
 from moorage.ports.access import AccessRequest, Credentials
-from moorage.protocols.oci.context import PRINCIPAL_KEY, principal, services
+from moorage.protocols.oci.context import (
+    PRINCIPAL_KEY,
+    REGISTRY_ID_KEY,
+    addressed_registry,
+    principal,
+    registry_id,
+    services,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
@@ -55,12 +62,11 @@ def credentials_of(request: web.Request) -> Credentials:
 
 async def authorize(request: web.Request, action: Action, repository: str | None) -> None:
     """Ask the authorizer about one more (action, repository), e.g. a mount's source."""
-    caller = principal(request)
     await services(request).authorizer.authorize(
         AccessRequest(
-            principal=caller,
+            principal=principal(request),
             action=action,
-            registry_id=caller.registry_id,
+            registry_id=registry_id(request),
             repository=repository,
             credentials=credentials_of(request),
         )
@@ -78,7 +84,9 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
             return await handler(request)  # not found / method not allowed: nothing to protect
         raise AccessDenied("endpoint declares no access rule")
     credentials = credentials_of(request)
-    request[PRINCIPAL_KEY] = await services(request).authenticator.authenticate(credentials)
+    caller = await services(request).authenticator.authenticate(credentials)
+    request[PRINCIPAL_KEY] = caller
+    request[REGISTRY_ID_KEY] = addressed_registry(request) or caller.registry_id
     if isinstance(action, Action):
         await authorize(request, action, request.match_info.get("name"))
     return await handler(request)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from moorage.domain.addresses import RegistryAddresses
 from moorage.ports.access import Authenticator, Authorizer, Principal
 from moorage.services.blobs import BlobService
 from moorage.services.images import ImageService
@@ -21,10 +22,12 @@ class OciServices:
     uploads: UploadService
     authenticator: Authenticator
     authorizer: Authorizer
+    addresses: RegistryAddresses | None = None
 
 
 SERVICES = web.AppKey("moorage.oci.services", OciServices)
 PRINCIPAL_KEY = web.RequestKey("moorage.principal", Principal)
+REGISTRY_ID_KEY = web.RequestKey("moorage.registry_id", str)
 
 
 def services(request: web.Request) -> OciServices:
@@ -39,8 +42,15 @@ def principal(request: web.Request) -> Principal:
 
 
 def registry_id(request: web.Request) -> str:
-    """The registry (account) a request addresses: the caller's, until hosts select one."""
-    return principal(request).registry_id
+    """The registry (account) a request addresses: the one its host names, else the caller's."""
+    selected: str | None = request.get(REGISTRY_ID_KEY)
+    return selected if selected is not None else principal(request).registry_id
+
+
+def addressed_registry(request: web.Request) -> str | None:
+    """The account the request's ``Host`` names, when the host template says (else None)."""
+    addresses = services(request).addresses
+    return None if addresses is None else addresses.registry_of_host(request.host)
 
 
 def repository_name(request: web.Request) -> str:

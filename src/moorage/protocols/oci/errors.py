@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from moorage.domain import errors
+from moorage.protocols.oci.challenge import TOKEN_PATH, challenge_headers
 
 log = logging.getLogger("moorage.oci")
 
@@ -58,11 +60,14 @@ def error_response(
     entry: dict[str, Any] = {"code": code, "message": message}
     if detail is not None:
         entry["detail"] = detail
+    all_headers: CIMultiDict[str] = CIMultiDict(API_VERSION_HEADER)
+    if headers is not None:
+        all_headers.extend(headers)
     return web.Response(
         status=status,
         body=json.dumps({"errors": [entry]}).encode(),
         content_type="application/json",
-        headers={**API_VERSION_HEADER, **(headers or {})},
+        headers=all_headers,
     )
 
 
@@ -70,7 +75,8 @@ def response_for(
     exc: errors.RegistryError, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     if isinstance(exc, errors.TooManyRequests):
-        headers = {**(headers or {}), "Retry-After": "1"}
+        headers = CIMultiDict(headers or {})
+        headers["Retry-After"] = "1"
     for kind, code, status in ERROR_TABLE:
         if isinstance(exc, kind):
             return error_response(code, exc.message, status, exc.detail, headers)
@@ -93,11 +99,13 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every failure under ``/v2/`` into the spec's error JSON."""
-    if not request.path.startswith("/v2"):
+    """Turn every failure under ``/v2/`` (and at its token endpoint) into the spec's error JSON."""
+    if not (request.path.startswith("/v2") or request.path == TOKEN_PATH):
         return await handler(request)
     try:
         response = await handler(request)
+    except errors.Unauthenticated as exc:
+        return response_for(exc, challenge_headers(request))
     except errors.RegistryError as exc:
         return response_for(exc, getattr(exc, "headers", None))
     except web.HTTPMethodNotAllowed as exc:
