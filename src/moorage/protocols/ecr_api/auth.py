@@ -1,0 +1,44 @@
+"""Authentication for the ECR API: the port an authenticator fills, and what it is given.
+
+The dispatcher authenticates every request before it reads the JSON, through an
+:class:`ApiAuthenticator`. The implementation that looks access keys up (and checks that the
+signature's region is this registry's) lives outside this package; it answers with the
+front-door errors in ``errors.py`` (``missing_authentication_token``, ``unrecognized_client``,
+``from_signature_error``, ``expired_token``).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiohttp import web
+
+from moorage.iam.sigv4 import SignedRequest
+from moorage.ports.access import Principal
+
+
+class ApiAuthenticator(Protocol):
+    async def authenticate(self, request: SignedRequest, source_ip: str | None) -> Principal:
+        """Return the caller who signed ``request``; raise ApiError with AWS's code otherwise.
+
+        ``MissingAuthenticationTokenException`` when nothing is signed,
+        ``UnrecognizedClientException`` for an unknown access key, the `SignatureError`'s code
+        when the signature does not hold, ``ExpiredTokenException`` for an expired session.
+        """
+        ...
+
+
+def signed_request(request: web.Request, body_sha256: str) -> SignedRequest:
+    """The parts of ``request`` SigV4 covers, exactly as received.
+
+    Path and query come from ``raw_path`` (still percent-encoded); a repeated header's values
+    are joined with ``","``, as HTTP folds them.
+    """
+    path, _, query = request.raw_path.partition("?")
+    headers: dict[str, str] = {}
+    for name, value in request.headers.items():
+        key = name.lower()
+        headers[key] = f"{headers[key]},{value}" if key in headers else value
+    return SignedRequest(
+        method=request.method, path=path, query=query, headers=headers, body_sha256=body_sha256
+    )

@@ -1,0 +1,234 @@
+"""``POST /`` with ``X-Amz-Target``: the fixed pipeline of every ECR API call.
+
+1. method ``POST``, else 405 ``UnknownOperationException`` (with ``Allow: POST``);
+2. ``X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Operation>`` naming an operation of the
+   ECR model, and ``Content-Type: application/x-amz-json-1.1`` (or 1.0), else
+   ``UnknownOperationException``: without both, AWS cannot tell which operation is meant;
+3. the body, read whole up to ``max_body_size`` (413 ``RequestEntityTooLargeException``) while
+   hashing it for SigV4;
+4. **authentication** (:class:`~moorage.protocols.ecr_api.auth.ApiAuthenticator`), before the
+   body is parsed, so that nobody unauthenticated learns what the validator thinks;
+5. JSON (``SerializationException``);
+6. the operation's handler, or ``UnsupportedOperationException`` for an ECR operation this
+   registry has not built (never a fake success);
+7. validation against the input shape (``shapes.deserialize_input``);
+8. **authorization** of the operation's action (``iam.actions.action_of_operation``), failing
+   closed, on the repository the input names (``repositoryName``, else the one in
+   ``resourceArn``, else each of ``repositoryNames``), else on the registry;
+9. the handler, and its result written to the output shape.
+
+Every response carries ``x-amzn-RequestId``. A domain exception becomes its AWS error through
+``errors.DOMAIN_ERRORS``; anything else becomes a 500 ``ServerException`` naming the request id,
+with the details in the log (never a header or the body of the request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, NoReturn, ParamSpec, TypeVar
+
+from aiohttp import ClientConnectionError, web
+
+from moorage.domain.errors import RegistryError
+from moorage.iam.actions import REGISTRY_OPERATIONS, action_of_operation
+from moorage.ports.access import Authorizer, Principal
+from moorage.protocols.ecr_api import shapes
+from moorage.protocols.ecr_api.auth import ApiAuthenticator, signed_request
+from moorage.protocols.ecr_api.context import ApiContext, parse_repository_arn
+from moorage.protocols.ecr_api.errors import (
+    REQUEST_TOO_LARGE,
+    SERIALIZATION_EXCEPTION,
+    UNKNOWN_OPERATION,
+    UNSUPPORTED_OPERATION,
+    ApiError,
+    api_error_for,
+    server_error,
+)
+from moorage.protocols.ecr_api.operations import OperationTable
+from moorage.protocols.ecr_api.responses import error_response, json_response
+
+log = logging.getLogger("moorage.ecr_api")
+
+S = TypeVar("S")
+T = TypeVar("T")
+P = ParamSpec("P")
+
+CONTENT_TYPES = frozenset({"application/x-amz-json-1.1", "application/x-amz-json-1.0"})
+# UploadLayerPart carries up to 20 MiB, which base64 makes 28 MiB; the rest is headroom.
+DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
+# Parsing and decoding a body past this size (a layer part) runs in a thread: a 28 MiB part
+# takes tens of milliseconds, which every other request on the loop would wait for.
+_INLINE_BODY_SIZE = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Dispatcher(Generic[S]):
+    """Serves the ECR API from ``operations``; see the module docstring for the pipeline."""
+
+    operations: OperationTable[S]
+    authenticator: ApiAuthenticator
+    authorizer: Authorizer
+    services: S
+    region: str
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """The aiohttp handler for every method on ``/``. Never raises but for cancellation."""
+        request_id = str(uuid.uuid4())
+        if request.method != "POST":
+            return error_response(
+                ApiError(UNKNOWN_OPERATION, "The ECR API accepts only POST /.", status=405),
+                request_id,
+                headers={"Allow": "POST"},
+            )
+        operation = "-"
+        try:
+            operation = _operation_name(request)
+            return await self._call(request, operation, request_id)
+        except ApiError as error:
+            return error_response(error, request_id)
+        except RegistryError as exc:
+            mapped = api_error_for(exc)
+            if mapped is None:
+                _log_failure(operation, request_id, exc)
+                mapped = server_error(request_id)
+            return error_response(mapped, request_id)
+        except Exception as exc:
+            _log_failure(operation, request_id, exc)
+            return error_response(server_error(request_id), request_id)
+
+    async def _call(self, request: web.Request, operation: str, request_id: str) -> web.Response:
+        body, body_sha256 = await _read_body(request, self.max_body_size)
+        principal = await self.authenticator.authenticate(
+            signed_request(request, body_sha256), request.remote
+        )
+        document = await _off_loop(body, _parse_json, body)
+        handler = self.operations.get(operation)
+        if handler is None:
+            raise ApiError(
+                UNSUPPORTED_OPERATION,
+                f"The operation {operation} is not supported by this registry yet.",
+            )
+        model = shapes.operation_model(operation)
+        if model is None:  # the table only holds ECR's operations; a bug if it happens
+            raise RuntimeError(f"{operation} has a handler but no model")
+        params = await _off_loop(body, shapes.deserialize_input, model, document)
+        ctx = self._context(request, operation, request_id, principal, params)
+        await _authorize_operation(ctx, params)
+        result = await handler(ctx, params)
+        return json_response(shapes.serialize_output(model, result), request_id)
+
+    def _context(
+        self,
+        request: web.Request,
+        operation: str,
+        request_id: str,
+        principal: Principal,
+        params: dict[str, Any],
+    ) -> ApiContext[S]:
+        registry_id: str = params.get("registry_id") or principal.registry_id
+        repository: str | None = params.get("repository_name")
+        resource_arn: str | None = params.get("resource_arn")
+        if repository is None and resource_arn is not None:
+            arn = parse_repository_arn(resource_arn, region=self.region)
+            registry_id, repository = arn.registry_id, arn.name
+        return ApiContext(
+            operation=operation,
+            principal=principal,
+            registry_id=registry_id,
+            region=self.region,
+            request_id=request_id,
+            source_ip=request.remote,
+            secure_transport=request.secure,
+            services=self.services,
+            authorizer=self.authorizer,
+            repository=repository,
+        )
+
+
+async def _authorize_operation(ctx: ApiContext[Any], params: dict[str, Any]) -> None:
+    action = action_of_operation(ctx.operation)
+    if ctx.repository is not None:
+        await ctx.authorize(action, ctx.repository)
+        return
+    names = params.get("repository_names")
+    if ctx.operation not in REGISTRY_OPERATIONS and names:
+        # DescribeRepositories(repositoryNames=[...]) is allowed by a policy on those
+        # repositories alone, as on AWS; without names it is a question about the registry.
+        for name in names:
+            await ctx.authorize(action, name)
+        return
+    await ctx.authorize(action, None)
+
+
+async def _off_loop(body: bytes, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``work(...)``, in a thread when ``body`` is large enough for it to stall the loop."""
+    if len(body) <= _INLINE_BODY_SIZE:
+        return work(*args, **kwargs)
+    return await asyncio.to_thread(work, *args, **kwargs)
+
+
+def _operation_name(request: web.Request) -> str:
+    target = request.headers.get("X-Amz-Target", "")
+    prefix, dot, name = target.partition(".")
+    if not dot or prefix != shapes.target_prefix() or shapes.operation_model(name) is None:
+        raise ApiError(
+            UNKNOWN_OPERATION,
+            "The X-Amz-Target header must name an operation of the ECR API: "
+            f"{shapes.target_prefix()}.<Operation>.",
+        )
+    if request.content_type not in CONTENT_TYPES:
+        raise ApiError(UNKNOWN_OPERATION, "The Content-Type must be application/x-amz-json-1.1.")
+    return name
+
+
+async def _read_body(request: web.Request, limit: int) -> tuple[bytes, str]:
+    """The whole body and its hex SHA-256; 413 past ``limit`` bytes, declared or received."""
+    if request.content_length is not None and request.content_length > limit:
+        _too_large(limit)
+    hasher = hashlib.sha256()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                _too_large(limit)
+            hasher.update(chunk)
+            chunks.append(chunk)
+    except (ConnectionError, ClientConnectionError) as exc:
+        # The client went away mid-body: nobody reads the answer but the access log.
+        log.info("connection lost while reading a request body: %s", exc)
+        raise ApiError("RequestAbortedException", "The client closed the connection.") from None
+    return b"".join(chunks), hasher.hexdigest()
+
+
+def _too_large(limit: int) -> NoReturn:
+    raise ApiError(REQUEST_TOO_LARGE, f"The request body is larger than {limit} bytes.")
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is ``{}``, as for an operation without input."""
+    if not body.strip():
+        return {}
+    try:
+        document = json.loads(body, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError):
+        raise ApiError(SERIALIZATION_EXCEPTION, "The request body is not valid JSON.") from None
+    if not isinstance(document, dict):
+        raise ApiError(SERIALIZATION_EXCEPTION, "The request body must be a JSON object.")
+    return document
+
+
+def _log_failure(operation: str, request_id: str, exc: BaseException) -> None:
+    log.error("ECR API %s failed; request id %s", operation, request_id, exc_info=exc)
