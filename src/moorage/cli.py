@@ -1,4 +1,4 @@
-"""The ``moorage`` command: ``serve``, ``repo create|list|delete``, ``migrate``.
+"""The ``moorage`` command: ``serve``, ``repo create|list|delete``, ``migrate``, ``admin``.
 
 Every ``serve`` option can also be set in a TOML config file (``--config``) and as a
 ``MOORAGE_<NAME>`` environment variable; the command line wins, then the environment,
@@ -187,3 +187,6 @@ def _configure_logging(level: str) -> None:
         level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+
+
+import moorage.cli_admin  # noqa: E402, F401  (adds "moorage admin"; it uses the helpers above)

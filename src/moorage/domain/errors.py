@@ -23,8 +23,23 @@ Services raise these; each protocol maps them to its own wire error in one table
     ├── ManifestBlobUnknown      a manifest references a blob or child manifest not present
     ├── Unsupported              the operation is not supported here
     ├── AccessDenied             authenticated, but not allowed
+    │   └── TokenExpired         a /v2/ login token past its 12 hours (403 DENIED, ECR's text)
     ├── Unauthenticated          credentials missing or invalid
-    └── TooManyRequests          a limit on concurrent work was reached; retry later
+    ├── TooManyRequests          a limit on concurrent work was reached; retry later
+    │
+    │   identities (accounts, IAM users, access keys, identity policies, login tokens)
+    ├── InvalidAccount           account id not 12 digits, or account name out of bounds
+    ├── InvalidUserName          IAM user name (or path) breaks IAM's grammar
+    ├── InvalidPolicyName        inline policy name breaks IAM's grammar
+    ├── MalformedPolicyDocument  identity policy that does not parse (IAM's own error name)
+    ├── AccountAlreadyExists
+    ├── AccountNotFound
+    ├── UserAlreadyExists
+    ├── UserNotFound
+    ├── AdminAlreadyExists       ``admin init`` ran before on this account
+    ├── AccessKeyNotFound
+    ├── AccessKeyLimitExceeded   a user would hold more than 2 access keys
+    └── UserPolicyNotFound
 """
 
 from __future__ import annotations
@@ -125,3 +140,58 @@ class Unauthenticated(RegistryError):
 
 class TooManyRequests(RegistryError):
     pass
+
+
+# -- identities ----------------------------------------------------------------------------
+
+
+class InvalidAccount(RegistryError):
+    pass
+
+
+class InvalidUserName(RegistryError):
+    pass
+
+
+class InvalidPolicyName(RegistryError):
+    pass
+
+
+class MalformedPolicyDocument(RegistryError):
+    """An identity policy is not valid JSON or breaks the IAM grammar; the message says where."""
+
+
+class AccountAlreadyExists(RegistryError):
+    pass
+
+
+class AccountNotFound(RegistryError):
+    pass
+
+
+class UserAlreadyExists(RegistryError):
+    pass
+
+
+class UserNotFound(RegistryError):
+    pass
+
+
+class AdminAlreadyExists(RegistryError):
+    """``admin init`` found the account's admin user already there (and no new key asked for)."""
+
+
+class AccessKeyNotFound(RegistryError):
+    pass
+
+
+class AccessKeyLimitExceeded(RegistryError):
+    pass
+
+
+class UserPolicyNotFound(RegistryError):
+    pass
+
+
+class TokenExpired(AccessDenied):
+    """A registry login token is past its expiry; the caller must log in again."""

@@ -75,3 +75,18 @@ class Authorizer(Protocol):
     async def authorize(self, request: AccessRequest) -> None:
         """Return when allowed; raise AccessDenied (or Unauthenticated for anonymous callers)."""
         ...
+
+
+class AuthenticationFailed(Exception):
+    """A signed ECR API request cannot be authenticated.
+
+    ``code`` is the AWS error name to answer with (``UnrecognizedClientException``,
+    ``InvalidSignatureException``, ``IncompleteSignatureException``,
+    ``MissingAuthenticationTokenException``); ``message`` is safe to send to the client and
+    never holds a secret.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

@@ -34,9 +34,10 @@ from moorage.domain.models import (
     TagRecord,
     UploadSession,
 )
+from moorage.ports.identities import IdentityRecords
 
 
-class MetadataTransaction(Protocol):
+class MetadataTransaction(IdentityRecords, Protocol):
     # -- repositories -------------------------------------------------------------------
     async def create_repository(self, registry_id: str, name: str, now: datetime) -> Repository:
         """Create a repository. Raises RepositoryAlreadyExists."""

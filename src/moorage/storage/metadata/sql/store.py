@@ -72,6 +72,7 @@ from moorage.storage.metadata.sql.engine import (
     read_transaction,
     write_transaction,
 )
+from moorage.storage.metadata.sql.identities import SqlIdentityRecords
 from moorage.storage.metadata.sql.tables import (
     UtcDateTime,
     blob_links,
@@ -288,7 +289,7 @@ class _SyncStatements:
         return self._connection.scalars(statement)
 
 
-class _SqlTransaction:
+class _SqlTransaction(SqlIdentityRecords):
     """One port transaction on one connection that is already inside a database transaction."""
 
     def __init__(self, connection: _Statements) -> None:

@@ -12,10 +12,18 @@ the migrated database with ``metadata`` so that the two never drift.
      │    └── tags          (repository_id, name) PK; (repository_id, manifest_digest) -> manifests
      └── upload_sessions    id PK
     blobs                  digest PK (registry-wide: the BlobStore holds one copy per digest)
+    accounts               registry_id PK: an account and its registry are one
+     └── iam_users          user_id PK (AIDA...); (registry_id, name) unique
+          ├── access_keys   access_key_id PK (AKIA...); user_id -> iam_users; the secret
+          │                 is AES-GCM ciphertext (iam/secrets.py), never clear text
+          └── user_policies  (user_id, name) PK; document = the JSON text received
 
 Every arrow is a foreign key with ``ON DELETE CASCADE``: deleting a repository deletes
 everything it owns; deleting a manifest deletes its tags and the references it makes (not
 the references other manifests make to it); deleting a blob deletes its links.
+Repositories name their registry without a foreign key to ``accounts``: a registry serves
+anonymous or emulator callers before any account is recorded, and deleting an account's
+identities must not delete its images.
 
 ``manifest_references`` lists what each manifest points at: its config and layers
 (kind ``blob``) and, for an index, its child manifests (kind ``manifest``). It has no foreign
@@ -53,6 +61,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     TypeDecorator,
     UniqueConstraint,
 )
@@ -218,4 +227,72 @@ upload_sessions = Table(
     Index(None, "repository_id"),
     # Garbage collection of abandoned uploads.
     Index(None, "updated_at"),
+)
+
+
+# -- identities ------------------------------------------------------------------------------
+
+# IAM's bounds: user names 64 characters, policy names 128, paths 512; our ids are 21
+# (AIDA + 17) and 20 (AKIA + 16) characters, and AWS allows ids up to 128.
+IAM_ID_LENGTH = 128
+USER_NAME_LENGTH = 64
+USER_PATH_LENGTH = 512
+POLICY_NAME_LENGTH = 128
+ACCOUNT_NAME_LENGTH = 50
+ACCESS_KEY_STATUS_LENGTH = 16
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("registry_id", String(REGISTRY_ID_LENGTH), primary_key=True),
+    Column("name", String(ACCOUNT_NAME_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+iam_users = Table(
+    "iam_users",
+    metadata,
+    Column("user_id", String(IAM_ID_LENGTH), primary_key=True),
+    Column(
+        "registry_id",
+        String(REGISTRY_ID_LENGTH),
+        ForeignKey("accounts.registry_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", binary_string(USER_NAME_LENGTH), nullable=False),
+    Column("path", String(USER_PATH_LENGTH), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # Also the index the cascade from a deleted account uses (registry_id leads).
+    UniqueConstraint("registry_id", "name"),
+)
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key_id", String(IAM_ID_LENGTH), primary_key=True),
+    Column(
+        "user_id",
+        String(IAM_ID_LENGTH),
+        ForeignKey("iam_users.user_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("secret_ciphertext", LargeBinary, nullable=False),
+    Column("status", String(ACCESS_KEY_STATUS_LENGTH), nullable=False),  # "Active" | "Inactive"
+    Column("created_at", UtcDateTime, nullable=False),
+    # list_access_keys, and the cascade from a deleted user.
+    Index(None, "user_id"),
+)
+
+user_policies = Table(
+    "user_policies",
+    metadata,
+    Column(
+        "user_id",
+        String(IAM_ID_LENGTH),
+        ForeignKey("iam_users.user_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("name", binary_string(POLICY_NAME_LENGTH), nullable=False),
+    Column("document", Text, nullable=False),
+    PrimaryKeyConstraint("user_id", "name"),
 )

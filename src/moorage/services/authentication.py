@@ -1,0 +1,264 @@
+"""Who is calling: authenticators for the ECR API (SigV4) and for ``/v2/`` (login tokens).
+
+ECR API (``POST /`` with ``X-Amz-Target``), one of:
+
+- :class:`ApiKeyAuthenticator`: the request is signed with SigV4 (Authorization header or
+  presigned query) by an active access key of an IAM user. Pipeline: parse the signature
+  (``IncompleteSignatureException``) -> region -> session token (we have no STS) -> look up
+  the key (unknown or inactive: ``UnrecognizedClientException``) -> decrypt its secret ->
+  verify the signature, date and payload hash (``InvalidSignatureException``). Failures
+  raise ``AuthenticationFailed(code, message)`` with AWS's codes and texts.
+- :class:`EmulatorApiAuthenticator` (emulator mode): any request, signed or not, with any
+  key, is the emulator account's root (``arn:aws:iam::<account>:root``), as moto and
+  LocalStack accept any credentials. Root, not a user: as in AWS, an account's root may do
+  everything in its own account (the authorizer gives it an allow-all identity policy), and
+  policies that name the account apply to it.
+
+``/v2/`` (the ``Authenticator`` port):
+
+- :class:`RegistryAuthenticator`: ``Basic base64("AWS:" + password)`` or ``Bearer
+  password``, where the password is a login token (``iam/login_tokens.py``); its user and
+  access key must still exist and the key be active. No credentials, another scheme, a user
+  name other than ``AWS`` or a token that does not verify: Unauthenticated (401 with the
+  challenge). An expired token: TokenExpired (403 ``DENIED`` with ECR's text).
+
+Emulator mode's ``/v2/`` door is ``services/access.py``'s ``EmulatorAuthenticator``; its
+principal is the one :class:`EmulatorApiAuthenticator` returns, so both protocols see one
+caller.
+
+Secrets (secret access keys, tokens) never appear in messages or logs; access key ids are
+identifiers, not secrets, and are logged with failures (as CloudTrail records them).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from dataclasses import replace
+from datetime import timedelta
+
+from moorage.domain.errors import TokenExpired, Unauthenticated
+from moorage.domain.identities import AccessKeyStatus, User
+from moorage.iam import sigv4
+from moorage.iam.login_tokens import LoginTokenExpired, LoginTokenInvalid, LoginTokens
+from moorage.iam.secrets import SecretCipher
+from moorage.iam.sigv4 import (
+    INVALID_SIGNATURE,
+    Authorization,
+    PresignedAuthorization,
+    SignatureError,
+    SignedRequest,
+)
+from moorage.ports.access import AuthenticationFailed, Credentials, Principal
+from moorage.ports.clock import Clock
+from moorage.ports.metadata import MetadataStore
+from moorage.services.access import emulator_principal
+
+log = logging.getLogger("moorage.iam")
+
+UNRECOGNIZED_CLIENT = "UnrecognizedClientException"
+MISSING_AUTHENTICATION_TOKEN = "MissingAuthenticationTokenException"
+INVALID_CLIENT_TOKEN_MESSAGE = "The security token included in the request is invalid."
+MISSING_AUTHENTICATION_TOKEN_MESSAGE = "Missing Authentication Token"
+TOKEN_EXPIRED_MESSAGE = "Your authorization token has expired. Reauthenticate and try again."
+TOKEN_INVALID_MESSAGE = "Your authorization token is invalid."
+NOT_AUTHORIZED_MESSAGE = "Not Authorized"
+
+# The login user name ECR's tokens carry ("AWS:<password>").
+REGISTRY_USERNAME = "AWS"
+# Loose on purpose: the emulator reads the key id when it can, and accepts anything else.
+_CREDENTIAL_KEY_ID = re.compile(r"Credential=([^/,\s]+)/")
+
+
+class ApiKeyAuthenticator:
+    """SigV4 with the stored access keys (see the module docstring for the pipeline).
+
+    ``region``: the region requests must be signed for (settings.region); None accepts any.
+    ``service``: the SigV4 signing name (``ecr``).
+    """
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        cipher: SecretCipher,
+        clock: Clock,
+        *,
+        region: str | None,
+        service: str = "ecr",
+        max_skew: timedelta = sigv4.DEFAULT_MAX_SKEW,
+    ) -> None:
+        self._metadata = metadata
+        self._cipher = cipher
+        self._clock = clock
+        self._region = region
+        self._service = service
+        self._max_skew = max_skew
+
+    async def authenticate(self, request: SignedRequest, source_ip: str | None) -> Principal:
+        """The IAM user whose key signed ``request``. Raises AuthenticationFailed.
+
+        ``source_ip`` goes to the log of failures only. A key whose stored secret does not
+        decrypt (the master key changed) raises SecretUndecryptable: a server fault, not
+        the caller's.
+        """
+        try:
+            return await self._authenticate(request)
+        except AuthenticationFailed as failure:
+            log.info(
+                "API authentication failed from %s: %s (%s)",
+                source_ip or "?",
+                failure.code,
+                _claimed_key_id(request) or "no key",
+            )
+            raise
+
+    async def _authenticate(self, request: SignedRequest) -> Principal:
+        presigned, authorization = _parse(request)
+        if self._region is not None and authorization.region != self._region:
+            raise AuthenticationFailed(
+                INVALID_SIGNATURE,
+                f"Credential should be scoped to a valid region, not '{authorization.region}'.",
+            )
+        session_token = (
+            presigned.session_token
+            if presigned is not None
+            else request.headers.get("x-amz-security-token")
+        )
+        if session_token is not None:
+            # Temporary credentials come from STS, which this registry does not run.
+            raise AuthenticationFailed(UNRECOGNIZED_CLIENT, INVALID_CLIENT_TOKEN_MESSAGE)
+
+        async with self._metadata.read() as tx:
+            key = await tx.get_access_key(authorization.access_key_id)
+            user = None if key is None else await tx.get_user_by_id(key.user_id)
+        if key is None or user is None or key.status is not AccessKeyStatus.ACTIVE:
+            raise AuthenticationFailed(UNRECOGNIZED_CLIENT, INVALID_CLIENT_TOKEN_MESSAGE)
+        secret = self._cipher.decrypt(key.secret_ciphertext, key.access_key_id)
+
+        now = self._clock()
+        try:
+            if presigned is not None:
+                sigv4.verify_presigned(
+                    request, presigned, secret, now, self._service, self._max_skew
+                )
+            else:
+                sigv4.verify(request, authorization, secret, now, self._service, self._max_skew)
+        except SignatureError as error:
+            raise AuthenticationFailed(error.code, error.message) from None
+        return user_principal(user, key.access_key_id)
+
+
+class EmulatorApiAuthenticator:
+    """Emulator mode: every API request is ``account``'s root, whatever it carries."""
+
+    def __init__(self, account: str) -> None:
+        self._principal = emulator_principal(account)
+
+    async def authenticate(self, request: SignedRequest, source_ip: str | None) -> Principal:
+        """The account's root, with the access key id the request names (when it names one)."""
+        return replace(self._principal, access_key_id=_claimed_key_id(request))
+
+
+class RegistryAuthenticator:
+    """``/v2/`` logins with login tokens (see the module docstring)."""
+
+    def __init__(self, metadata: MetadataStore, tokens: LoginTokens, clock: Clock) -> None:
+        self._metadata = metadata
+        self._tokens = tokens
+        self._clock = clock
+
+    async def authenticate(self, credentials: Credentials) -> Principal:
+        """The IAM user the token was issued to, as it is now. Raises Unauthenticated, or
+        TokenExpired (an AccessDenied) for a token past its expiry."""
+        password = _password(credentials.authorization)
+        try:
+            claims = self._tokens.verify(password, self._clock())
+        except LoginTokenExpired:
+            raise TokenExpired(TOKEN_EXPIRED_MESSAGE) from None
+        except LoginTokenInvalid:
+            log.info("registry login with an invalid token from %s", credentials.source_ip or "?")
+            raise Unauthenticated(TOKEN_INVALID_MESSAGE) from None
+        if claims.user_id is None or claims.access_key_id is None:
+            # An emulator token (account root) is no good once the emulator is off.
+            raise Unauthenticated(TOKEN_INVALID_MESSAGE)
+        async with self._metadata.read() as tx:
+            key = await tx.get_access_key(claims.access_key_id)
+            user = await tx.get_user_by_id(claims.user_id)
+        if (
+            key is None
+            or user is None
+            or key.user_id != user.user_id
+            or key.status is not AccessKeyStatus.ACTIVE
+            or user.registry_id != claims.registry_id
+        ):
+            # Deleted or deactivated since the login: the token dies with its key.
+            log.info(
+                "registry login token of %s no longer valid: its user or key %s is gone or "
+                "inactive",
+                claims.user_id,
+                claims.access_key_id,
+            )
+            raise Unauthenticated(TOKEN_INVALID_MESSAGE)
+        return user_principal(user, key.access_key_id)
+
+
+def user_principal(user: User, access_key_id: str) -> Principal:
+    """The principal of an IAM user calling with one of its keys."""
+    return Principal(
+        registry_id=user.registry_id,
+        arn=user.arn,
+        user_id=user.user_id,
+        username=user.name,
+        access_key_id=access_key_id,
+    )
+
+
+def _parse(request: SignedRequest) -> tuple[PresignedAuthorization | None, Authorization]:
+    """The request's SigV4 parameters: from a presigned query, else the Authorization header.
+
+    Raises AuthenticationFailed: MissingAuthenticationTokenException when there are none,
+    IncompleteSignatureException when they are malformed.
+    """
+    try:
+        presigned = sigv4.parse_presigned(request.query)
+        if presigned is not None:
+            return presigned, presigned.authorization
+        header = request.headers.get("authorization")
+        if header is None:
+            raise AuthenticationFailed(
+                MISSING_AUTHENTICATION_TOKEN, MISSING_AUTHENTICATION_TOKEN_MESSAGE
+            )
+        return None, sigv4.parse_authorization(header)
+    except SignatureError as error:
+        raise AuthenticationFailed(error.code, error.message) from None
+
+
+def _claimed_key_id(request: SignedRequest) -> str | None:
+    """The access key id a request names, if it can be read (for logs and the emulator)."""
+    header = request.headers.get("authorization", "")
+    found = _CREDENTIAL_KEY_ID.search(header)
+    if found is None:
+        found = re.search(r"(?:^|&)X-Amz-Credential=([^/&%]+)(?:/|%2F)", request.query)
+    return found.group(1) if found else None
+
+
+def _password(authorization: str | None) -> str:
+    """The login token in an Authorization header (Basic ``AWS:<token>`` or Bearer)."""
+    if not authorization:
+        raise Unauthenticated(NOT_AUTHORIZED_MESSAGE)
+    scheme, _, value = authorization.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() != "basic" or not value:
+        raise Unauthenticated(NOT_AUTHORIZED_MESSAGE)
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthenticated(TOKEN_INVALID_MESSAGE) from None
+    username, colon, password = decoded.partition(":")
+    if not colon or username != REGISTRY_USERNAME or not password:
+        raise Unauthenticated(TOKEN_INVALID_MESSAGE)
+    return password
