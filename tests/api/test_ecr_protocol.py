@@ -28,10 +28,13 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from moorage.iam.policy import Policy, parse_policy
-from moorage.ports.access import Authorizer, Principal
+from moorage.iam.sigv4 import SignatureError, SignedRequest
+from moorage.ports.access import AuthenticationFailed, Authorizer, Principal
 from moorage.ports.clock import system_clock
 from moorage.protocols.ecr_api.app import mount
+from moorage.protocols.ecr_api.auth import ApiAuthenticator
 from moorage.protocols.ecr_api.operations import OperationTable
+from moorage.services.authentication import EmulatorApiAuthenticator
 from moorage.services.authorization import PolicyAuthorizer, ResourcePolicies
 from tests.unit.protocols.ecr_api import sample_operations
 from tests.unit.protocols.ecr_api.fakes import (
@@ -58,7 +61,7 @@ def services() -> SampleServices:
 
 
 @pytest.fixture
-def authenticator() -> FakeAuthenticator:
+def authenticator() -> ApiAuthenticator:
     return FakeAuthenticator()
 
 
@@ -75,7 +78,7 @@ def max_body_size() -> int | None:
 @pytest.fixture
 async def server(
     services: SampleServices,
-    authenticator: FakeAuthenticator,
+    authenticator: ApiAuthenticator,
     authorizer: Authorizer,
     max_body_size: int | None,
 ) -> AsyncIterator[TestServer]:
@@ -251,6 +254,38 @@ async def test_unknown_keys_and_bad_signatures(api: Client) -> None:
         api, "CreateRepository", body, sign=False, headers={"Authorization": "AWS4-HMAC-SHA256 x"}
     )
     assert error_of(garbled) == (400, "IncompleteSignatureException")
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        AuthenticationFailed("UnrecognizedClientException", "The security token is invalid."),
+        SignatureError("IncompleteSignatureException", "Signature must be 64 hex characters."),
+    ],
+)
+async def test_authenticators_may_refuse_with_the_ports_exception(
+    services: SampleServices, authorizer: RecordingAuthorizer, failure: Exception
+) -> None:
+    class Refuses:
+        async def authenticate(self, request: SignedRequest, source_ip: str | None) -> Principal:
+            raise failure
+
+    app = web.Application()
+    mount(
+        app,
+        operations=OperationTable[SampleServices].from_modules(sample_operations),
+        authenticator=Refuses(),
+        authorizer=authorizer,
+        services=services,
+        region=REGION,
+    )
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        status, body, _ = await call(client, "CreateRepository", {"repositoryName": "web"})
+    assert (status, body["__type"], body["message"]) == (
+        400,
+        getattr(failure, "code", None),
+        getattr(failure, "message", None),
+    )
 
 
 async def test_a_body_changed_after_signing(api: Client) -> None:
@@ -635,6 +670,19 @@ async def test_boto3_against_the_policy_engine(server: TestServer) -> None:
         f"resource: arn:aws:ecr:{REGION}:{ACCOUNT}:repository/web because no identity-based "
         "policy allows the ecr:CreateRepository action",
     }
+
+
+@pytest.mark.usefixtures("no_aws_config")
+@pytest.mark.parametrize("authenticator", [EmulatorApiAuthenticator(OTHER_ACCOUNT)])
+async def test_boto3_against_the_emulators_authenticator(
+    server: TestServer, services: SampleServices
+) -> None:
+    client = ecr_client(server, access_key="AKIAANYTHINGGOES0000", secret_key="anything")
+    created = await aws(client, "create_repository", repositoryName="web")
+    assert created["repository"]["registryId"] == OTHER_ACCOUNT
+    [ctx] = services.contexts
+    assert ctx.principal.arn == f"arn:aws:iam::{OTHER_ACCOUNT}:root"
+    assert ctx.principal.access_key_id == "AKIAANYTHINGGOES0000"
 
 
 @pytest.mark.usefixtures("no_aws_config")

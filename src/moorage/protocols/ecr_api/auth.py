@@ -1,10 +1,11 @@
 """Authentication for the ECR API: the port an authenticator fills, and what it is given.
 
 The dispatcher authenticates every request before it reads the JSON, through an
-:class:`ApiAuthenticator`. The implementation that looks access keys up (and checks that the
-signature's region is this registry's) lives outside this package; it answers with the
-front-door errors in ``errors.py`` (``missing_authentication_token``, ``unrecognized_client``,
-``from_signature_error``, ``expired_token``).
+:class:`ApiAuthenticator` (``services/authentication.py`` holds the one backed by stored access
+keys, and the emulator's). An authenticator refuses with AWS's code and a message fit for the
+client, in any of three ways, all answered alike: ``ports.access.AuthenticationFailed`` (for
+implementations outside the protocol layer), ``iam.sigv4.SignatureError``, or an ``ApiError``
+(``errors.py`` has factories for the front-door errors).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from moorage.ports.access import Principal
 
 class ApiAuthenticator(Protocol):
     async def authenticate(self, request: SignedRequest, source_ip: str | None) -> Principal:
-        """Return the caller who signed ``request``; raise ApiError with AWS's code otherwise.
+        """Return the caller who signed ``request``; refuse with AWS's code otherwise.
 
         ``MissingAuthenticationTokenException`` when nothing is signed,
         ``UnrecognizedClientException`` for an unknown access key, the `SignatureError`'s code

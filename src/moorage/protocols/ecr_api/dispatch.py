@@ -37,7 +37,8 @@ from aiohttp import ClientConnectionError, web
 
 from moorage.domain.errors import RegistryError
 from moorage.iam.actions import REGISTRY_OPERATIONS, action_of_operation
-from moorage.ports.access import Authorizer, Principal
+from moorage.iam.sigv4 import SignatureError
+from moorage.ports.access import AuthenticationFailed, Authorizer, Principal
 from moorage.protocols.ecr_api import shapes
 from moorage.protocols.ecr_api.auth import ApiAuthenticator, signed_request
 from moorage.protocols.ecr_api.context import ApiContext, parse_repository_arn
@@ -105,9 +106,7 @@ class Dispatcher(Generic[S]):
 
     async def _call(self, request: web.Request, operation: str, request_id: str) -> web.Response:
         body, body_sha256 = await _read_body(request, self.max_body_size)
-        principal = await self.authenticator.authenticate(
-            signed_request(request, body_sha256), request.remote
-        )
+        principal = await self._authenticate(request, body_sha256)
         document = await _off_loop(body, _parse_json, body)
         handler = self.operations.get(operation)
         if handler is None:
@@ -123,6 +122,15 @@ class Dispatcher(Generic[S]):
         await _authorize_operation(ctx, params)
         result = await handler(ctx, params)
         return json_response(shapes.serialize_output(model, result), request_id)
+
+    async def _authenticate(self, request: web.Request, body_sha256: str) -> Principal:
+        try:
+            return await self.authenticator.authenticate(
+                signed_request(request, body_sha256), request.remote
+            )
+        except (AuthenticationFailed, SignatureError) as failure:
+            # Both carry AWS's code and a message fit for the client.
+            raise ApiError(failure.code, failure.message) from None
 
     def _context(
         self,

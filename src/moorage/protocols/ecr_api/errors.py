@@ -10,7 +10,7 @@ Where each error comes from, in the order a request meets them:
     RequestEntityTooLargeException     body over the cap (413)
     MissingAuthenticationTokenException, UnrecognizedClientException,
     IncompleteSignatureException, InvalidSignatureException, ExpiredTokenException
-                                       the authenticator (factories below)
+                                       the authenticator (``auth.py``; factories below)
     SerializationException             body is not JSON, or a value has the wrong JSON type
     UnsupportedOperationException      an ECR operation this registry has not built
     InvalidParameterException | ValidationException
