@@ -29,8 +29,10 @@ from moorage.domain.errors import (
 from moorage.domain.models import (
     ManifestRecord,
     ManifestReference,
+    PolicyTexts,
     ReferenceKind,
     Repository,
+    TagMutability,
     UploadSession,
 )
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
@@ -638,6 +640,291 @@ class MetadataStoreSuite:
             assert await tx.tags_of(repository.id, two.digest) == ["v2"]
             assert await tx.tags_of(repository.id, digest_of("absent")) == []
         await delete_repositories(store, repository)
+
+    async def test_put_tag_without_move_leaves_another_target(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        one = manifest_record(repository.id, b'{"m": 1}')
+        two = manifest_record(repository.id, b'{"m": 2}')
+        async with store.transaction() as tx:
+            await tx.put_manifest(one, [])
+            await tx.put_manifest(two, [])
+            assert await tx.put_tag(repository.id, "v1", one.digest, T0, move=False) is None
+        later = T0 + timedelta(hours=1)
+        async with store.transaction() as tx:
+            # The same target again is no move; another target is refused, not written.
+            assert await tx.put_tag(repository.id, "v1", one.digest, later, move=False) == (
+                one.digest
+            )
+            assert await tx.put_tag(repository.id, "v1", two.digest, later, move=False) == (
+                one.digest
+            )
+        with pytest.raises(ManifestUnknown):
+            async with store.transaction() as tx:
+                await tx.put_tag(repository.id, "v2", digest_of("absent"), T0, move=False)
+        async with store.read() as tx:
+            tag = await tx.get_tag(repository.id, "v1")
+            assert await tx.list_tags(repository.id) == ["v1"]
+        assert tag is not None
+        assert (tag.digest, tag.updated_at) == (one.digest, T0)
+        await delete_repositories(store, repository)
+
+    async def test_concurrent_creations_of_one_unmovable_tag_keep_the_first(
+        self, store: MetadataStore
+    ) -> None:
+        repository = await create_repository(store)
+        records = [manifest_record(repository.id, b'{"racer": %d}' % i) for i in range(10)]
+        async with store.transaction() as tx:
+            for record in records:
+                await tx.put_manifest(record, [])
+
+        async def race(record: ManifestRecord) -> Digest | None:
+            async with store.transaction() as tx:
+                # Everyone looks first and finds no tag, then everyone writes.
+                await tx.get_tag(repository.id, "v1")
+                await asyncio.sleep(0)
+                return await tx.put_tag(repository.id, "v1", record.digest, T0, move=False)
+
+        outcomes = await asyncio.gather(*(race(record) for record in records))
+        async with store.read() as tx:
+            tag = await tx.get_tag(repository.id, "v1")
+        assert tag is not None
+        winners = [r.digest for r, old in zip(records, outcomes, strict=True) if old is None]
+        assert winners == [tag.digest]
+        assert [old for old in outcomes if old is not None] == [tag.digest] * 9
+        await delete_repositories(store, repository)
+
+    # -- repository settings, resource tags and policies --------------------------------
+
+    async def test_repositories_have_ecr_default_settings(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        async with store.read() as tx:
+            stored = await tx.get_repository(REGISTRY, "team/app")
+        assert stored == repository
+        assert repository.image_tag_mutability is TagMutability.MUTABLE
+        assert repository.mutability_exclusion_filters == ()
+        assert repository.scan_on_push is False
+        assert (repository.encryption_type, repository.kms_key) == ("AES256", None)
+        await delete_repositories(store, repository)
+
+    async def test_create_repository_keeps_its_settings(self, store: MetadataStore) -> None:
+        key = "arn:aws:kms:us-east-1:123456789012:key/" + "0" * 36
+        async with store.transaction() as tx:
+            created = await tx.create_repository(
+                REGISTRY,
+                "team/app",
+                T0,
+                image_tag_mutability=TagMutability.IMMUTABLE_WITH_EXCLUSION,
+                mutability_exclusion_filters=["latest", "dev-*"],
+                scan_on_push=True,
+                encryption_type="KMS",
+                kms_key=key,
+            )
+        async with store.read() as tx:
+            stored = await tx.get_repository(REGISTRY, "team/app")
+            listed = await tx.list_repositories(REGISTRY)
+        assert stored == created
+        assert listed == [created]
+        assert created.image_tag_mutability is TagMutability.IMMUTABLE_WITH_EXCLUSION
+        assert created.mutability_exclusion_filters == ("latest", "dev-*")
+        assert created.scan_on_push is True
+        assert (created.encryption_type, created.kms_key) == ("KMS", key)
+        await delete_repositories(store, created)
+
+    async def test_update_repository_settings(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        async with store.transaction() as tx:
+            mutability = await tx.update_repository_settings(
+                repository.id,
+                image_tag_mutability=TagMutability.MUTABLE_WITH_EXCLUSION,
+                mutability_exclusion_filters=("release-*",),
+            )
+            scanning = await tx.update_repository_settings(repository.id, scan_on_push=True)
+            unchanged = await tx.update_repository_settings(repository.id)
+            absent = await tx.update_repository_settings(
+                max(repository.id, other.id) + 1000, scan_on_push=True
+            )
+        expected = replace(
+            repository,
+            image_tag_mutability=TagMutability.MUTABLE_WITH_EXCLUSION,
+            mutability_exclusion_filters=("release-*",),
+            scan_on_push=True,
+        )
+        assert mutability == replace(expected, scan_on_push=False)
+        assert scanning == unchanged == expected
+        assert absent is None
+        async with store.transaction() as tx:
+            back = await tx.update_repository_settings(
+                repository.id,
+                image_tag_mutability=TagMutability.IMMUTABLE,
+                mutability_exclusion_filters=(),
+            )
+        async with store.read() as tx:
+            assert await tx.get_repository(REGISTRY, "team/app") == back
+            assert await tx.get_repository(REGISTRY, "team/other") == other
+        assert back == replace(
+            expected, image_tag_mutability=TagMutability.IMMUTABLE, mutability_exclusion_filters=()
+        )
+        await delete_repositories(store, repository, other)
+
+    async def test_repository_tags(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        async with store.transaction() as tx:
+            assert await tx.put_repository_tags(repository.id, {"b": "1", "a": "", "B": "x"}) == 3
+            assert await tx.put_repository_tags(other.id, {"a": "elsewhere"}) == 1
+        async with store.transaction() as tx:
+            # Existing keys are overwritten; the count is of the tags afterwards.
+            assert await tx.put_repository_tags(repository.id, {"a": "new", "c": "3"}) == 4
+            assert await tx.put_repository_tags(repository.id, {}) == 4
+        async with store.read() as tx:
+            assert await tx.list_repository_tags(repository.id) == {
+                "B": "x",
+                "a": "new",
+                "b": "1",
+                "c": "3",
+            }
+            assert list(await tx.list_repository_tags(repository.id)) == ["B", "a", "b", "c"]
+            assert await tx.get_repository_tag(repository.id, "a") == "new"
+            assert await tx.get_repository_tag(repository.id, "A") is None
+            assert await tx.get_repository_tag(other.id, "a") == "elsewhere"
+        async with store.transaction() as tx:
+            assert await tx.delete_repository_tags(repository.id, ["a", "absent", "a"]) == 1
+            assert await tx.delete_repository_tags(repository.id, []) == 0
+        async with store.read() as tx:
+            assert await tx.list_repository_tags(repository.id) == {"B": "x", "b": "1", "c": "3"}
+            assert await tx.list_repository_tags(other.id) == {"a": "elsewhere"}
+        await delete_repositories(store, repository, other)
+
+    async def test_resource_tag_writers_take_turns(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+
+        async def tag(i: int) -> int:
+            async with store.transaction() as tx:
+                count = await tx.put_repository_tags(repository.id, {f"k{i}-a": "", f"k{i}-b": ""})
+                await asyncio.sleep(0)  # let the others try while this one is open
+                return count
+
+        counts = await asyncio.gather(*(tag(i) for i in range(8)))
+        # Each writer counted every tag committed before it: no two saw the same total.
+        assert sorted(counts) == list(range(2, 17, 2))
+        await delete_repositories(store, repository)
+
+    async def test_repository_policy(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        text = '{ "Version" : "2012-10-17",\n  "Statement": [] }\n'
+        async with store.transaction() as tx:
+            assert await tx.get_repository_policy(repository.id) is None
+            assert await tx.delete_repository_policy(repository.id) is None
+            await tx.put_repository_policy(repository.id, text, T0)
+        async with store.read() as tx:
+            assert await tx.get_repository_policy(repository.id) == text
+            assert await tx.get_repository_policy(other.id) is None
+        async with store.transaction() as tx:
+            await tx.put_repository_policy(repository.id, "replaced", T0 + timedelta(hours=1))
+        async with store.transaction() as tx:
+            assert await tx.delete_repository_policy(repository.id) == "replaced"
+            assert await tx.delete_repository_policy(repository.id) is None
+            assert await tx.get_repository_policy(repository.id) is None
+        await delete_repositories(store, repository, other)
+
+    async def test_delete_repository_deletes_its_tags_and_policy(
+        self, store: MetadataStore
+    ) -> None:
+        doomed = await create_repository(store, "team/doomed")
+        async with store.transaction() as tx:
+            await tx.put_repository_tags(doomed.id, {"team": "a"})
+            await tx.put_repository_policy(doomed.id, "{}", T0)
+            await tx.put_registry_policy(REGISTRY, "{}", T0)
+        async with store.transaction() as tx:
+            await tx.delete_repository(doomed.id)
+        reborn = await create_repository(store, "team/doomed")
+        async with store.read() as tx:
+            assert await tx.list_repository_tags(doomed.id) == {}
+            assert await tx.get_repository_policy(doomed.id) is None
+            # A new repository of the same name starts bare; the registry's policy stays.
+            assert await tx.list_repository_tags(reborn.id) == {}
+            assert await tx.get_repository_policy(reborn.id) is None
+            assert await tx.get_registry_policy(REGISTRY) == "{}"
+        async with store.transaction() as tx:
+            assert await tx.delete_registry_policy(REGISTRY) == "{}"
+        await delete_repositories(store, reborn)
+
+    # -- registry policy and account settings -------------------------------------------
+
+    async def test_registry_policy(self, store: MetadataStore) -> None:
+        async with store.transaction() as tx:
+            assert await tx.get_registry_policy(REGISTRY) is None
+            assert await tx.delete_registry_policy(REGISTRY) is None
+            await tx.put_registry_policy(REGISTRY, "first", T0)
+            await tx.put_registry_policy(OTHER_REGISTRY, "other", T0)
+        async with store.transaction() as tx:
+            await tx.put_registry_policy(REGISTRY, "second", T0 + timedelta(hours=1))
+        async with store.read() as tx:
+            assert await tx.get_registry_policy(REGISTRY) == "second"
+            assert await tx.get_registry_policy(OTHER_REGISTRY) == "other"
+        async with store.transaction() as tx:
+            assert await tx.delete_registry_policy(REGISTRY) == "second"
+            assert await tx.delete_registry_policy(REGISTRY) is None
+            assert await tx.delete_registry_policy(OTHER_REGISTRY) == "other"
+
+    async def test_account_settings(self, store: MetadataStore) -> None:
+        async with store.transaction() as tx:
+            assert await tx.get_account_setting(REGISTRY, "BLOB_MOUNTING") is None
+            assert await tx.list_account_settings(REGISTRY) == {}
+            await tx.put_account_setting(REGISTRY, "REGISTRY_POLICY_SCOPE", "V1")
+            await tx.put_account_setting(REGISTRY, "BLOB_MOUNTING", "ENABLED")
+            await tx.put_account_setting(OTHER_REGISTRY, "BLOB_MOUNTING", "DISABLED")
+        async with store.transaction() as tx:
+            await tx.put_account_setting(REGISTRY, "BLOB_MOUNTING", "DISABLED")
+        async with store.read() as tx:
+            assert await tx.get_account_setting(REGISTRY, "BLOB_MOUNTING") == "DISABLED"
+            settings = await tx.list_account_settings(REGISTRY)
+            assert await tx.list_account_settings(OTHER_REGISTRY) == {"BLOB_MOUNTING": "DISABLED"}
+        assert list(settings.items()) == [
+            ("BLOB_MOUNTING", "DISABLED"),
+            ("REGISTRY_POLICY_SCOPE", "V1"),
+        ]
+        async with store.transaction() as tx:
+            assert await tx.delete_account_setting(REGISTRY, "BLOB_MOUNTING") is True
+            assert await tx.delete_account_setting(REGISTRY, "BLOB_MOUNTING") is False
+            assert await tx.get_account_setting(REGISTRY, "BLOB_MOUNTING") is None
+            assert await tx.delete_account_setting(REGISTRY, "REGISTRY_POLICY_SCOPE") is True
+            assert await tx.delete_account_setting(OTHER_REGISTRY, "BLOB_MOUNTING") is True
+
+    async def test_read_policies(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        bare = await create_repository(store, "team/bare")
+        elsewhere = await create_repository(store, "team/app", OTHER_REGISTRY)
+        async with store.read() as tx:
+            assert await tx.read_policies(REGISTRY, "team/app") == PolicyTexts(None, None, None)
+            assert await tx.read_policies(REGISTRY, None) == PolicyTexts(None, None, None)
+        async with store.transaction() as tx:
+            await tx.put_repository_policy(repository.id, "repository", T0)
+            await tx.put_repository_policy(elsewhere.id, "elsewhere", T0)
+            await tx.put_registry_policy(REGISTRY, "registry", T0)
+            await tx.put_account_setting(REGISTRY, "REGISTRY_POLICY_SCOPE", "V1")
+            await tx.put_account_setting(REGISTRY, "BLOB_MOUNTING", "DISABLED")
+        async with store.read() as tx:
+            assert await tx.read_policies(REGISTRY, "team/app") == PolicyTexts(
+                "repository", "registry", "V1"
+            )
+            assert await tx.read_policies(REGISTRY, "team/bare") == PolicyTexts(
+                None, "registry", "V1"
+            )
+            assert await tx.read_policies(REGISTRY, "team/absent") == PolicyTexts(
+                None, "registry", "V1"
+            )
+            assert await tx.read_policies(REGISTRY, None) == PolicyTexts(None, "registry", "V1")
+            assert await tx.read_policies(OTHER_REGISTRY, "team/app") == PolicyTexts(
+                "elsewhere", None, None
+            )
+        async with store.transaction() as tx:
+            await tx.delete_registry_policy(REGISTRY)
+            await tx.delete_account_setting(REGISTRY, "REGISTRY_POLICY_SCOPE")
+            await tx.delete_account_setting(REGISTRY, "BLOB_MOUNTING")
+        await delete_repositories(store, repository, bare, elsewhere)
 
     # -- time ---------------------------------------------------------------------------
 

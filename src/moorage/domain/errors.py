@@ -27,6 +27,15 @@ Services raise these; each protocol maps them to its own wire error in one table
     ├── Unauthenticated          credentials missing or invalid
     ├── TooManyRequests          a limit on concurrent work was reached; retry later
     │
+    │   repository settings
+    ├── TagImmutable             a push would move an immutable tag to another image
+    ├── RepositoryPolicyNotFound
+    ├── RegistryPolicyNotFound
+    ├── InvalidParameter         a request value breaks a rule that services check
+    │   └── PolicyTextInvalid    a repository or registry policy that does not parse
+    ├── InvalidTagParameter      a resource tag key or value breaks ECR's rules
+    ├── TooManyTags              a repository would carry more than 50 resource tags
+    │
     │   identities (accounts, IAM users, access keys, identity policies, login tokens)
     ├── InvalidAccount           account id not 12 digits, or account name out of bounds
     ├── InvalidUserName          IAM user name (or path) breaks IAM's grammar
@@ -140,6 +149,37 @@ class Unauthenticated(RegistryError):
 
 class TooManyRequests(RegistryError):
     pass
+
+
+# -- repository settings -------------------------------------------------------------------
+
+
+class TagImmutable(RegistryError):
+    """The tag already names another image and the repository keeps it immutable."""
+
+
+class RepositoryPolicyNotFound(RegistryError):
+    pass
+
+
+class RegistryPolicyNotFound(RegistryError):
+    pass
+
+
+class InvalidParameter(RegistryError):
+    """A request value breaks a rule the services check (ECR's InvalidParameterException)."""
+
+
+class PolicyTextInvalid(InvalidParameter):
+    """A policy document is malformed or breaks the IAM grammar."""
+
+
+class InvalidTagParameter(RegistryError):
+    """A resource tag breaks ECR's rules (ECR's InvalidTagParameterException)."""
+
+
+class TooManyTags(RegistryError):
+    """The result would exceed ECR's 50 resource tags per repository."""
 
 
 # -- identities ----------------------------------------------------------------------------

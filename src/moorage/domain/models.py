@@ -10,12 +10,53 @@ from enum import StrEnum
 from moorage.domain.digests import Digest
 
 
+class TagMutability(StrEnum):
+    """ECR's ``imageTagMutability``; ``tag_is_immutable`` (domain/mutability.py) applies it."""
+
+    MUTABLE = "MUTABLE"
+    IMMUTABLE = "IMMUTABLE"
+    IMMUTABLE_WITH_EXCLUSION = "IMMUTABLE_WITH_EXCLUSION"  # immutable, except matching tags
+    MUTABLE_WITH_EXCLUSION = "MUTABLE_WITH_EXCLUSION"  # mutable, except matching tags
+
+
 @dataclass(frozen=True, slots=True)
 class Repository:
+    """A repository and its settings (ECR's ``Repository`` object, without derived fields).
+
+    ``mutability_exclusion_filters`` are ECR ``WILDCARD`` filters (see domain/mutability.py);
+    ``kms_key`` is None for AES256, and for KMS/KMS_DSSE with the AWS-managed key.
+    """
+
     id: int
     registry_id: str
     name: str
     created_at: datetime
+    image_tag_mutability: TagMutability = TagMutability.MUTABLE
+    mutability_exclusion_filters: tuple[str, ...] = ()
+    scan_on_push: bool = False
+    encryption_type: str = "AES256"
+    kms_key: str | None = None
+
+
+class AccountSetting(StrEnum):
+    """The names of ECR's account settings (services/registry.py has their values)."""
+
+    BASIC_SCAN_TYPE_VERSION = "BASIC_SCAN_TYPE_VERSION"
+    REGISTRY_POLICY_SCOPE = "REGISTRY_POLICY_SCOPE"
+    BLOB_MOUNTING = "BLOB_MOUNTING"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyTexts:
+    """The stored inputs of an authorization decision beyond identity policies.
+
+    ``registry_policy_scope`` is the ``REGISTRY_POLICY_SCOPE`` account setting as stored:
+    None when it was never put (services/registry.py knows the default).
+    """
+
+    repository_policy: str | None
+    registry_policy: str | None
+    registry_policy_scope: str | None
 
 
 @dataclass(frozen=True, slots=True)

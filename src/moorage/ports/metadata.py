@@ -12,7 +12,10 @@ Model (the SQL schema lives in ``storage/metadata/sql/tables.py``):
 - a **manifest** belongs to one repository, keyed by digest, and stores its exact bytes;
   it records the blobs (config, layers) and child manifests it references, and its subject;
 - a **tag** names one manifest in its repository;
-- an **upload session** belongs to one repository and records the bytes durably received.
+- an **upload session** belongs to one repository and records the bytes durably received;
+- a repository carries its **settings** (tag mutability, scan on push, encryption), its
+  **resource tags** (key -> value) and at most one **repository policy** (text);
+- a registry has at most one **registry policy** and a value per **account setting** put.
 
 Deleting a repository deletes everything it owns (not the registry-wide blobs).
 Lists are ordered by name in binary (``C``) collation and paginated with ``after``/``limit``.
@@ -20,7 +23,7 @@ Lists are ordered by name in binary (``C``) collation and paginated with ``after
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
@@ -30,7 +33,9 @@ from moorage.domain.models import (
     BlobRecord,
     ManifestRecord,
     ManifestReference,
+    PolicyTexts,
     Repository,
+    TagMutability,
     TagRecord,
     UploadSession,
 )
@@ -39,8 +44,20 @@ from moorage.ports.identities import IdentityRecords
 
 class MetadataTransaction(IdentityRecords, Protocol):
     # -- repositories -------------------------------------------------------------------
-    async def create_repository(self, registry_id: str, name: str, now: datetime) -> Repository:
-        """Create a repository. Raises RepositoryAlreadyExists."""
+    async def create_repository(
+        self,
+        registry_id: str,
+        name: str,
+        now: datetime,
+        *,
+        image_tag_mutability: TagMutability = TagMutability.MUTABLE,
+        mutability_exclusion_filters: Sequence[str] = (),
+        scan_on_push: bool = False,
+        encryption_type: str = "AES256",
+        kms_key: str | None = None,
+    ) -> Repository:
+        """Create a repository with the given settings, stored as given (services validate
+        them). Raises RepositoryAlreadyExists."""
         ...
 
     async def get_repository(self, registry_id: str, name: str) -> Repository | None: ...
@@ -50,7 +67,87 @@ class MetadataTransaction(IdentityRecords, Protocol):
     ) -> list[Repository]: ...
 
     async def delete_repository(self, repository_id: int) -> None:
-        """Delete the repository with its manifests, tags, blob links and upload sessions."""
+        """Delete the repository with its manifests, tags, blob links and upload sessions,
+        its resource tags and its policy."""
+        ...
+
+    # -- repository settings, resource tags and policies ------------------------------------
+    async def update_repository_settings(
+        self,
+        repository_id: int,
+        *,
+        image_tag_mutability: TagMutability | None = None,
+        mutability_exclusion_filters: Sequence[str] | None = None,
+        scan_on_push: bool | None = None,
+    ) -> Repository | None:
+        """Change the settings given (None leaves one as it is); return the repository as it
+        is afterwards, or None when there is no such repository. Encryption never changes."""
+        ...
+
+    async def get_repository_tag(self, repository_id: int, key: str) -> str | None:
+        """The value of one resource tag, or None when the repository has no such key."""
+        ...
+
+    async def list_repository_tags(self, repository_id: int) -> dict[str, str]:
+        """The repository's resource tags, in binary order of key."""
+        ...
+
+    async def put_repository_tags(self, repository_id: int, tags: Mapping[str, str]) -> int:
+        """Add resource tags, overwriting the values of existing keys; return how many tags
+        the repository has afterwards. Writers of one repository's tags take turns, so the
+        count includes every write committed before it (a caller may check a limit on it
+        and raise, which rolls the write back)."""
+        ...
+
+    async def delete_repository_tags(self, repository_id: int, keys: Iterable[str]) -> int:
+        """Remove the resource tags with these keys (absent keys are ignored); how many went."""
+        ...
+
+    async def get_repository_policy(self, repository_id: int) -> str | None:
+        """The repository policy's text, exactly as put; None when there is none."""
+        ...
+
+    async def put_repository_policy(self, repository_id: int, text: str, now: datetime) -> None:
+        """Set or replace the repository policy. The repository must exist."""
+        ...
+
+    async def delete_repository_policy(self, repository_id: int) -> str | None:
+        """Remove the repository policy; return its text, or None when there was none."""
+        ...
+
+    # -- registry policy and account settings ---------------------------------------------
+    async def get_registry_policy(self, registry_id: str) -> str | None:
+        """The registry policy's text, exactly as put; None when there is none."""
+        ...
+
+    async def put_registry_policy(self, registry_id: str, text: str, now: datetime) -> None:
+        """Set or replace the registry's policy."""
+        ...
+
+    async def delete_registry_policy(self, registry_id: str) -> str | None:
+        """Remove the registry policy; return its text, or None when there was none."""
+        ...
+
+    async def get_account_setting(self, registry_id: str, name: str) -> str | None:
+        """The value put for the setting; None when it was never put (services know defaults)."""
+        ...
+
+    async def put_account_setting(self, registry_id: str, name: str, value: str) -> None:
+        """Set or replace a setting's value (names and values are checked by services)."""
+        ...
+
+    async def list_account_settings(self, registry_id: str) -> dict[str, str]:
+        """Every setting put in the registry, by name, in binary order."""
+        ...
+
+    async def delete_account_setting(self, registry_id: str, name: str) -> bool:
+        """Forget a setting (it reads as its default again); False when it was not put."""
+        ...
+
+    async def read_policies(self, registry_id: str, repository_name: str | None) -> PolicyTexts:
+        """In one round trip: the policy of the named repository (None when the repository or
+        its policy is absent, or the name is None), the registry policy, and the stored
+        ``REGISTRY_POLICY_SCOPE`` setting. Authorization reads this on every request."""
         ...
 
     # -- blobs --------------------------------------------------------------------------
@@ -134,9 +231,14 @@ class MetadataTransaction(IdentityRecords, Protocol):
     async def get_tag(self, repository_id: int, tag: str) -> TagRecord | None: ...
 
     async def put_tag(
-        self, repository_id: int, tag: str, digest: Digest, now: datetime
+        self, repository_id: int, tag: str, digest: Digest, now: datetime, *, move: bool = True
     ) -> Digest | None:
-        """Point ``tag`` at ``digest`` (which must be a manifest here); return the old target."""
+        """Point ``tag`` at ``digest`` (which must be a manifest here); return the old target.
+
+        With ``move=False`` a tag that already names another manifest is left as it is (and
+        that manifest's digest returned), even when a concurrent transaction created the tag
+        first: immutable tags rely on this.
+        """
         ...
 
     async def delete_tag(self, repository_id: int, tag: str) -> bool: ...

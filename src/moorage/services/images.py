@@ -3,7 +3,8 @@
 A manifest PUT validates the document, checks in the same transaction that everything it
 references is present in the repository, then records the manifest, its references and
 its tag together, so that a reader never sees a tag without its manifest or a manifest
-without its blobs.
+without its blobs. A tag that the repository keeps immutable (``domain/mutability.py``) is
+never moved: such a push fails and writes nothing.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from moorage.domain.errors import (
     DigestMismatch,
     ManifestBlobUnknown,
     ManifestUnknown,
+    TagImmutable,
     Unsupported,
 )
 from moorage.domain.manifests import ParsedManifest, parse_manifest
 from moorage.domain.models import ManifestRecord, ManifestReference, ReferenceKind
+from moorage.domain.mutability import tag_is_immutable
 from moorage.domain.names import RepositoryName, Tag
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore
@@ -95,7 +98,8 @@ class ImageService:
         """Store a manifest, and point the tag at it when ``reference`` is a tag.
 
         Raises InvalidName, RepositoryNotFound, ManifestInvalid, DigestMismatch,
-        ManifestBlobUnknown.
+        ManifestBlobUnknown, TagImmutable (the tag names another manifest and may not move;
+        pushing the manifest it names again is fine).
         """
         algorithm = reference.digest.algorithm if reference.digest else "sha256"
         manifest = parse_manifest(payload, content_type, algorithm)
@@ -122,7 +126,18 @@ class ImageService:
             ]
             created = await tx.put_manifest(_record(repository.id, manifest, now), references)
             if reference.tag is not None:
-                await tx.put_tag(repository.id, reference.tag, manifest.digest, now)
+                immutable = tag_is_immutable(repository, reference.tag)
+                old = await tx.put_tag(
+                    repository.id, reference.tag, manifest.digest, now, move=not immutable
+                )
+                if immutable and old is not None and old != manifest.digest:
+                    # Raising rolls back the manifest written above: nothing is stored.
+                    raise TagImmutable(
+                        f"The image tag '{reference.tag}' already exists in the "
+                        f"'{repository.name}' repository and cannot be overwritten because "
+                        "the tag is immutable.",
+                        detail={"tag": reference.tag, "digest": str(old)},
+                    )
         return StoredManifest(manifest, created)
 
     async def delete(self, registry_id: str, name: str, reference: Reference) -> None:

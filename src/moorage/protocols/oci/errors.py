@@ -29,6 +29,8 @@ ERROR_TABLE: tuple[tuple[type[errors.RegistryError], str, int], ...] = (
     (errors.InvalidName, "NAME_INVALID", 400),
     (errors.RepositoryNotFound, "NAME_UNKNOWN", 404),
     (errors.InvalidTag, "MANIFEST_INVALID", 400),
+    # Not in the distribution spec's table; ECR answers with the legacy code (reference §4.2).
+    (errors.TagImmutable, "TAG_INVALID", 400),
     (errors.InvalidReference, "MANIFEST_INVALID", 400),
     (errors.InvalidDigest, "DIGEST_INVALID", 400),
     (errors.DigestMismatch, "DIGEST_INVALID", 400),

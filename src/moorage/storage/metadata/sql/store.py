@@ -13,6 +13,8 @@ Beyond the port's docstrings, this adapter promises (and the contract suite chec
 - ``link_blob`` raises BlobUnknown when the blob is not recorded;
 - ``put_tag`` raises ManifestUnknown when the digest is not a manifest in the repository,
   and leaves ``updated_at`` alone when the tag already names that digest;
+- ``put_repository_tags`` locks the repository's row (PostgreSQL; SQLite has one writer),
+  which is how writers of one repository's resource tags take turns;
 - ``update_upload`` raises UploadUnknown for an unknown session; ``delete_upload`` and
   ``touch_manifest_pull`` ignore unknown ones, and ``last_pulled_at`` never moves back;
 - datetimes must be timezone-aware, and come back in UTC. A naive one is a programming
@@ -22,7 +24,7 @@ Beyond the port's docstrings, this adapter promises (and the contract suite chec
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import datetime
 from itertools import islice
@@ -56,11 +58,14 @@ from moorage.domain.errors import (
     UploadUnknown,
 )
 from moorage.domain.models import (
+    AccountSetting,
     BlobRecord,
     ManifestRecord,
     ManifestReference,
+    PolicyTexts,
     ReferenceKind,
     Repository,
+    TagMutability,
     TagRecord,
     UploadSession,
 )
@@ -75,12 +80,16 @@ from moorage.storage.metadata.sql.engine import (
 from moorage.storage.metadata.sql.identities import SqlIdentityRecords
 from moorage.storage.metadata.sql.tables import (
     UtcDateTime,
+    account_settings,
     blob_links,
     blobs,
     manifest_references,
     manifests,
     metadata,
+    registry_policies,
     repositories,
+    repository_policies,
+    repository_tags,
     tags,
     upload_sessions,
 )
@@ -135,6 +144,30 @@ _CREATE_UPLOAD = upload_sessions.insert().values(
     updated_at=bindparam("updated"),
 )
 _DELETE_UPLOAD = delete(upload_sessions).where(upload_sessions.c.id == bindparam("upload_id"))
+
+# Authorization reads this on every request: three scalar subqueries, one round trip. A
+# NULL name matches no repository, so registry-level requests use the same statement.
+_READ_POLICIES = select(
+    select(repository_policies.c.policy_text)
+    .join(repositories, repositories.c.id == repository_policies.c.repository_id)
+    .where(
+        repositories.c.registry_id == bindparam("registry_id"),
+        repositories.c.name == bindparam("name"),
+    )
+    .scalar_subquery()
+    .label("repository_policy"),
+    select(registry_policies.c.policy_text)
+    .where(registry_policies.c.registry_id == bindparam("registry_id"))
+    .scalar_subquery()
+    .label("registry_policy"),
+    select(account_settings.c.value)
+    .where(
+        account_settings.c.registry_id == bindparam("registry_id"),
+        account_settings.c.name == AccountSetting.REGISTRY_POLICY_SCOPE.value,
+    )
+    .scalar_subquery()
+    .label("registry_policy_scope"),
+)
 
 
 def _per_dialect(build: Callable[[_InsertFactory], Executable]) -> dict[str, Executable]:
@@ -300,10 +333,30 @@ class _SqlTransaction(SqlIdentityRecords):
 
     # -- repositories -------------------------------------------------------------------
 
-    async def create_repository(self, registry_id: str, name: str, now: datetime) -> Repository:
+    async def create_repository(
+        self,
+        registry_id: str,
+        name: str,
+        now: datetime,
+        *,
+        image_tag_mutability: TagMutability = TagMutability.MUTABLE,
+        mutability_exclusion_filters: Sequence[str] = (),
+        scan_on_push: bool = False,
+        encryption_type: str = "AES256",
+        kms_key: str | None = None,
+    ) -> Repository:
         statement = (
             self._insert(repositories)
-            .values(registry_id=registry_id, name=name, created_at=now)
+            .values(
+                registry_id=registry_id,
+                name=name,
+                created_at=now,
+                image_tag_mutability=image_tag_mutability.value,
+                mutability_exclusion_filters=list(mutability_exclusion_filters),
+                scan_on_push=scan_on_push,
+                encryption_type=encryption_type,
+                kms_key=kms_key,
+            )
             .on_conflict_do_nothing(index_elements=["registry_id", "name"])
             .returning(*repositories.c)
         )
@@ -336,8 +389,175 @@ class _SqlTransaction(SqlIdentityRecords):
         return [_repository(row) for row in await self._c.execute(query)]
 
     async def delete_repository(self, repository_id: int) -> None:
-        # Foreign keys cascade to manifests, their references and tags, links and uploads.
+        # Foreign keys cascade to manifests, their references and tags, links and uploads,
+        # resource tags and the repository policy.
         await self._c.execute(delete(repositories).where(repositories.c.id == repository_id))
+
+    # -- repository settings, resource tags and policies ------------------------------------
+
+    async def update_repository_settings(
+        self,
+        repository_id: int,
+        *,
+        image_tag_mutability: TagMutability | None = None,
+        mutability_exclusion_filters: Sequence[str] | None = None,
+        scan_on_push: bool | None = None,
+    ) -> Repository | None:
+        changes: dict[str, object] = {}
+        if image_tag_mutability is not None:
+            changes["image_tag_mutability"] = image_tag_mutability.value
+        if mutability_exclusion_filters is not None:
+            changes["mutability_exclusion_filters"] = list(mutability_exclusion_filters)
+        if scan_on_push is not None:
+            changes["scan_on_push"] = scan_on_push
+        if not changes:
+            query = select(repositories).where(repositories.c.id == repository_id)
+            row = (await self._c.execute(query)).first()
+        else:
+            statement = (
+                update(repositories)
+                .where(repositories.c.id == repository_id)
+                .values(changes)
+                .returning(*repositories.c)
+            )
+            row = (await self._c.execute(statement)).first()
+        return None if row is None else _repository(row)
+
+    async def get_repository_tag(self, repository_id: int, key: str) -> str | None:
+        query = select(repository_tags.c.value).where(
+            repository_tags.c.repository_id == repository_id, repository_tags.c.key == key
+        )
+        value: str | None = await self._c.scalar(query)
+        return value
+
+    async def list_repository_tags(self, repository_id: int) -> dict[str, str]:
+        query = (
+            select(repository_tags.c.key, repository_tags.c.value)
+            .where(repository_tags.c.repository_id == repository_id)
+            .order_by(repository_tags.c.key)
+        )
+        return {row.key: row.value for row in await self._c.execute(query)}
+
+    async def put_repository_tags(self, repository_id: int, tags: Mapping[str, str]) -> int:
+        # The row lock makes a concurrent writer wait for this transaction; its count (a new
+        # snapshot per statement under READ COMMITTED) then includes these tags.
+        lock = select(repositories.c.id).where(repositories.c.id == repository_id)
+        await self._c.execute(lock.with_for_update())
+        if tags:
+            # Sorted, so that concurrent writers lock index entries in the same order.
+            rows = [
+                {"repository_id": repository_id, "key": key, "value": tags[key]}
+                for key in sorted(tags)
+            ]
+            insert = self._insert(repository_tags).values(rows)
+            statement = insert.on_conflict_do_update(
+                index_elements=["repository_id", "key"], set_={"value": insert.excluded.value}
+            )
+            await self._c.execute(statement)
+        count = select(func.count()).where(repository_tags.c.repository_id == repository_id)
+        return int(await self._c.scalar(count) or 0)
+
+    async def delete_repository_tags(self, repository_id: int, keys: Iterable[str]) -> int:
+        removed = 0
+        for chunk in _chunks(set(keys), _IN_CHUNK):
+            statement = delete(repository_tags).where(
+                repository_tags.c.repository_id == repository_id, repository_tags.c.key.in_(chunk)
+            )
+            removed += (await self._c.execute(statement)).rowcount
+        return removed
+
+    async def get_repository_policy(self, repository_id: int) -> str | None:
+        query = select(repository_policies.c.policy_text).where(
+            repository_policies.c.repository_id == repository_id
+        )
+        text: str | None = await self._c.scalar(query)
+        return text
+
+    async def put_repository_policy(self, repository_id: int, text: str, now: datetime) -> None:
+        insert = self._insert(repository_policies).values(
+            repository_id=repository_id, policy_text=text, updated_at=now
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["repository_id"],
+            set_={"policy_text": insert.excluded.policy_text, "updated_at": now},
+        )
+        await self._c.execute(statement)
+
+    async def delete_repository_policy(self, repository_id: int) -> str | None:
+        statement = (
+            delete(repository_policies)
+            .where(repository_policies.c.repository_id == repository_id)
+            .returning(repository_policies.c.policy_text)
+        )
+        text: str | None = (await self._c.execute(statement)).scalar()
+        return text
+
+    # -- registry policy and account settings ---------------------------------------------
+
+    async def get_registry_policy(self, registry_id: str) -> str | None:
+        query = select(registry_policies.c.policy_text).where(
+            registry_policies.c.registry_id == registry_id
+        )
+        text: str | None = await self._c.scalar(query)
+        return text
+
+    async def put_registry_policy(self, registry_id: str, text: str, now: datetime) -> None:
+        insert = self._insert(registry_policies).values(
+            registry_id=registry_id, policy_text=text, updated_at=now
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["registry_id"],
+            set_={"policy_text": insert.excluded.policy_text, "updated_at": now},
+        )
+        await self._c.execute(statement)
+
+    async def delete_registry_policy(self, registry_id: str) -> str | None:
+        statement = (
+            delete(registry_policies)
+            .where(registry_policies.c.registry_id == registry_id)
+            .returning(registry_policies.c.policy_text)
+        )
+        text: str | None = (await self._c.execute(statement)).scalar()
+        return text
+
+    async def get_account_setting(self, registry_id: str, name: str) -> str | None:
+        query = select(account_settings.c.value).where(
+            account_settings.c.registry_id == registry_id, account_settings.c.name == name
+        )
+        value: str | None = await self._c.scalar(query)
+        return value
+
+    async def put_account_setting(self, registry_id: str, name: str, value: str) -> None:
+        insert = self._insert(account_settings).values(
+            registry_id=registry_id, name=name, value=value
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["registry_id", "name"], set_={"value": insert.excluded.value}
+        )
+        await self._c.execute(statement)
+
+    async def list_account_settings(self, registry_id: str) -> dict[str, str]:
+        query = (
+            select(account_settings.c.name, account_settings.c.value)
+            .where(account_settings.c.registry_id == registry_id)
+            .order_by(account_settings.c.name)
+        )
+        return {row.name: row.value for row in await self._c.execute(query)}
+
+    async def delete_account_setting(self, registry_id: str, name: str) -> bool:
+        statement = delete(account_settings).where(
+            account_settings.c.registry_id == registry_id, account_settings.c.name == name
+        )
+        return bool((await self._c.execute(statement)).rowcount)
+
+    async def read_policies(self, registry_id: str, repository_name: str | None) -> PolicyTexts:
+        parameters = {"registry_id": registry_id, "name": repository_name}
+        row = (await self._c.execute(_READ_POLICIES, parameters)).one()
+        return PolicyTexts(
+            repository_policy=row.repository_policy,
+            registry_policy=row.registry_policy,
+            registry_policy_scope=row.registry_policy_scope,
+        )
 
     # -- blobs --------------------------------------------------------------------------
 
@@ -493,7 +713,7 @@ class _SqlTransaction(SqlIdentityRecords):
         return None if row is None else _tag(row)
 
     async def put_tag(
-        self, repository_id: int, tag: str, digest: Digest, now: datetime
+        self, repository_id: int, tag: str, digest: Digest, now: datetime, *, move: bool = True
     ) -> Digest | None:
         """Raises ManifestUnknown when ``digest`` is not a manifest in the repository."""
         # FOR UPDATE (PostgreSQL): a concurrent move of the same tag waits for this one,
@@ -504,6 +724,8 @@ class _SqlTransaction(SqlIdentityRecords):
         old: str | None = await self._c.scalar(current.with_for_update())
         if old == str(digest):
             return digest
+        if old is not None and not move:
+            return _digest(old)
         # From the manifests row: an unknown digest inserts nothing (see link_blob).
         source = select(
             literal(repository_id), literal(tag), manifests.c.digest, literal(now, UtcDateTime())
@@ -511,14 +733,21 @@ class _SqlTransaction(SqlIdentityRecords):
         insert = self._insert(tags).from_select(
             ["repository_id", "name", "manifest_digest", "updated_at"], source
         )
-        statement = insert.on_conflict_do_update(
-            index_elements=["repository_id", "name"],
-            set_={
-                "manifest_digest": insert.excluded.manifest_digest,
-                "updated_at": insert.excluded.updated_at,
-            },
-        )
+        if move:
+            statement = insert.on_conflict_do_update(
+                index_elements=["repository_id", "name"],
+                set_={
+                    "manifest_digest": insert.excluded.manifest_digest,
+                    "updated_at": insert.excluded.updated_at,
+                },
+            )
+        else:
+            # FOR UPDATE above locks no row when the tag is new, so a concurrent transaction
+            # may create it meanwhile: DO NOTHING waits for that one and leaves its tag be.
+            statement = insert.on_conflict_do_nothing(index_elements=["repository_id", "name"])
         if not (await self._c.execute(statement)).rowcount:
+            if not move and (winner := await self._c.scalar(current)) is not None:
+                return _digest(winner)
             raise ManifestUnknown(
                 f"manifest {digest} is not in the repository", detail={"digest": str(digest)}
             )
@@ -615,7 +844,15 @@ def _digest(text: str) -> Digest:
 
 def _repository(row: Row[Any]) -> Repository:
     return Repository(
-        id=row.id, registry_id=row.registry_id, name=row.name, created_at=row.created_at
+        id=row.id,
+        registry_id=row.registry_id,
+        name=row.name,
+        created_at=row.created_at,
+        image_tag_mutability=TagMutability(row.image_tag_mutability),
+        mutability_exclusion_filters=tuple(row.mutability_exclusion_filters),
+        scan_on_push=bool(row.scan_on_push),
+        encryption_type=row.encryption_type,
+        kms_key=row.kms_key,
     )
 
 

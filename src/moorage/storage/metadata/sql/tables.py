@@ -5,13 +5,18 @@ the migrated database with ``metadata`` so that the two never drift.
 
 ::
 
-    repositories           id PK; (registry_id, name) unique
+    repositories           id PK; (registry_id, name) unique; its settings (tag mutability,
+     │                      scan on push, encryption) are columns
+     ├── repository_tags    (repository_id, key) PK: resource tags (ECR TagResource)
+     ├── repository_policies  repository_id PK: at most one policy per repository
      ├── blob_links         (repository_id, digest) PK; digest -> blobs
      ├── manifests          (repository_id, digest) PK; payload = the exact bytes received
      │    ├── manifest_references  (repository_id, manifest_digest, kind, child_digest) PK
      │    └── tags          (repository_id, name) PK; (repository_id, manifest_digest) -> manifests
      └── upload_sessions    id PK
     blobs                  digest PK (registry-wide: the BlobStore holds one copy per digest)
+    registry_policies      registry_id PK (one registry policy per registry)
+    account_settings       (registry_id, name) PK; a row only once the setting is put
     accounts               registry_id PK: an account and its registry are one
      └── iam_users          user_id PK (AIDA...); (registry_id, name) unique
           ├── access_keys   access_key_id PK (AKIA...); user_id -> iam_users; the secret
@@ -36,6 +41,8 @@ Conventions:
 - digests are text, ``algorithm:hex``;
 - names, tags and digests compare and sort bytewise: SQLite's default ``BINARY`` collation,
   and ``COLLATE "C"`` on PostgreSQL (whose database default may be a linguistic order);
+- lists of strings are JSON arrays (``mutability_exclusion_filters``);
+- policy documents are stored as the exact text received;
 - timestamps are timezone-aware UTC (``UtcDateTime``): ``timestamptz`` on PostgreSQL, and
   on SQLite ISO text without offset that is read back as UTC;
 - ``repositories`` uses ``AUTOINCREMENT`` on SQLite so that the id of a deleted repository
@@ -49,6 +56,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -64,6 +72,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.types import TypeEngine
 
@@ -75,6 +85,12 @@ DIGEST_LENGTH = 255
 MEDIA_TYPE_LENGTH = 255
 REGISTRY_ID_LENGTH = 12
 UPLOAD_ID_LENGTH = 128
+# ECR's model: KmsKey is at most 2,048 characters, resource tag keys 128 and values 256,
+# AccountSettingName 64 (values are short enum words).
+KMS_KEY_LENGTH = 2048
+RESOURCE_TAG_KEY_LENGTH = 128
+RESOURCE_TAG_VALUE_LENGTH = 256
+SETTING_LENGTH = 64
 
 
 def binary_string(length: int) -> TypeEngine[str]:
@@ -134,8 +150,53 @@ repositories = Table(
     Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
     Column("name", binary_string(NAME_LENGTH), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # Server defaults: rows written before these columns existed read as ECR's defaults.
+    Column("image_tag_mutability", String(32), nullable=False, server_default="MUTABLE"),
+    Column("mutability_exclusion_filters", JSON, nullable=False, server_default=text("'[]'")),
+    Column("scan_on_push", Boolean, nullable=False, server_default=false()),
+    Column("encryption_type", String(16), nullable=False, server_default="AES256"),
+    Column("kms_key", String(KMS_KEY_LENGTH), nullable=True),
     UniqueConstraint("registry_id", "name"),
     sqlite_autoincrement=True,
+)
+
+repository_tags = Table(
+    "repository_tags",
+    metadata,
+    _repository_fk(),
+    Column("key", binary_string(RESOURCE_TAG_KEY_LENGTH), nullable=False),
+    Column("value", String(RESOURCE_TAG_VALUE_LENGTH), nullable=False),
+    PrimaryKeyConstraint("repository_id", "key"),
+)
+
+repository_policies = Table(
+    "repository_policies",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("policy_text", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+registry_policies = Table(
+    "registry_policies",
+    metadata,
+    Column("registry_id", String(REGISTRY_ID_LENGTH), primary_key=True),
+    Column("policy_text", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+account_settings = Table(
+    "account_settings",
+    metadata,
+    Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("name", String(SETTING_LENGTH), nullable=False),
+    Column("value", String(SETTING_LENGTH), nullable=False),
+    PrimaryKeyConstraint("registry_id", "name"),
 )
 
 blobs = Table(

@@ -1,0 +1,153 @@
+"""The registry's own settings: its registry policy and its account settings.
+
+Account settings, as ECR names them (Get/PutAccountSetting; shared reference §3.5, §12)::
+
+    name                     values               default
+    BASIC_SCAN_TYPE_VERSION  AWS_NATIVE | CLAIR   AWS_NATIVE
+    REGISTRY_POLICY_SCOPE    V1 | V2              V2
+    BLOB_MOUNTING            ENABLED | DISABLED   ENABLED
+
+The values are those of the API reference. The newest botocore model's prose lists fewer
+(only AWS_NATIVE, only V2), as AWS retires Clair and moves registries to V2; an emulator
+that still accepts the older values lets tests cover registries that have them. The scan
+type only selects the name of the engine reported: moorage has one scanner.
+
+``BLOB_MOUNTING`` defaults to ENABLED here, whereas AWS documents it as something to turn on:
+moorage has always mounted blobs across repositories (``?mount=&from=``), and a changed
+default would slow every existing deployment's cross-repository pushes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
+
+from moorage.domain.errors import InvalidParameter, RegistryPolicyNotFound
+from moorage.domain.models import AccountSetting
+from moorage.ports.clock import Clock
+from moorage.ports.metadata import MetadataStore
+from moorage.services.repositories import check_policy_text
+
+
+class RegistryPolicyScope(StrEnum):
+    """Which ECR actions the registry policy governs (see services/authorization.py)."""
+
+    V1 = "V1"  # replication, pull-through import and repository creation only
+    V2 = "V2"  # every ECR action
+
+
+@dataclass(frozen=True, slots=True)
+class _Setting:
+    values: tuple[str, ...]
+    default: str
+
+
+ACCOUNT_SETTINGS: Mapping[AccountSetting, _Setting] = {
+    AccountSetting.BASIC_SCAN_TYPE_VERSION: _Setting(("AWS_NATIVE", "CLAIR"), "AWS_NATIVE"),
+    AccountSetting.REGISTRY_POLICY_SCOPE: _Setting(
+        tuple(RegistryPolicyScope), RegistryPolicyScope.V2.value
+    ),
+    AccountSetting.BLOB_MOUNTING: _Setting(("ENABLED", "DISABLED"), "ENABLED"),
+}
+
+
+class RegistryPolicies(NamedTuple):
+    """What authorization needs beyond identity policies, read together (``policies_for``)."""
+
+    repository_policy: str | None
+    registry_policy: str | None
+    registry_policy_scope: RegistryPolicyScope
+
+
+class RegistryService:
+    def __init__(self, metadata: MetadataStore, clock: Clock) -> None:
+        self._metadata = metadata
+        self._clock = clock
+
+    # -- registry policy ----------------------------------------------------------------
+
+    async def put_policy(self, registry_id: str, text: str) -> str:
+        """PutRegistryPolicy: replace the registry policy; returns the text as stored.
+
+        Raises InvalidParameter (over 10,240 characters), PolicyTextInvalid.
+        """
+        check_policy_text(text, "registry")
+        async with self._metadata.transaction() as tx:
+            await tx.put_registry_policy(registry_id, text, self._clock())
+        return text
+
+    async def get_policy(self, registry_id: str) -> str:
+        """GetRegistryPolicy. Raises RegistryPolicyNotFound."""
+        async with self._metadata.read() as tx:
+            text = await tx.get_registry_policy(registry_id)
+        if text is None:
+            raise _policy_not_found(registry_id)
+        return text
+
+    async def delete_policy(self, registry_id: str) -> str:
+        """DeleteRegistryPolicy; returns the text it removed. Raises RegistryPolicyNotFound."""
+        async with self._metadata.transaction() as tx:
+            text = await tx.delete_registry_policy(registry_id)
+        if text is None:
+            raise _policy_not_found(registry_id)
+        return text
+
+    # -- account settings ---------------------------------------------------------------
+
+    async def get_account_setting(self, registry_id: str, name: str) -> str:
+        """GetAccountSetting: the value put, else the default. Raises InvalidParameter for
+        a name ECR does not define."""
+        setting = _setting(name)
+        async with self._metadata.read() as tx:
+            value = await tx.get_account_setting(registry_id, name)
+        return setting.default if value is None else value
+
+    async def put_account_setting(self, registry_id: str, name: str, value: str) -> str:
+        """PutAccountSetting; returns the value stored. Raises InvalidParameter for an unknown
+        name or a value the setting does not take."""
+        setting = _setting(name)
+        if value not in setting.values:
+            raise InvalidParameter(
+                f"Invalid parameter at 'value' failed to satisfy constraint: 'Valid values for "
+                f"{name} are: {', '.join(setting.values)}'",
+                detail={"name": name, "value": value},
+            )
+        async with self._metadata.transaction() as tx:
+            await tx.put_account_setting(registry_id, name, value)
+        return value
+
+    # -- for authorization --------------------------------------------------------------
+
+    async def policies_for(self, registry_id: str, repository_name: str | None) -> RegistryPolicies:
+        """The repository's policy (None when the repository or its policy is absent, or no
+        name is given), the registry policy, and the registry policy scope (default V2).
+
+        One read transaction and one statement: authorization calls this on every request.
+        """
+        async with self._metadata.read() as tx:
+            texts = await tx.read_policies(registry_id, repository_name)
+        scope = texts.registry_policy_scope
+        return RegistryPolicies(
+            repository_policy=texts.repository_policy,
+            registry_policy=texts.registry_policy,
+            registry_policy_scope=RegistryPolicyScope(scope or RegistryPolicyScope.V2),
+        )
+
+
+def _setting(name: str) -> _Setting:
+    try:
+        return ACCOUNT_SETTINGS[AccountSetting(name)]
+    except ValueError:
+        raise InvalidParameter(
+            f"Invalid parameter at 'name' failed to satisfy constraint: 'Member must be one of: "
+            f"{', '.join(ACCOUNT_SETTINGS)}'",
+            detail={"name": name},
+        ) from None
+
+
+def _policy_not_found(registry_id: str) -> RegistryPolicyNotFound:
+    return RegistryPolicyNotFound(
+        f"Registry policy does not exist in the registry with id '{registry_id}'"
+    )
