@@ -22,13 +22,15 @@ from moorage.domain.models import Repository, TagMutability
 from moorage.iam.actions import Action, repository_arn
 from moorage.protocols.ecr_api.context import ApiContext
 from moorage.protocols.ecr_api.operations import operation
-from moorage.protocols.ecr_api.pagination import DEFAULT_PAGE_SIZE, decode_token, encode_token
+from moorage.protocols.ecr_api.pagination import decode_token, encode_token
 
 if TYPE_CHECKING:  # app.py imports this module to mount it
     from moorage.app import Registry
 
 # ECR's only exclusion filter type (ImageTagMutabilityExclusionFilterType).
 WILDCARD = "WILDCARD"
+# DescribeRepositories' page when maxResults is not given (ECR's default).
+DEFAULT_PAGE_SIZE = 100
 
 
 def repository_output(ctx: ApiContext[Registry], repository: Repository) -> dict[str, Any]:
@@ -102,9 +104,10 @@ async def describe_repositories(
 ) -> Mapping[str, Any]:
     """The named repositories, or one page of all of them in binary order of name.
 
-    ``nextToken`` is opaque (``pagination.py``); a page has ``maxResults`` (1-1000, default
-    100) repositories and a ``nextToken`` when more follow. Raises RepositoryNotFound for an
-    unknown name, InvalidParameter for names given with ``nextToken`` or ``maxResults``.
+    ``nextToken`` is opaque (``pagination.py``; it holds the last name shown); a page has
+    ``maxResults`` (1-1000, default 100) repositories and a ``nextToken`` when more follow.
+    Raises RepositoryNotFound for an unknown name, InvalidParameter for names given with
+    ``nextToken`` or ``maxResults``.
     """
     names: list[str] | None = params.get("repository_names")
     token: str | None = params.get("next_token")
@@ -115,13 +118,16 @@ async def describe_repositories(
             ctx.registry_id, names, after=token, limit=limit
         )
         return {"repositories": [repository_output(ctx, r) for r in repositories]}
-    after = None if token is None else decode_token(ctx.operation, token)
+    # The token's scope binds it to this operation and registry.
+    scope = f"{ctx.operation}/{ctx.registry_id}"
+    cursor = decode_token(scope, token)
+    after = cursor[0] if cursor else None
     size = limit or DEFAULT_PAGE_SIZE
     # One more than the page shows whether another page follows.
     page = await ctx.services.repositories.list(ctx.registry_id, after=after, limit=size + 1)
     result: dict[str, Any] = {"repositories": [repository_output(ctx, r) for r in page[:size]]}
     if len(page) > size:
-        result["next_token"] = encode_token(ctx.operation, page[size - 1].name)
+        result["next_token"] = encode_token(scope, [page[size - 1].name])
     return result
 
 
