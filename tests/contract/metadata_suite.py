@@ -323,6 +323,68 @@ class MetadataStoreSuite:
         await delete_repositories(store, repository)
         await delete_blobs(store, layer)
 
+    async def test_image_listings(self, store: MetadataStore) -> None:
+        """ListImages' and DescribeImages' queries: order, tag filters, cursors, sizes."""
+        repository = await create_repository(store)
+        async with store.transaction() as tx:
+            config = await push_blob(tx, repository.id, "config")
+            layer = await push_blob(tx, repository.id, "a layer of 17 b")
+            image = manifest_record(repository.id, b'{"image": 1}')
+            other = manifest_record(repository.id, b'{"image": 2}')
+            index = manifest_record(repository.id, b'{"index": 1}', media_type=OCI_INDEX)
+            await tx.put_manifest(image, [blob_ref(config), blob_ref(layer)])
+            await tx.put_manifest(other, [blob_ref(layer)])
+            await tx.put_manifest(index, [child_ref(image.digest), child_ref(other.digest)])
+            for tag in ("b", "a"):
+                await tx.put_tag(repository.id, tag, image.digest, T0)
+            await tx.put_tag(repository.id, "multi", index.digest, T0)
+        by_digest = sorted([image.digest, other.digest, index.digest], key=str)
+        expected = sorted(
+            [
+                (image.digest, "a"),
+                (image.digest, "b"),
+                (other.digest, None),
+                (index.digest, "multi"),
+            ],
+            key=lambda entry: (str(entry[0]), entry[1] or ""),
+        )
+        async with store.read() as tx:
+            listed = await tx.list_manifests(repository.id)
+            assert [m.digest for m in listed] == by_digest
+            assert all(m.payload == b"" for m in listed)
+            tagged = await tx.list_manifests(repository.id, tagged=True)
+            assert {m.digest for m in tagged} == {image.digest, index.digest}
+            untagged = await tx.list_manifests(repository.id, tagged=False)
+            assert [m.digest for m in untagged] == [other.digest]
+            after = await tx.list_manifests(repository.id, after=by_digest[0], limit=1)
+            assert [m.digest for m in after] == by_digest[1:2]
+
+            assert await tx.list_image_ids(repository.id) == expected
+            # Page by page, each page resuming after the last entry of the one before.
+            pages: list[tuple[Digest, str | None]] = []
+            cursor: tuple[Digest, str] | None = None
+            while page := await tx.list_image_ids(repository.id, after=cursor, limit=1):
+                pages += page
+                cursor = (page[-1][0], page[-1][1] or "")
+            assert pages == expected
+            assert await tx.list_image_ids(repository.id, tagged=False) == [(other.digest, None)]
+            assert len(await tx.list_image_ids(repository.id, tagged=True)) == 3
+
+            digests = [image.digest, other.digest, index.digest]
+            assert await tx.tags_by_manifest(repository.id, digests) == {
+                image.digest: ["a", "b"],
+                index.digest: ["multi"],
+            }
+            assert await tx.blob_totals(repository.id, digests) == {
+                image.digest: len("config") + len("a layer of 17 b"),
+                other.digest: len("a layer of 17 b"),
+            }
+            assert await tx.manifest_children(repository.id, digests) == {
+                index.digest: sorted([image.digest, other.digest], key=str)
+            }
+        await delete_repositories(store, repository)
+        await delete_blobs(store, config, layer)
+
     async def test_put_manifest_accepts_repeated_references(self, store: MetadataStore) -> None:
         repository = await create_repository(store)
         async with store.transaction() as tx:

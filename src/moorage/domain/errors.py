@@ -36,6 +36,18 @@ Services raise these; each protocol maps them to its own wire error in one table
     ├── InvalidTagParameter      a resource tag key or value breaks ECR's rules
     ├── TooManyTags              a repository would carry more than 50 resource tags
     │
+    │   ECR API images and layers (subclasses keep their /v2/ meaning)
+    ├── ImageAlreadyExists       PutImage of a stored digest that changes no tag
+    ├── ManifestBlobUnknown
+    │   ├── LayersNotFound       ... a config or layer blob is missing
+    │   └── ReferencedImagesNotFound  ... a child manifest of an index is missing
+    ├── DigestMismatch
+    │   └── ImageDigestDoesNotMatch   PutImage's imageDigest is not the manifest's digest
+    ├── UploadInvalid
+    │   └── EmptyUpload          completing an upload that received no bytes
+    ├── LayerAlreadyExists       completing an upload of a blob the repository holds
+    ├── LayerInaccessible        a download URL for a blob that no image references
+    │
     │   identities (accounts, IAM users, access keys, identity policies, login tokens)
     ├── InvalidAccount           account id not 12 digits, or account name out of bounds
     ├── InvalidUserName          IAM user name (or path) breaks IAM's grammar
@@ -180,6 +192,37 @@ class InvalidTagParameter(RegistryError):
 
 class TooManyTags(RegistryError):
     """The result would exceed ECR's 50 resource tags per repository."""
+
+
+# -- ECR API images ------------------------------------------------------------------------
+
+
+class ImageAlreadyExists(RegistryError):
+    """PutImage of a manifest the repository holds, with no tag to add or move."""
+
+
+class LayersNotFound(ManifestBlobUnknown):
+    """A manifest references a config or layer blob that is not in the repository."""
+
+
+class ReferencedImagesNotFound(ManifestBlobUnknown):
+    """An index lists a manifest that is not in the repository."""
+
+
+class ImageDigestDoesNotMatch(DigestMismatch):
+    """The digest a PutImage names is not the digest of the manifest it carries."""
+
+
+class EmptyUpload(UploadInvalid):
+    """An upload is completed without having received any bytes."""
+
+
+class LayerAlreadyExists(RegistryError):
+    """An upload is completed for a blob the repository already holds."""
+
+
+class LayerInaccessible(RegistryError):
+    """The blob is in the repository, but no image there references it."""
 
 
 # -- identities ----------------------------------------------------------------------------

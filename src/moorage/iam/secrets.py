@@ -8,6 +8,8 @@ Key hierarchy::
      │     -> AES-256-GCM key: secret access keys in the database (SecretCipher)
      ├── HKDF-SHA256, info "moorage/v1/registry-login"
      │     -> AES-256-GCM key: registry login tokens (iam/login_tokens.py)
+     ├── HKDF-SHA256, info "moorage/v1/layer-download"
+     │     -> AES-256-GCM key: GetDownloadUrlForLayer's URLs (iam/download_tokens.py)
      └── HKDF-SHA256, info "moorage/v1/key-check"
            -> 4 bytes stored with each ciphertext, to tell "another master key" from "tampered"
 
@@ -56,6 +58,7 @@ _INFO_PREFIX = b"moorage/v1/"
 
 PURPOSE_ACCESS_KEY_SECRET = "access-key-secret"
 PURPOSE_REGISTRY_LOGIN = "registry-login"
+PURPOSE_LAYER_DOWNLOAD = "layer-download"
 _PURPOSE_KEY_CHECK = "key-check"
 
 _VERSION = b"\x01"
@@ -233,6 +236,7 @@ class KeyRing:
 
     access_key_secrets: SecretCipher
     registry_login: bytes = field(repr=False)
+    layer_download: bytes = field(repr=False)
 
     @classmethod
     def derive(cls, master: MasterKey) -> KeyRing:
@@ -240,4 +244,5 @@ class KeyRing:
         return cls(
             access_key_secrets=SecretCipher(master.derive(PURPOSE_ACCESS_KEY_SECRET), key_check),
             registry_login=master.derive(PURPOSE_REGISTRY_LOGIN),
+            layer_download=master.derive(PURPOSE_LAYER_DOWNLOAD),
         )

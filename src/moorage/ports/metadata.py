@@ -223,6 +223,55 @@ class MetadataTransaction(IdentityRecords, Protocol):
         """Record a pull of the manifest (``last_pulled_at``)."""
         ...
 
+    # -- image listings (ECR's ListImages and DescribeImages) --------------------------------
+    async def list_manifests(
+        self,
+        repository_id: int,
+        *,
+        tagged: bool | None = None,
+        after: Digest | None = None,
+        limit: int | None = None,
+    ) -> list[ManifestRecord]:
+        """The repository's manifests in binary order of digest, strictly after ``after``.
+
+        ``tagged`` True keeps those with at least one tag, False those with none, None all.
+        The records' ``payload`` is empty.
+        """
+        ...
+
+    async def list_image_ids(
+        self,
+        repository_id: int,
+        *,
+        tagged: bool | None = None,
+        after: tuple[Digest, str] | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[Digest, str | None]]:
+        """One ``(digest, tag)`` per tag, and one ``(digest, None)`` per untagged manifest.
+
+        Ordered by digest, then tag in binary order with None first; ``after`` is the
+        ``(digest, tag or "")`` of the last entry already seen. ``tagged`` as in
+        :meth:`list_manifests`.
+        """
+        ...
+
+    async def tags_by_manifest(
+        self, repository_id: int, digests: Iterable[Digest]
+    ) -> dict[Digest, list[str]]:
+        """The sorted tags of each of ``digests``; a manifest without tags is absent."""
+        ...
+
+    async def blob_totals(self, repository_id: int, digests: Iterable[Digest]) -> dict[Digest, int]:
+        """For each of ``digests``, the total size of the distinct blobs (config, layers) the
+        manifest references; a manifest that references no recorded blob is absent."""
+        ...
+
+    async def manifest_children(
+        self, repository_id: int, digests: Iterable[Digest]
+    ) -> dict[Digest, list[Digest]]:
+        """For each of ``digests`` that is an index, the manifests it lists (sorted)."""
+        ...
+
     # -- tags ---------------------------------------------------------------------------
     async def resolve_tag(self, repository_id: int, tag: str) -> ManifestRecord | None:
         """The manifest a tag names, in one round trip."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import BlobUnknown, Unsupported
@@ -32,6 +32,17 @@ class BlobService:
         if blob is None:
             raise _unknown(digest)
         return blob
+
+    async def availability(
+        self, registry_id: str, name: str, digests: Sequence[Digest]
+    ) -> dict[Digest, BlobRecord | None]:
+        """ECR's BatchCheckLayerAvailability: each blob if linked to the repository, else None.
+
+        Raises InvalidName, RepositoryNotFound.
+        """
+        async with self._metadata.read() as tx:
+            repository = await require(tx, registry_id, RepositoryName(name))
+            return {d: await tx.get_linked_blob(repository.id, d) for d in dict.fromkeys(digests)}
 
     async def locate(
         self, registry_id: str, name: str, digest: Digest

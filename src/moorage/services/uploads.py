@@ -22,7 +22,9 @@ from dataclasses import replace
 
 from moorage.domain.digests import Digest, StreamingHasher
 from moorage.domain.errors import (
+    EmptyUpload,
     InvalidName,
+    LayerAlreadyExists,
     RangeInvalid,
     SizeMismatch,
     TooManyRequests,
@@ -146,6 +148,31 @@ class UploadService:
             self._forget(upload_id)
             assert blob is not None  # recorded in this very transaction
             return blob
+
+    async def complete_layer(
+        self, registry_id: str, name: str, upload_id: str, digest: Digest
+    ) -> BlobRecord:
+        """ECR's CompleteLayerUpload: :meth:`complete` with ECR's checks first, in this order:
+        UploadUnknown; EmptyUpload when no part was received; LayerAlreadyExists when the
+        repository already holds ``digest`` (judged by the digest claimed, before any hashing:
+        the upload is then dropped, and the blob stays as it was); then DigestMismatch (the
+        session stays open, as with :meth:`complete`).
+        """
+        async with self._lock(upload_id):
+            session = await self.status(registry_id, name, upload_id)
+            if session.size == 0:
+                raise EmptyUpload(
+                    f"The upload with id '{upload_id}' does not contain any layer parts"
+                )
+            async with self._metadata.read() as tx:
+                existing = await tx.get_linked_blob(session.repository_id, digest)
+        if existing is not None:
+            await self.cancel(registry_id, name, upload_id)
+            raise LayerAlreadyExists(
+                f"The layer '{digest}' already exists in the repository with name '{name}' in "
+                f"the registry with id '{registry_id}'"
+            )
+        return await self.complete(registry_id, name, upload_id, digest)
 
     async def upload(
         self,

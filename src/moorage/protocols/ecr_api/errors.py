@@ -120,8 +120,17 @@ DOMAIN_ERRORS: tuple[tuple[type[errors.RegistryError], str | Translate], ...] = 
     (errors.InvalidTag, INVALID_PARAMETER),
     (errors.InvalidReference, INVALID_PARAMETER),
     (errors.InvalidDigest, INVALID_PARAMETER),
-    # ECR's names for bad layer content; PutImage's own digest check answers
-    # ImageDigestDoesNotMatchException, which its handler raises itself.
+    # -- ECR API images (subclasses, above their bases)
+    (errors.ImageDigestDoesNotMatch, "ImageDigestDoesNotMatchException"),
+    (errors.LayersNotFound, "LayersNotFoundException"),
+    (errors.ReferencedImagesNotFound, "ReferencedImagesNotFoundException"),
+    (errors.ImageAlreadyExists, "ImageAlreadyExistsException"),
+    (errors.TagImmutable, "ImageTagAlreadyExistsException"),
+    (errors.EmptyUpload, "EmptyUploadException"),
+    (errors.LayerAlreadyExists, "LayerAlreadyExistsException"),
+    (errors.LayerInaccessible, "LayerInaccessibleException"),
+    # ECR's names for bad layer content (PutImage's own digest check is
+    # ImageDigestDoesNotMatch, above).
     (errors.DigestMismatch, "InvalidLayerException"),
     (errors.SizeMismatch, "InvalidLayerException"),
     (errors.RepositoryNotFound, "RepositoryNotFoundException"),

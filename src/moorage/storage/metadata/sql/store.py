@@ -700,6 +700,123 @@ class _SqlTransaction(SqlIdentityRecords):
         )
         await self._c.execute(statement)
 
+    # -- image listings -----------------------------------------------------------------
+
+    async def list_manifests(
+        self,
+        repository_id: int,
+        *,
+        tagged: bool | None = None,
+        after: Digest | None = None,
+        limit: int | None = None,
+    ) -> list[ManifestRecord]:
+        query = (
+            select(*_MANIFEST_WITHOUT_PAYLOAD)
+            .where(manifests.c.repository_id == repository_id)
+            .order_by(manifests.c.digest)
+            .limit(limit)
+        )
+        if tagged is not None:
+            has_tag = (
+                select(tags.c.name)
+                .where(
+                    tags.c.repository_id == manifests.c.repository_id,
+                    tags.c.manifest_digest == manifests.c.digest,
+                )
+                .exists()
+            )
+            query = query.where(has_tag if tagged else ~has_tag)
+        if after is not None:
+            query = query.where(manifests.c.digest > str(after))
+        return [_manifest(row) for row in await self._c.execute(query)]
+
+    async def list_image_ids(
+        self,
+        repository_id: int,
+        *,
+        tagged: bool | None = None,
+        after: tuple[Digest, str] | None = None,
+        limit: int | None = None,
+    ) -> list[tuple[Digest, str | None]]:
+        # Tags are never empty, so "" puts the untagged entry first on both databases (NULLs
+        # sort first on SQLite and last on PostgreSQL).
+        tag_key = func.coalesce(tags.c.name, "")
+        joined = manifests.outerjoin(
+            tags,
+            and_(
+                tags.c.repository_id == manifests.c.repository_id,
+                tags.c.manifest_digest == manifests.c.digest,
+            ),
+        )
+        query = (
+            select(manifests.c.digest, tags.c.name.label("tag"))
+            .select_from(joined)
+            .where(manifests.c.repository_id == repository_id)
+            .order_by(manifests.c.digest, tag_key)
+            .limit(limit)
+        )
+        if tagged is not None:
+            query = query.where(tags.c.name.is_not(None) if tagged else tags.c.name.is_(None))
+        if after is not None:
+            digest, tag = str(after[0]), after[1]
+            query = query.where(
+                or_(manifests.c.digest > digest, and_(manifests.c.digest == digest, tag_key > tag))
+            )
+        return [(_digest(row.digest), row.tag) for row in await self._c.execute(query)]
+
+    async def tags_by_manifest(
+        self, repository_id: int, digests: Iterable[Digest]
+    ) -> dict[Digest, list[str]]:
+        found: dict[Digest, list[str]] = {}
+        for chunk in _chunks({str(d) for d in digests}, _IN_CHUNK):
+            query = (
+                select(tags.c.manifest_digest, tags.c.name)
+                .where(tags.c.repository_id == repository_id, tags.c.manifest_digest.in_(chunk))
+                .order_by(tags.c.manifest_digest, tags.c.name)
+            )
+            for row in await self._c.execute(query):
+                found.setdefault(_digest(row.manifest_digest), []).append(row.name)
+        return found
+
+    async def blob_totals(self, repository_id: int, digests: Iterable[Digest]) -> dict[Digest, int]:
+        # manifest_references holds each (manifest, kind, child) once: a layer listed twice
+        # counts once, as it is stored once.
+        totals: dict[Digest, int] = {}
+        for chunk in _chunks({str(d) for d in digests}, _IN_CHUNK):
+            query = (
+                select(manifest_references.c.manifest_digest, func.sum(blobs.c.size).label("total"))
+                .join(blobs, blobs.c.digest == manifest_references.c.child_digest)
+                .where(
+                    manifest_references.c.repository_id == repository_id,
+                    manifest_references.c.kind == ReferenceKind.BLOB.value,
+                    manifest_references.c.manifest_digest.in_(chunk),
+                )
+                .group_by(manifest_references.c.manifest_digest)
+            )
+            for row in await self._c.execute(query):
+                totals[_digest(row.manifest_digest)] = int(row.total)
+        return totals
+
+    async def manifest_children(
+        self, repository_id: int, digests: Iterable[Digest]
+    ) -> dict[Digest, list[Digest]]:
+        children: dict[Digest, list[Digest]] = {}
+        for chunk in _chunks({str(d) for d in digests}, _IN_CHUNK):
+            query = (
+                select(manifest_references.c.manifest_digest, manifest_references.c.child_digest)
+                .where(
+                    manifest_references.c.repository_id == repository_id,
+                    manifest_references.c.kind == ReferenceKind.MANIFEST.value,
+                    manifest_references.c.manifest_digest.in_(chunk),
+                )
+                .order_by(manifest_references.c.manifest_digest, manifest_references.c.child_digest)
+            )
+            for row in await self._c.execute(query):
+                children.setdefault(_digest(row.manifest_digest), []).append(
+                    _digest(row.child_digest)
+                )
+        return children
+
     # -- tags ---------------------------------------------------------------------------
 
     async def resolve_tag(self, repository_id: int, tag: str) -> ManifestRecord | None:
