@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.aws import aws_cli, aws_env, ecr_client
+from tests.e2e.aws import Credentials, aws_cli, aws_env, ecr_client
 from tests.e2e.conftest import IamServer
 from tests.e2e.ecr.helpers import (
     SKOPEO,
@@ -29,6 +29,7 @@ from tests.e2e.ecr.helpers import (
     skopeo,
     small_layout,
 )
+from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -279,3 +280,13 @@ def test_skopeo_login_with_a_wrong_password_fails(iam_server: IamServer, tmp_pat
         not (tmp_path / "auth.json").exists()
         or iam_server.process.host not in (tmp_path / "auth.json").read_text()
     )
+
+
+def test_emulator_mode_hands_out_tokens_too(module_server: ServerProcess) -> None:
+    # Emulator mode: every caller is the emulator account's root, whatever key it signs with.
+    anyone = Credentials("AKIAEMULATOR00000000", "any-secret", "123456789012")
+    client = ecr_client(module_server.url, anyone)
+    entry = client.get_authorization_token()["authorizationData"][0]
+    assert base64.b64decode(entry["authorizationToken"]).startswith(b"AWS:")
+    assert entry["proxyEndpoint"] == module_server.url
+    assert client.describe_registry()["registryId"] == "123456789012"
