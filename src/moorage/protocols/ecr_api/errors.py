@@ -136,6 +136,13 @@ DOMAIN_ERRORS: tuple[tuple[type[errors.RegistryError], str | Translate], ...] = 
     (errors.RepositoryNotFound, "RepositoryNotFoundException"),
     (errors.RepositoryAlreadyExists, "RepositoryAlreadyExistsException"),
     (errors.RepositoryNotEmpty, "RepositoryNotEmptyException"),
+    # Repository settings, resource tags and policies (PolicyTextInvalid is an
+    # InvalidParameter: ECR words a bad policy as an invalid 'PolicyText' parameter).
+    (errors.InvalidParameter, INVALID_PARAMETER),
+    (errors.InvalidTagParameter, "InvalidTagParameterException"),
+    (errors.TooManyTags, "TooManyTagsException"),
+    (errors.RepositoryPolicyNotFound, "RepositoryPolicyNotFoundException"),
+    (errors.RegistryPolicyNotFound, "RegistryPolicyNotFoundException"),
     (errors.BlobUnknown, "LayersNotFoundException"),
     (errors.UploadUnknown, "UploadNotFoundException"),
     (errors.RangeInvalid, _invalid_layer_part),
