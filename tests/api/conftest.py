@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from moorage.app import Registry, build_web_app, wire
 from moorage.config import Settings
+from moorage.services.access import AnonymousAuthenticator, OpenAccess
 from moorage.storage.blobs import build_blob_store
 from moorage.storage.metadata.sql.store import open_sql_metadata_store
 from tests.postgres import create_throwaway_database, delete_everything, drop_database
@@ -84,5 +85,10 @@ async def registry(
 
 @pytest.fixture
 async def client(registry: Registry) -> AsyncIterator[TestClient[object, object]]:
-    async with TestClient(TestServer(build_web_app(registry))) as test_client:
+    # The registry protocol's own tests run with access open; access control has its own
+    # tests (test_access.py, the authorization matrix).
+    app = build_web_app(
+        registry, authenticator=AnonymousAuthenticator(REGISTRY_ID), authorizer=OpenAccess()
+    )
+    async with TestClient(TestServer(app)) as test_client:
         yield test_client

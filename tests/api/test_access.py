@@ -11,6 +11,8 @@ from moorage.app import Registry, build_web_app
 from moorage.domain.errors import AccessDenied, Unauthenticated
 from moorage.iam.actions import Action
 from moorage.ports.access import AccessRequest, Credentials, Principal
+from moorage.services.access import AnonymousAuthenticator, OpenAccess
+from tests.api.conftest import REGISTRY_ID
 from tests.api.oci import Client, digest_of, error_code, push_blob
 
 pytestmark = pytest.mark.parametrize("backends", ["memory-sqlite"], indirect=True)
@@ -45,7 +47,9 @@ def authorizer() -> RecordingAuthorizer:
 
 @pytest.fixture
 async def client(registry: Registry, authorizer: RecordingAuthorizer) -> AsyncIterator[Client]:
-    app = build_web_app(registry, authorizer=authorizer)
+    app = build_web_app(
+        registry, authenticator=AnonymousAuthenticator(REGISTRY_ID), authorizer=authorizer
+    )
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
 
@@ -122,7 +126,7 @@ async def test_mount_from_an_unreadable_repository_falls_back_to_an_upload(
 
 
 async def test_unauthenticated_requests_are_401(registry: Registry) -> None:
-    app = build_web_app(registry, authenticator=TokenAuthenticator())
+    app = build_web_app(registry, authenticator=TokenAuthenticator(), authorizer=OpenAccess())
     async with TestClient(TestServer(app)) as client:
         response = await client.get("/v2/")
         assert response.status == 401

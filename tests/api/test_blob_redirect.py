@@ -13,6 +13,7 @@ from moorage.app import build_web_app, wire
 from moorage.config import Settings
 from moorage.domain.digests import Digest
 from moorage.ports.blobs import BlobLocation
+from moorage.services.access import AnonymousAuthenticator, OpenAccess
 from moorage.storage.blobs.memory import MemoryBlobStore
 from moorage.storage.metadata.sql.store import open_sql_metadata_store
 from tests.api.oci import Client, push_blob
@@ -33,7 +34,10 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
     settings = Settings(data_dir=tmp_path, create_on_push=("*",))
     metadata = await open_sql_metadata_store(settings.resolved_database_url)
     registry = wire(settings, metadata, RedirectingBlobStore())
-    async with TestClient(TestServer(build_web_app(registry))) as test_client:
+    app = build_web_app(
+        registry, authenticator=AnonymousAuthenticator("123456789012"), authorizer=OpenAccess()
+    )
+    async with TestClient(TestServer(app)) as test_client:
         yield test_client
     await registry.close()
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.aws import Credentials, admin_init
 from tests.e2e.server import ServerProcess
 
 StartServer = Callable[..., ServerProcess]
@@ -58,3 +60,27 @@ def start_server(tmp_path: Path) -> Iterator[StartServer]:
         if process.running and process.stop() != 0:
             failures.append(process.log())
     assert not failures, failures[0]
+
+
+@dataclass(frozen=True)
+class IamServer:
+    """A server without emulator mode or create-on-push (as ECR behaves), and the access key
+    of its account's admin user from ``moorage admin init``."""
+
+    process: ServerProcess
+    admin: Credentials
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+
+@pytest.fixture(scope="module")
+def iam_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IamServer]:
+    """One IAM-enforcing server shared by a module's tests (which use names of their own)."""
+    data_dir = tmp_path_factory.mktemp("iam") / "data"
+    admin = admin_init(data_dir)
+    process = ServerProcess(data_dir=data_dir, extra_args=[], emulator=False).start()
+    yield IamServer(process, admin)
+    code = process.stop()
+    assert code == 0, process.log()

@@ -59,6 +59,9 @@ class ServerProcess:
 
     data_dir: Path
     extra_args: list[str] = field(default_factory=lambda: ["--create-on-push", "*"])
+    # Emulator mode opens /v2/ to anonymous clients: the registry tests need no login. Tests
+    # of authentication and authorization turn it off and log in as IAM users.
+    emulator: bool = True
     port: int = 0
     env: dict[str, str] = field(default_factory=dict)
     cli_options: bool = True
@@ -97,6 +100,8 @@ class ServerProcess:
         if self.cli_options:
             command += ["--host", "127.0.0.1", "--port", str(self.port)]
             command += ["--data-dir", str(self.data_dir)]
+        if self.emulator:
+            command.append("--emulator")
         command += self.extra_args
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

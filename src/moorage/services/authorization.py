@@ -6,7 +6,8 @@ For one :class:`AccessRequest` the authorizer gathers
   account, as in AWS, so it gets an allow-all identity policy);
 - the resource policies: the repository's policy, and the registry policy when the account's
   ``REGISTRY_POLICY_SCOPE`` makes it apply to the action (``V2``: every ECR action; ``V1``:
-  only replication, pull-through import and repository creation);
+  only replication, pull-through import and repository creation); none for
+  ``ecr:GetAuthorizationToken``, which only identity policies grant;
 - the condition keys of the request (``aws:SourceIp``, ``aws:userid``, ``aws:CurrentTime``,
   ``aws:RequestTag/*``, ``aws:ResourceTag/*`` and ``ecr:ResourceTag/*`` ...),
 
@@ -17,10 +18,12 @@ needs one allow (identity or resource policy), another account needs both.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Protocol
 
-from moorage.domain.errors import AccessDenied, Unauthenticated
+from moorage.domain.errors import AccessDenied, InvalidName, RepositoryNotFound, Unauthenticated
 from moorage.iam.actions import PARTITION, repository_arn
 from moorage.iam.policy import (
     AuthorizationRequest,
@@ -38,6 +41,10 @@ from moorage.ports.clock import Clock
 V1_REGISTRY_POLICY_ACTIONS = frozenset(
     {"ecr:ReplicateImage", "ecr:BatchImportUpstreamImage", "ecr:CreateRepository"}
 )
+
+# Actions only the caller's identity policies can allow: no repository or registry policy
+# takes part (ECR user guide: GetAuthorizationToken "must be granted in an identity policy").
+IDENTITY_ONLY_ACTIONS = frozenset({"ecr:GetAuthorizationToken"})
 
 ALLOW_ALL = parse_policy(
     '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}',
@@ -98,7 +105,9 @@ class PolicyAuthorizer:
             else await self._policies.identity_policies(caller)
         )
         resource_side = [p for p in (guards.repository_policy,) if p is not None]
-        if guards.registry_policy is not None and (
+        if str(request.action) in IDENTITY_ONLY_ACTIONS:
+            resource_side = []
+        elif guards.registry_policy is not None and (
             guards.registry_policy_scope != "V1" or request.action in V1_REGISTRY_POLICY_ACTIONS
         ):
             resource_side.append(guards.registry_policy)
@@ -159,3 +168,68 @@ def denial_message(request: AccessRequest, resource: str, decision: Decision) ->
     if caller.registry_id != request.registry_id:
         return f"{base} because no resource-based policy allows the {action} action"
     return f"{base} because no identity-based policy allows the {action} action"
+
+
+class StoredPolicies:
+    """The :class:`PolicySource` over the registry's own records.
+
+    Policy documents are parsed once per distinct text (they were validated when set), so a
+    request costs the reads, not the parsing.
+    """
+
+    def __init__(
+        self,
+        identities: IdentityPolicies,
+        registry: RegistryPolicyReader,
+        repositories: RepositoryTagReader,
+    ) -> None:
+        self._identities = identities
+        self._registry = registry
+        self._repositories = repositories
+
+    async def identity_policies(self, principal: Principal) -> Sequence[Policy]:
+        return await self._identities.identity_policies(principal)
+
+    async def resource_policies(self, registry_id: str, repository: str | None) -> ResourcePolicies:
+        texts = await self._registry.policies_for(registry_id, repository)
+        tags: Mapping[str, str] = {}
+        if repository is not None:
+            # No repository, no tags: the operation itself will say what is wrong.
+            with suppress(RepositoryNotFound, InvalidName):
+                tags = await self._repositories.list_tags(registry_id, repository)
+        return ResourcePolicies(
+            repository_policy=_parsed(texts.repository_policy),
+            registry_policy=_parsed(texts.registry_policy),
+            registry_policy_scope=str(texts.registry_policy_scope),
+            repository_tags=tags,
+        )
+
+
+class IdentityPolicies(Protocol):
+    async def identity_policies(self, principal: Principal) -> Sequence[Policy]: ...
+
+
+class PolicyTexts(Protocol):
+    @property
+    def repository_policy(self) -> str | None: ...
+    @property
+    def registry_policy(self) -> str | None: ...
+    @property
+    def registry_policy_scope(self) -> str: ...
+
+
+class RegistryPolicyReader(Protocol):
+    async def policies_for(self, registry_id: str, repository_name: str | None) -> PolicyTexts: ...
+
+
+class RepositoryTagReader(Protocol):
+    async def list_tags(self, registry_id: str, name: str) -> dict[str, str]: ...
+
+
+@lru_cache(maxsize=1024)
+def _parse_resource_policy(text: str) -> Policy:
+    return parse_policy(text, kind="resource")
+
+
+def _parsed(text: str | None) -> Policy | None:
+    return None if text is None else _parse_resource_policy(text)

@@ -176,6 +176,28 @@ async def test_registry_wide_actions_are_asked_on_star() -> None:
     assert "on resource: * because" in caught.value.message
 
 
+async def test_only_identity_policies_grant_the_authorization_token() -> None:
+    # ECR: GetAuthorizationToken "must be granted in an identity policy"; a repository or
+    # registry policy naming the user does not count, and neither does a deny in one.
+    actions = ["ecr:GetAuthorizationToken", "ecr:DescribeImages"]
+    resource_side = policy({**grant({"AWS": ALICE.arn}), "Action": actions}, kind="resource")
+    deny = policy(
+        {**grant({"AWS": ALICE.arn}, "ecr:GetAuthorizationToken"), "Effect": "Deny"},
+        kind="resource",
+    )
+    token = ask(ALICE, action=Action.GET_AUTHORIZATION_TOKEN, repository=None)
+    for granting in (
+        Policies(registry=resource_side),
+        Policies(repository=resource_side, registry=resource_side),
+    ):
+        with pytest.raises(AccessDenied):
+            await authorizer(granting).authorize(token)
+        # The same policies do grant what they may.
+        await authorizer(granting).authorize(ask(ALICE, action=Action.DESCRIBE_IMAGES))
+    allowed = Policies(identity={ALICE.arn or "": [policy(allow())]}, registry=deny)
+    await authorizer(allowed).authorize(token)
+
+
 @pytest.mark.parametrize(
     ("condition", "allowed"),
     [

@@ -72,6 +72,10 @@ class ApiContext(Generic[S]):
     services: S
     authorizer: Authorizer = field(repr=False)
     repository: str | None = None
+    # How the client reached the server (Host header, http/https): default registry URIs and
+    # download URLs are built from it (domain/addresses.py).
+    host: str = "localhost"
+    scheme: str = "http"
 
     def repository_arn(self, name: str) -> str:
         return repository_arn(self.region, self.registry_id, name)

@@ -14,7 +14,8 @@
 7. validation against the input shape (``shapes.deserialize_input``);
 8. **authorization** of the operation's action (``iam.actions.action_of_operation``), failing
    closed, on the repository the input names (``repositoryName``, else the one in
-   ``resourceArn``, else each of ``repositoryNames``), else on the registry;
+   ``resourceArn``, else each of ``repositoryNames``), else on the registry; the tagging
+   operations' checks carry ``aws:RequestTag/*`` and ``aws:TagKeys``;
 9. the handler, and its result written to the output shape.
 
 Every response carries ``x-amzn-RequestId``. A domain exception becomes its AWS error through
@@ -157,13 +158,38 @@ class Dispatcher(Generic[S]):
             services=self.services,
             authorizer=self.authorizer,
             repository=repository,
+            host=request.host,
+            scheme=request.scheme,
         )
+
+
+# Operations that set or remove resource tags: their check carries aws:RequestTag/<key> (the
+# tags set) and aws:TagKeys (the keys named), as AWS's does.
+_TAGGING_OPERATIONS = frozenset({"CreateRepository", "TagResource", "UntagResource"})
+
+
+def _tag_conditions(
+    operation: str, params: dict[str, Any]
+) -> tuple[dict[str, str] | None, tuple[str, ...] | None]:
+    """``(request_tags, tag_keys)`` of a tagging operation; ``(None, None)`` when it names no
+    tags (the condition keys are then absent, not empty) or tags nothing."""
+    if operation not in _TAGGING_OPERATIONS:
+        return None, None
+    if operation == "UntagResource":
+        keys = params.get("tag_keys") or []
+        return None, (tuple(dict.fromkeys(keys)) or None)
+    # A key given twice keeps its last value, as the operation stores it.
+    tags = {tag["key"]: tag["value"] for tag in params.get("tags") or ()}
+    if not tags:
+        return None, None
+    return tags, tuple(tags)
 
 
 async def _authorize_operation(ctx: ApiContext[Any], params: dict[str, Any]) -> None:
     action = action_of_operation(ctx.operation)
     if ctx.repository is not None:
-        await ctx.authorize(action, ctx.repository)
+        request_tags, tag_keys = _tag_conditions(ctx.operation, params)
+        await ctx.authorize(action, ctx.repository, request_tags=request_tags, tag_keys=tag_keys)
         return
     names = params.get("repository_names")
     if ctx.operation not in REGISTRY_OPERATIONS and names:

@@ -1,0 +1,96 @@
+"""AWS clients against a real moorage server: admin credentials, boto3 and the AWS CLI.
+
+``admin_init`` runs ``moorage admin init`` on a server's data folder and reads the access key
+it prints once; ``ecr_client`` and ``aws_cli`` then talk to the server as that user, exactly
+as a user following the README would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from tests.e2e.server import run_cli
+
+REGION = "us-east-1"
+_KEY_ID = re.compile(r"Access key id:\s+(\S+)")
+_SECRET = re.compile(r"Secret access key:\s+(\S+)")
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key_id: str
+    secret_access_key: str = field(repr=False)
+    account_id: str
+
+
+def admin_init(data_dir: Path, *args: str) -> Credentials:
+    """The admin user's access key, from ``moorage admin init`` on ``data_dir``."""
+    result = run_cli("admin", "init", "--data-dir", str(data_dir), *args)
+    assert result.returncode == 0, result.stderr
+    key_id, secret = _KEY_ID.search(result.stdout), _SECRET.search(result.stdout)
+    account = re.search(r"Account (\d{12})", result.stdout)
+    assert key_id is not None, result.stdout
+    assert secret is not None, result.stdout
+    assert account is not None, result.stdout
+    return Credentials(key_id.group(1), secret.group(1), account.group(1))
+
+
+def ecr_client(endpoint: str, credentials: Credentials, **config: Any) -> Any:
+    """A boto3 ECR client for the server at ``endpoint`` (no retries: tests see each answer)."""
+    return boto3.client(
+        "ecr",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=credentials.access_key_id,
+        aws_secret_access_key=credentials.secret_access_key,
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),
+    )
+
+
+def aws_env(endpoint: str, credentials: Credentials, home: Path) -> dict[str, str]:
+    """The environment a user sets for the AWS CLI: keys, region, ECR endpoint, no profile."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        "AWS_ACCESS_KEY_ID": credentials.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
+        "AWS_REGION": REGION,
+        # awscli v1 (the PyPI package) reads only this one.
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ENDPOINT_URL_ECR": endpoint,
+        "AWS_CONFIG_FILE": str(home / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
+        "AWS_MAX_ATTEMPTS": "1",
+        "HOME": str(home),
+    }
+
+
+def aws_cli(
+    endpoint: str, credentials: Credentials, home: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``aws <args>`` (awscli from PyPI, as ``python -m awscli``) against the server."""
+    return subprocess.run(
+        [sys.executable, "-m", "awscli", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=120,
+        env=aws_env(endpoint, credentials, home),
+        check=False,
+    )
+
+
+def aws_json(endpoint: str, credentials: Credentials, home: Path, *args: str) -> dict[str, Any]:
+    """``aws <args> --output json``, which must succeed; its parsed output."""
+    result = aws_cli(endpoint, credentials, home, *args, "--output", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout) if result.stdout.strip() else {}
