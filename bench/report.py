@@ -280,7 +280,7 @@ METHOD = """\
   measured sits idle. Every workload uses the same client code (`bench/oci_client.py`,
   aiohttp, one event loop with uvloop when installed) against both.
 - distribution runs with the filesystem driver, `storage.delete.enabled: true`, log level
-  `warn` and its access log off; moorage with `--create-on-push '*' --log-level warning`
+  `warn` and its access log off; moorage with `--create-on-push '*' --emulator --log-level warning`
   (no line per request either) and otherwise its defaults (SQLite metadata, filesystem blobs).
 - MB/s means 10^6 bytes per second. Large blobs are random data generated before the clock
   starts; each push uses a blob the registry has never seen. Push and pull figures are the

@@ -242,6 +242,9 @@ def _moorage_command(port: int, data_dir: Path) -> list[str]:
         str(data_dir),
         "--create-on-push",
         "*",
+        # Open /v2/ like the reference registry's default; every request still goes through
+        # authentication and the policy engine (as the emulator account's root).
+        "--emulator",
         # warning, like distribution's `warn` with its access log off: no line per request.
         "--log-level",
         "warning",
