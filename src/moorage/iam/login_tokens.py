@@ -5,11 +5,9 @@ A client logs in to ``/v2/`` with ``Authorization: Basic base64("AWS:" + passwor
 password as ``Authorization: Bearer <password>`` (what a token endpoint hands out). Building
 the ``authorizationToken`` (base64 of ``AWS:<password>``) is the operation's job, not ours.
 
-The password is opaque, authenticated and bound to its caller: AES-256-GCM (key derived
-from the master key, purpose ``registry-login``, see ``iam/secrets.py``) over compact JSON
-claims, encoded as unpadded urlsafe base64 (``^\\S+$``, as ECR's model requires)::
-
-    base64url( 0x01 | nonce (12 bytes) | AES-GCM(claims, aad="moorage/registry-login/v1") )
+The password is opaque, authenticated and bound to its caller: sealed claims
+(``iam/sealed.py``; key purpose ``registry-login``, label ``moorage/registry-login/v1``),
+with no whitespace (``^\\S+$``, as ECR's model requires)::
 
     claims: {"a": account, "u": user id, "k": access key id, "i": issued, "e": expires,
              "s": scope (optional)}    times in whole epoch seconds
@@ -26,28 +24,18 @@ covers every other reason (malformed, altered, another master key) without sayin
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from moorage.iam.sealed import SealedBox, Unsealable
 from moorage.ports.access import Principal
 
 TOKEN_LIFETIME = timedelta(hours=12)
 
-_VERSION = b"\x01"
-_NONCE_BYTES = 12
-_AAD = b"moorage/registry-login/v1"
+_LABEL = b"moorage/registry-login/v1"
 # Far above a real token (about 250 characters); bounds the work a garbage header costs.
 _MAX_TOKEN_LENGTH = 4096
-_TOKEN_TEXT = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class LoginTokenInvalid(Exception):
@@ -84,7 +72,7 @@ class LoginTokens:
     def __init__(self, key: bytes, lifetime: timedelta = TOKEN_LIFETIME) -> None:
         if len(key) != 32:
             raise ValueError("a login token key is 32 bytes")
-        self._aead = AESGCM(key)
+        self._box = SealedBox(key, _LABEL, _MAX_TOKEN_LENGTH)
         self._lifetime = lifetime
 
     def __repr__(self) -> str:
@@ -114,44 +102,28 @@ class LoginTokens:
         }
         if scope is not None:
             claims["s"] = scope
-        plaintext = json.dumps(claims, separators=(",", ":")).encode("utf-8")
-        nonce = secrets.token_bytes(_NONCE_BYTES)
-        sealed = _VERSION + nonce + self._aead.encrypt(nonce, plaintext, _AAD)
-        password = base64.urlsafe_b64encode(sealed).rstrip(b"=").decode("ascii")
-        return password, datetime.fromtimestamp(expires, UTC)
+        return self._box.seal(claims), datetime.fromtimestamp(expires, UTC)
 
     def verify(self, password: str, now: datetime) -> LoginClaims:
         """The claims of a token this key issued. Raises LoginTokenExpired once ``now``
         reaches its expiry, LoginTokenInvalid for anything else that is wrong."""
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
-        if len(password) > _MAX_TOKEN_LENGTH or not _TOKEN_TEXT.fullmatch(password):
-            raise LoginTokenInvalid("the login token is malformed")
         try:
-            sealed = base64.urlsafe_b64decode(password + "=" * (-len(password) % 4))
-        except binascii.Error:
-            raise LoginTokenInvalid("the login token is malformed") from None
-        if len(sealed) <= 1 + _NONCE_BYTES or sealed[:1] != _VERSION:
-            raise LoginTokenInvalid("the login token is malformed")
-        nonce, body = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
-        try:
-            plaintext = self._aead.decrypt(nonce, body, _AAD)
-        except InvalidTag:
-            raise LoginTokenInvalid("the login token was not issued by this registry") from None
-        claims = _parse_claims(plaintext)
+            raw = self._box.open(password)
+        except Unsealable as exc:
+            reason = "was not issued by this registry" if exc.forged else "is malformed"
+            raise LoginTokenInvalid(f"the login token {reason}") from None
+        claims = _parse_claims(raw)
         if now >= claims.expires_at:
             raise LoginTokenExpired(claims.expires_at)
         return claims
 
 
-def _parse_claims(plaintext: bytes) -> LoginClaims:
+def _parse_claims(raw: dict[str, Any]) -> LoginClaims:
     # Authenticated, so only our own issue() wrote this; still, never trust a shape blindly.
-    try:
-        raw = json.loads(plaintext)
-        registry_id, user_id, key_id = raw["a"], raw["u"], raw["k"]
-        issued, expires, scope = raw["i"], raw["e"], raw.get("s")
-    except (ValueError, TypeError, KeyError):
-        raise LoginTokenInvalid("the login token is malformed") from None
+    registry_id, user_id, key_id = raw.get("a"), raw.get("u"), raw.get("k")
+    issued, expires, scope = raw.get("i"), raw.get("e"), raw.get("s")
     if not (
         isinstance(registry_id, str)
         and all(value is None or isinstance(value, str) for value in (user_id, key_id, scope))
