@@ -7,20 +7,15 @@ plain text (an S3 client would see XML; nobody parses these bodies). ``Range`` i
 
 from __future__ import annotations
 
-import logging
-
 from aiohttp import web
 
 from moorage.domain.errors import BlobUnknown, RepositoryNotFound
 from moorage.iam.download_tokens import DownloadTokenExpired, DownloadTokenInvalid
-from moorage.protocols.oci.ranges import UnsatisfiableRange, parse_byte_range
+from moorage.protocols.oci.blobs import send_blob
 from moorage.services.downloads import LayerDownloadService
-
-log = logging.getLogger("moorage.downloads")
 
 PATH_PREFIX = "/_moorage/layers/"
 DOWNLOADS = web.AppKey("moorage.downloads", LayerDownloadService)
-_CHUNK = 1 << 20
 
 
 def download_url(scheme: str, host: str, token: str) -> str:
@@ -45,31 +40,7 @@ async def get_layer(request: web.Request) -> web.StreamResponse:
     }
     if location.url is not None:
         raise web.HTTPTemporaryRedirect(location.url)
-    if location.path is not None:
-        # aiohttp answers Range (206/416) itself.
-        return web.FileResponse(location.path, chunk_size=_CHUNK, headers=headers)
-    try:
-        byte_range = parse_byte_range(request.headers.get("Range"), blob.size)
-    except UnsatisfiableRange:
-        headers["Content-Range"] = f"bytes */{blob.size}"
-        return web.Response(status=416, headers=headers)
-    start, end = byte_range if byte_range else (0, blob.size - 1)
-    response = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
-    if byte_range:
-        response.headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
-    response.content_length = end - start + 1
-    await response.prepare(request)
-    try:
-        async for chunk in downloads.open(blob.digest, start, end - start + 1):
-            await response.write(chunk)
-    except Exception:
-        # Headers are gone already: the only honest signal left is a cut connection.
-        log.exception("layer %s failed mid-stream; aborting the connection", blob.digest)
-        if request.transport is not None:
-            request.transport.abort()
-        raise
-    await response.write_eof()
-    return response
+    return await send_blob(request, blob, location.path, headers, downloads.open)
 
 
 def mount(app: web.Application, downloads: LayerDownloadService) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -18,6 +19,8 @@ from moorage.protocols.oci.sendfile import SENDFILE, ThreadedSendfile
 log = logging.getLogger("moorage.oci")
 
 OCTET_STREAM = "application/octet-stream"
+# Reads ``count`` bytes of a blob from ``offset`` (BlobService.open and its kin).
+OpenBytes = Callable[[Digest, int, int], AsyncIterator[bytes]]
 FILE_CHUNK_SIZE = 1 << 20
 
 
@@ -54,22 +57,34 @@ async def get_blob(request: web.Request) -> web.StreamResponse:
         raise web.HTTPTemporaryRedirect(
             location.url, headers={"Docker-Content-Digest": str(digest)}
         )
-    if location.path is not None:
+    return await send_blob(request, blob, location.path, _headers(blob), blob_service.open)
+
+
+async def send_blob(
+    request: web.Request,
+    blob: BlobRecord,
+    path: Path | None,
+    headers: dict[str, str],
+    open_bytes: OpenBytes,
+) -> web.StreamResponse:
+    """Answer a GET of ``blob`` (``Range`` honoured): from ``path`` when the store has the
+    bytes in a local file, else streamed from ``open_bytes(digest, offset, count)``."""
+    if path is not None:
         sender = request.app[SENDFILE]
         if sender is not None and sender.can_send(request):
-            return await _send_file(request, sender, blob, location.path)
+            return await _send_file(request, sender, blob, path, headers)
         # aiohttp answers Range (206/416) itself and uses sendfile where the event loop has
         # it; elsewhere large reads keep its executor round trips few.
-        return web.FileResponse(location.path, chunk_size=FILE_CHUNK_SIZE, headers=_headers(blob))
-    return await _stream(request, blob)
+        return web.FileResponse(path, chunk_size=FILE_CHUNK_SIZE, headers=headers)
+    return await _stream(request, blob, headers, open_bytes)
 
 
 def _body_response(
-    request: web.Request, blob: BlobRecord
+    request: web.Request, blob: BlobRecord, headers: dict[str, str]
 ) -> web.Response | tuple[web.StreamResponse, int, int]:
     """The response for a GET of ``blob``, with its ``Range`` applied: a finished 416, or an
     unprepared response with the (offset, count) of the bytes its body must carry."""
-    headers = _headers(blob)
+    headers = dict(headers)
     try:
         byte_range = parse_byte_range(request.headers.get("Range"), blob.size)
     except UnsatisfiableRange:
@@ -84,23 +99,29 @@ def _body_response(
 
 
 async def _send_file(
-    request: web.Request, sender: ThreadedSendfile, blob: BlobRecord, path: Path
+    request: web.Request,
+    sender: ThreadedSendfile,
+    blob: BlobRecord,
+    path: Path,
+    headers: dict[str, str],
 ) -> web.StreamResponse:
-    planned = _body_response(request, blob)
+    planned = _body_response(request, blob, headers)
     if isinstance(planned, web.Response):
         return planned
     response, offset, count = planned
     return await sender.send(request, response, path, offset, count)
 
 
-async def _stream(request: web.Request, blob: BlobRecord) -> web.StreamResponse:
-    planned = _body_response(request, blob)
+async def _stream(
+    request: web.Request, blob: BlobRecord, headers: dict[str, str], open_bytes: OpenBytes
+) -> web.StreamResponse:
+    planned = _body_response(request, blob, headers)
     if isinstance(planned, web.Response):
         return planned
     response, offset, count = planned
     await response.prepare(request)
     try:
-        async for chunk in services(request).blobs.open(blob.digest, offset, count):
+        async for chunk in open_bytes(blob.digest, offset, count):
             await response.write(chunk)
     except Exception:
         # Headers are gone already: the only honest signal left is a cut connection.
