@@ -105,7 +105,7 @@ def wire(
     registry_settings = RegistryService(metadata, clock)
     login_tokens = LoginTokens(keys.registry_login)
     authorizer = PolicyAuthorizer(
-        StoredPolicies(identities, registry_settings, repositories), clock, settings.region
+        StoredPolicies(identities, registry_settings), clock, settings.region
     )
     registry_authenticator: Authenticator
     api_authenticator: ApiAuthenticator

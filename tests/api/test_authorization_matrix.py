@@ -254,3 +254,25 @@ async def test_a_caller_addresses_its_own_account_by_its_host(
 
 
 TokenFlow = Callable[[Client, dict[str, str]], Awaitable[str]]
+
+
+async def test_resource_tag_conditions_see_the_repositorys_tags(
+    client: Client, login: Login, registry: Registry
+) -> None:
+    """A policy conditioned on ``ecr:ResourceTag/team`` follows the repository's tags."""
+    only_web = identity(
+        {
+            "Effect": "Allow",
+            "Action": "ecr:*",
+            "Resource": "*",
+            "Condition": {"StringEquals": {"ecr:ResourceTag/team": "web"}},
+        }
+    )
+    await registry.identities.put_user_policy(OWNER, "ivan", "inline", only_web)
+    await registry.repositories.delete_policy(OWNER, REPOSITORY)  # ivan's other way in
+    path = f"/v2/{REPOSITORY}/tags/list"
+    assert (await client.get(path, headers=login("ivan"))).status == 403
+    await registry.repositories.tag_resource(OWNER, REPOSITORY, {"team": "web"})
+    assert (await client.get(path, headers=login("ivan"))).status == 200
+    await registry.repositories.tag_resource(OWNER, REPOSITORY, {"team": "db"})
+    assert (await client.get(path, headers=login("ivan"))).status == 403

@@ -968,9 +968,11 @@ class MetadataStoreSuite:
             await tx.put_registry_policy(REGISTRY, "registry", T0)
             await tx.put_account_setting(REGISTRY, "REGISTRY_POLICY_SCOPE", "V1")
             await tx.put_account_setting(REGISTRY, "BLOB_MOUNTING", "DISABLED")
+            await tx.put_repository_tags(repository.id, {"team": "web", "cost": "42"})
+            await tx.put_repository_tags(elsewhere.id, {"team": "other"})
         async with store.read() as tx:
             assert await tx.read_policies(REGISTRY, "team/app") == PolicyTexts(
-                "repository", "registry", "V1"
+                "repository", "registry", "V1", {"team": "web", "cost": "42"}
             )
             assert await tx.read_policies(REGISTRY, "team/bare") == PolicyTexts(
                 None, "registry", "V1"
@@ -980,7 +982,7 @@ class MetadataStoreSuite:
             )
             assert await tx.read_policies(REGISTRY, None) == PolicyTexts(None, "registry", "V1")
             assert await tx.read_policies(OTHER_REGISTRY, "team/app") == PolicyTexts(
-                "elsewhere", None, None
+                "elsewhere", None, None, {"team": "other"}
             )
         async with store.transaction() as tx:
             await tx.delete_registry_policy(REGISTRY)

@@ -57,6 +57,8 @@ class PolicyTexts:
     repository_policy: str | None
     registry_policy: str | None
     registry_policy_scope: str | None
+    # The repository's resource tags, for aws:ResourceTag conditions (empty without one).
+    repository_tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

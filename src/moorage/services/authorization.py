@@ -18,12 +18,11 @@ needs one allow (identity or resource policy), another account needs both.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
-from moorage.domain.errors import AccessDenied, InvalidName, RepositoryNotFound, Unauthenticated
+from moorage.domain.errors import AccessDenied, Unauthenticated
 from moorage.iam.actions import PARTITION, repository_arn
 from moorage.iam.policy import (
     AuthorizationRequest,
@@ -177,31 +176,20 @@ class StoredPolicies:
     request costs the reads, not the parsing.
     """
 
-    def __init__(
-        self,
-        identities: IdentityPolicies,
-        registry: RegistryPolicyReader,
-        repositories: RepositoryTagReader,
-    ) -> None:
+    def __init__(self, identities: IdentityPolicies, registry: RegistryPolicyReader) -> None:
         self._identities = identities
         self._registry = registry
-        self._repositories = repositories
 
     async def identity_policies(self, principal: Principal) -> Sequence[Policy]:
         return await self._identities.identity_policies(principal)
 
     async def resource_policies(self, registry_id: str, repository: str | None) -> ResourcePolicies:
         texts = await self._registry.policies_for(registry_id, repository)
-        tags: Mapping[str, str] = {}
-        if repository is not None:
-            # No repository, no tags: the operation itself will say what is wrong.
-            with suppress(RepositoryNotFound, InvalidName):
-                tags = await self._repositories.list_tags(registry_id, repository)
         return ResourcePolicies(
             repository_policy=_parsed(texts.repository_policy),
             registry_policy=_parsed(texts.registry_policy),
             registry_policy_scope=str(texts.registry_policy_scope),
-            repository_tags=tags,
+            repository_tags=texts.repository_tags,
         )
 
 
@@ -216,14 +204,12 @@ class PolicyTexts(Protocol):
     def registry_policy(self) -> str | None: ...
     @property
     def registry_policy_scope(self) -> str: ...
+    @property
+    def repository_tags(self) -> Mapping[str, str]: ...
 
 
 class RegistryPolicyReader(Protocol):
     async def policies_for(self, registry_id: str, repository_name: str | None) -> PolicyTexts: ...
-
-
-class RepositoryTagReader(Protocol):
-    async def list_tags(self, registry_id: str, name: str) -> dict[str, str]: ...
 
 
 @lru_cache(maxsize=1024)

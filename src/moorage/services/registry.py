@@ -59,6 +59,7 @@ class RegistryPolicies(NamedTuple):
     repository_policy: str | None
     registry_policy: str | None
     registry_policy_scope: RegistryPolicyScope
+    repository_tags: Mapping[str, str]
 
 
 class RegistryService:
@@ -133,6 +134,7 @@ class RegistryService:
             repository_policy=texts.repository_policy,
             registry_policy=texts.registry_policy,
             registry_policy_scope=RegistryPolicyScope(scope or RegistryPolicyScope.V2),
+            repository_tags=texts.repository_tags,
         )
 
 

@@ -391,32 +391,26 @@ async def test_account_settings(registry: RegistryService) -> None:
 
 
 async def test_policies_for(repositories: RepositoryService, registry: RegistryService) -> None:
-    await repositories.create(REGISTRY, NAME)
+    await repositories.create(REGISTRY, NAME, tags={"team": "web"})
     await repositories.create(REGISTRY, "team/bare")
-    assert await registry.policies_for(REGISTRY, NAME) == (None, None, RegistryPolicyScope.V2)
+    v2, v1 = RegistryPolicyScope.V2, RegistryPolicyScope.V1
+    assert await registry.policies_for(REGISTRY, NAME) == (None, None, v2, {"team": "web"})
     await repositories.set_policy(REGISTRY, NAME, POLICY)
     registry_text = POLICY.replace("pull", "replicate")
     await registry.put_policy(REGISTRY, registry_text)
     await registry.put_account_setting(REGISTRY, "REGISTRY_POLICY_SCOPE", "V1")
     policies = await registry.policies_for(REGISTRY, NAME)
-    assert policies == RegistryPolicies(POLICY, registry_text, RegistryPolicyScope.V1)
-    repository_text, registry_policy, scope = policies  # unpacks as a tuple
-    assert (repository_text, registry_policy, scope) == (POLICY, registry_text, "V1")
-    assert await registry.policies_for(REGISTRY, "team/bare") == (
-        None,
+    assert policies == RegistryPolicies(POLICY, registry_text, v1, {"team": "web"})
+    repository_text, registry_policy, scope, tags = policies  # unpacks as a tuple
+    assert (repository_text, registry_policy, scope, tags) == (
+        POLICY,
         registry_text,
-        RegistryPolicyScope.V1,
+        "V1",
+        {"team": "web"},
     )
-    assert await registry.policies_for(REGISTRY, None) == (
-        None,
-        registry_text,
-        RegistryPolicyScope.V1,
-    )
-    assert await registry.policies_for(OTHER_REGISTRY, NAME) == (
-        None,
-        None,
-        RegistryPolicyScope.V2,
-    )
+    assert await registry.policies_for(REGISTRY, "team/bare") == (None, registry_text, v1, {})
+    assert await registry.policies_for(REGISTRY, None) == (None, registry_text, v1, {})
+    assert await registry.policies_for(OTHER_REGISTRY, NAME) == (None, None, v2, {})
 
 
 # -- tag immutability on push ------------------------------------------------------------

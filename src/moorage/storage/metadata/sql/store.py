@@ -170,6 +170,17 @@ _READ_POLICIES = select(
 )
 
 
+# The other half of that read, in the same transaction: the repository's resource tags.
+_READ_REPOSITORY_TAGS = (
+    select(repository_tags.c.key, repository_tags.c.value)
+    .join(repositories, repositories.c.id == repository_tags.c.repository_id)
+    .where(
+        repositories.c.registry_id == bindparam("registry_id"),
+        repositories.c.name == bindparam("name"),
+    )
+)
+
+
 def _per_dialect(build: Callable[[_InsertFactory], Executable]) -> dict[str, Executable]:
     """One prebuilt statement per dialect, for the upserts (their syntax differs)."""
     return {"sqlite": build(sqlite.insert), "postgresql": build(postgresql.insert)}
@@ -560,10 +571,17 @@ class _SqlTransaction(SqlIdentityRecords):
     async def read_policies(self, registry_id: str, repository_name: str | None) -> PolicyTexts:
         parameters = {"registry_id": registry_id, "name": repository_name}
         row = (await self._c.execute(_READ_POLICIES, parameters)).one()
+        tags: dict[str, str] = {}
+        if repository_name is not None:
+            tags = {
+                tag.key: tag.value
+                for tag in await self._c.execute(_READ_REPOSITORY_TAGS, parameters)
+            }
         return PolicyTexts(
             repository_policy=row.repository_policy,
             registry_policy=row.registry_policy,
             registry_policy_scope=row.registry_policy_scope,
+            repository_tags=tags,
         )
 
     # -- blobs --------------------------------------------------------------------------
