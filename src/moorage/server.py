@@ -33,6 +33,14 @@ def run(settings: Settings) -> None:
 
 async def serve(settings: Settings) -> None:
     registry = await open_registry(settings)
+    if not settings.emulator and not await registry.identities.list_accounts():
+        # A fresh install answers every request 401 until someone has credentials: say how.
+        print(
+            "moorage: no accounts yet; create the first with `moorage admin init` "
+            "(same --data-dir/--config/--database-url), or run with --emulator for testing",
+            file=sys.stderr,
+            flush=True,
+        )
     app = build_web_app(registry)
     tracker = InFlightRequests()
     app.middlewares.insert(0, tracker.middleware)

@@ -77,3 +77,10 @@ def test_emulator_mode_stays_on_loopback(tmp_path: Path) -> None:
     assert refused.returncode == 2
     assert refused.stderr.startswith("moorage: error: emulator mode accepts any credentials")
     assert len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_fresh_server_says_how_to_get_credentials(start_server: StartServer) -> None:
+    server = start_server(emulator=False)
+    assert "no accounts yet; create the first with `moorage admin init`" in server.log()
+    emulated = start_server(data_dir=server.data_dir.parent / "emulated")
+    assert "no accounts yet" not in emulated.log()
