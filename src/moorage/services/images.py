@@ -333,9 +333,12 @@ class ImageService:
         valid_tag = _put_image_tag(tag) if tag is not None else None
         payload = manifest_text.encode("utf-8")
         if media_type is None and _declared_media_type(payload) is None:
+            # ECR's own wording for this case (seen when retagging Helm and OCI manifests
+            # without imageManifestMediaType); containers/image matches on it to fall back
+            # to another manifest format, so the text is part of the contract.
             raise InvalidParameter(
-                "Invalid parameter at 'imageManifestMediaType' failed to satisfy constraint: "
-                "'the media type must be given when the manifest has no mediaType'"
+                "Invalid parameter at 'ImageManifest' failed to satisfy constraint: "
+                "'Invalid JSON syntax'"
             )
         computed = Digest.of(payload)
         if digest is not None and digest != str(computed):

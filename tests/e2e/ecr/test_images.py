@@ -105,7 +105,10 @@ def test_put_image_error_precedence(ecr: Any, raw: Any) -> None:
         ecr.put_image, repositoryName=repository, imageManifest=bare, imageDigest="sha256:0"
     )
     assert code == "InvalidParameterException"
-    assert "imageManifestMediaType" in message
+    # ECR's words, which clients such as containers/image recognise
+    assert message == (
+        "Invalid parameter at 'ImageManifest' failed to satisfy constraint: 'Invalid JSON syntax'"
+    )
     # 2. the digest given is not the manifest's
     code, _ = aws_error(
         ecr.put_image,
