@@ -105,13 +105,40 @@ async def test_denied_action_is_403_before_the_handler_runs(
     assert catalog["repositories"] == []
 
 
-async def test_catalog_is_a_registry_wide_action(
+async def test_the_catalog_asks_about_each_repository(
     client: Client, authorizer: RecordingAuthorizer
 ) -> None:
-    authorizer.denied.add((Action.DESCRIBE_REPOSITORIES, None))
+    for name in ("team/app", "team/db"):
+        await push_blob(client, name, b"x")
+    authorizer.asked.clear()
     response = await client.get("/v2/_catalog")
-    assert response.status == 403
-    assert authorizer.asked == [(Action.DESCRIBE_REPOSITORIES, None)]
+    assert response.status == 200
+    assert (await response.json())["repositories"] == ["team/app", "team/db"]
+    assert authorizer.asked == [
+        (Action.DESCRIBE_REPOSITORIES, "team/app"),
+        (Action.DESCRIBE_REPOSITORIES, "team/db"),
+    ]
+
+
+async def test_the_catalog_lists_only_what_the_caller_may_describe(
+    client: Client, authorizer: RecordingAuthorizer
+) -> None:
+    names = [f"team/app-{index:03}" for index in range(150)]
+    for name in names:
+        await push_blob(client, name, b"x")
+    hidden = set(names[1::3])
+    authorizer.denied.update((Action.DESCRIBE_REPOSITORIES, name) for name in hidden)
+    visible = [name for name in names if name not in hidden]
+
+    listed, url = [], "/v2/_catalog?n=30"
+    while url:
+        response = await client.get(url)
+        assert response.status == 200
+        listed += (await response.json())["repositories"]
+        link = response.headers.get("Link", "")
+        url = link[1 : link.index(">")] if link else ""
+    assert listed == visible
+    assert (await (await client.get("/v2/_catalog")).json())["repositories"] == visible
 
 
 async def test_mount_from_an_unreadable_repository_falls_back_to_an_upload(

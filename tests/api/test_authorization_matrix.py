@@ -276,3 +276,23 @@ async def test_resource_tag_conditions_see_the_repositorys_tags(
     assert (await client.get(path, headers=login("ivan"))).status == 200
     await registry.repositories.tag_resource(OWNER, REPOSITORY, {"team": "db"})
     assert (await client.get(path, headers=login("ivan"))).status == 403
+
+
+@pytest.mark.parametrize(
+    ("caller", "visible"),
+    [
+        ("alice", ["other/app", REPOSITORY]),  # allowed everywhere by her identity policy
+        ("ivan", [REPOSITORY]),  # only the repository policy names him
+        ("eve", [REPOSITORY]),  # another account, granted by the repository
+        ("dora", ["other/app"]),  # denied on team/app by her own policy
+        ("rita", ["other/app"]),  # denied on team/app by its repository policy
+        ("mallory", []),  # another account, granted nothing
+    ],
+)
+async def test_the_catalog_lists_what_each_caller_may_describe(
+    client: Client, login: Login, registry: Registry, caller: str, visible: list[str]
+) -> None:
+    await registry.repositories.create(OWNER, "other/app")
+    response = await client.get("/v2/_catalog", headers=login(caller))
+    assert response.status == 200
+    assert (await response.json())["repositories"] == visible

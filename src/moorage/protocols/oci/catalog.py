@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from moorage.domain.errors import AccessDenied
 from moorage.iam.actions import Action
-from moorage.protocols.oci.auth import public, requires
+from moorage.protocols.oci.auth import authorize, public
 from moorage.protocols.oci.context import registry_id, services
 from moorage.protocols.oci.pagination import Page, PaginationInvalid, pagination_error
 
@@ -16,17 +17,46 @@ async def api_version(request: web.Request) -> web.Response:
     return web.json_response({})
 
 
-@requires(Action.DESCRIBE_REPOSITORIES)
+# Repositories read per store query while filtering the catalog for a caller.
+_FILTER_BATCH = 100
+
+
+@public  # authorized below, repository by repository
 async def catalog(request: web.Request) -> web.Response:
+    """The registry's repositories that the caller may describe (``ecr:DescribeRepositories``
+    on each repository's ARN), paginated with ``n`` and ``last``.
+
+    ECR documents no catalog. Asking per repository is what makes a policy scoped to
+    ``repository/team-*``, or a deny on one repository, show in the list as it does on every
+    other call; an allow on ``*`` alone would list repositories the caller may not touch.
+    """
     try:
         page = Page.from_query(request)
     except PaginationInvalid as exc:
         return pagination_error(exc)
-    names: list[str] = []
-    if page.limit != 0:
-        repositories = await services(request).repositories.list(
-            registry_id(request), after=page.after, limit=page.fetch_limit
-        )
-        names = [repository.name for repository in repositories]
+    names = await _visible_names(request, page) if page.limit != 0 else []
     names, headers = page.link("/v2/_catalog", names)
     return web.json_response({"repositories": names}, headers=headers)
+
+
+async def _visible_names(request: web.Request, page: Page) -> list[str]:
+    """Up to ``page.fetch_limit`` names after ``page.after`` that the caller may describe."""
+    wanted = page.fetch_limit
+    visible: list[str] = []
+    after = page.after
+    while wanted is None or len(visible) < wanted:
+        batch = await services(request).repositories.list(
+            registry_id(request), after=after, limit=_FILTER_BATCH
+        )
+        for repository in batch:
+            try:
+                await authorize(request, Action.DESCRIBE_REPOSITORIES, repository.name)
+            except AccessDenied:
+                continue
+            visible.append(repository.name)
+            if wanted is not None and len(visible) == wanted:
+                break
+        if len(batch) < _FILTER_BATCH:
+            break
+        after = batch[-1].name
+    return visible
