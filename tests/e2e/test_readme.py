@@ -7,9 +7,11 @@ only what a user types: the AWS CLI for the control plane and skopeo, logged in 
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +19,29 @@ import pytest
 from tests.e2e.aws import admin_init, aws_env, aws_json
 from tests.e2e.conftest import StartServer
 from tests.e2e.ecr.helpers import SKOPEO, skopeo, small_layout
+from tests.postgres import create_throwaway_database, drop_database
 
 pytestmark = pytest.mark.e2e
 
 
-def test_first_steps_from_the_readme(start_server: StartServer, tmp_path: Path) -> None:
-    server = start_server(data_dir=tmp_path / "moorage-data", extra_args=[], emulator=False)
-    admin = admin_init(server.data_dir)
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_args(request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """The default SQLite metadata, and PostgreSQL in a throwaway database."""
+    if request.param == "sqlite":
+        yield []
+        return
+    url = asyncio.run(create_throwaway_database())
+    yield ["--database-url", url]
+    asyncio.run(drop_database(url))
+
+
+def test_first_steps_from_the_readme(
+    start_server: StartServer, tmp_path: Path, database_args: list[str]
+) -> None:
+    server = start_server(
+        data_dir=tmp_path / "moorage-data", extra_args=database_args, emulator=False
+    )
+    admin = admin_init(server.data_dir, *database_args)
     home, host = tmp_path / "home", server.host
     home.mkdir()
 
