@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import threading
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +66,30 @@ async def test_concurrent_upgrades_take_turns(sqlite_url: str) -> None:
         assert set(await store.row_counts()) == set(metadata.tables)
     finally:
         await store.close()
+
+
+async def test_a_first_connection_waits_for_a_lock_held_longer_than_sqlites_default(
+    tmp_path: Path,
+) -> None:
+    """Opening a connection switches a new database to WAL, which needs the database's lock;
+    while another process holds it (a first start running migrations), the opening waits
+    for the busy timeout, not for Python's 5-second default."""
+    path = tmp_path / "fresh.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(6.0, lambda: holder.execute("COMMIT"))
+    release.start()
+    engine = create_sql_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with engine.connect() as connection:
+            mode = await connection.exec_driver_sql("PRAGMA journal_mode")
+            assert mode.scalar() == "wal"
+    finally:
+        release.join()
+        holder.close()
+        await engine.dispose()
 
 
 async def test_every_connection_gets_the_pragmas(sqlite_url: str) -> None:

@@ -53,10 +53,12 @@ from sqlalchemy.pool import QueuePool
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 _SQLITE_PRAGMAS = (
+    # First: switching a new database to WAL needs its lock, which a concurrent first start
+    # (running the migrations) may hold for seconds; wait as long as for any write.
+    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
-    f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
 )
 
 # Execution option read by the SQLite ``begin`` hook: "IMMEDIATE" or "DEFERRED".
