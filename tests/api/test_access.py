@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -29,6 +29,12 @@ class RecordingAuthorizer:
         self.asked.append((request.action, request.repository))
         if (request.action, request.repository) in self.denied:
             raise AccessDenied(f"not allowed to {request.action} on {request.repository}")
+
+    async def allowed_repositories(
+        self, request: AccessRequest, repositories: Sequence[str]
+    ) -> list[str]:
+        self.asked += [(request.action, name) for name in repositories]
+        return [name for name in repositories if (request.action, name) not in self.denied]
 
 
 class TokenAuthenticator:

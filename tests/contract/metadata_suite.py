@@ -984,6 +984,18 @@ class MetadataStoreSuite:
             assert await tx.read_policies(OTHER_REGISTRY, "team/app") == PolicyTexts(
                 "elsewhere", None, None, {"team": "other"}
             )
+            many = await tx.read_policies_many(REGISTRY, ["team/absent", "team/app", "team/bare"])
+            assert many == {
+                "team/absent": PolicyTexts(None, "registry", "V1"),
+                "team/app": PolicyTexts(
+                    "repository", "registry", "V1", {"team": "web", "cost": "42"}
+                ),
+                "team/bare": PolicyTexts(None, "registry", "V1"),
+            }
+            assert await tx.read_policies_many(OTHER_REGISTRY, ["team/app"]) == {
+                "team/app": PolicyTexts("elsewhere", None, None, {"team": "other"})
+            }
+            assert await tx.read_policies_many(REGISTRY, []) == {}
         async with store.transaction() as tx:
             await tx.delete_registry_policy(REGISTRY)
             await tx.delete_account_setting(REGISTRY, "REGISTRY_POLICY_SCOPE")

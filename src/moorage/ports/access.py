@@ -7,7 +7,7 @@ policy evaluation (IAM) plug in here without touching handlers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -74,6 +74,14 @@ class Authenticator(Protocol):
 class Authorizer(Protocol):
     async def authorize(self, request: AccessRequest) -> None:
         """Return when allowed; raise AccessDenied (or Unauthenticated for anonymous callers)."""
+        ...
+
+    async def allowed_repositories(
+        self, request: AccessRequest, repositories: Sequence[str]
+    ) -> list[str]:
+        """Those of ``repositories`` (in order) on which ``request.action`` is allowed, as
+        :meth:`authorize` would decide each one (``request.repository`` is ignored). Raises
+        Unauthenticated for anonymous callers. Lists (the catalog) use it to ask in bulk."""
         ...
 
 

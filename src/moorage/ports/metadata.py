@@ -144,6 +144,13 @@ class MetadataTransaction(IdentityRecords, Protocol):
         """Forget a setting (it reads as its default again); False when it was not put."""
         ...
 
+    async def read_policies_many(
+        self, registry_id: str, repository_names: Sequence[str]
+    ) -> dict[str, PolicyTexts]:
+        """:meth:`read_policies` for many repositories of one registry at once, keyed by name
+        (every name given has an entry, absent repositories included)."""
+        ...
+
     async def read_policies(self, registry_id: str, repository_name: str | None) -> PolicyTexts:
         """In one round trip: the policy of the named repository (None when the repository or
         its policy is absent, or the name is None), the registry policy, and the stored

@@ -8,6 +8,8 @@ emulator's account, whose own policies then apply as AWS applies them to a root 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from moorage.iam.actions import account_root_arn
 from moorage.ports.access import AccessRequest, Credentials, Principal
 
@@ -23,6 +25,11 @@ class AnonymousAuthenticator:
 class OpenAccess:
     async def authorize(self, request: AccessRequest) -> None:
         return None
+
+    async def allowed_repositories(
+        self, request: AccessRequest, repositories: Sequence[str]
+    ) -> list[str]:
+        return list(repositories)
 
 
 def emulator_principal(registry_id: str) -> Principal:

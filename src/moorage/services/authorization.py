@@ -18,7 +18,7 @@ needs one allow (identity or resource policy), another account needs both.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Protocol
 
@@ -70,6 +70,12 @@ class PolicySource(Protocol):
         """The policies of the registry and, when named, of one repository (absent: none)."""
         ...
 
+    async def resource_policies_many(
+        self, registry_id: str, repositories: Sequence[str]
+    ) -> Mapping[str, ResourcePolicies]:
+        """:meth:`resource_policies` of many repositories at once, keyed by name."""
+        ...
+
 
 def is_account_root(principal: Principal) -> bool:
     return principal.arn is not None and principal.arn.endswith(":root")
@@ -93,16 +99,42 @@ class PolicyAuthorizer:
         if not decision.allowed:
             raise AccessDenied(denial_message(request, self.resource_of(request), decision))
 
+    async def allowed_repositories(
+        self, request: AccessRequest, repositories: Sequence[str]
+    ) -> list[str]:
+        """Those of ``repositories`` (in order) on which the caller may do ``request.action``;
+        ``request.repository`` is ignored. Raises Unauthenticated for an anonymous caller.
+
+        One read of the caller's policies and one of the repositories' guards, whatever the
+        number of names: the catalog asks this about a page at a time.
+        """
+        caller = request.principal
+        if caller.arn is None:
+            raise Unauthenticated("authentication required")
+        identity = await self._identity(caller)
+        guards = await self._policies.resource_policies_many(request.registry_id, repositories)
+        allowed = []
+        for name in repositories:
+            one = replace(request, repository=name)
+            if self._evaluate(one, identity, guards[name]).allowed:
+                allowed.append(name)
+        return allowed
+
     async def decide(self, request: AccessRequest) -> Decision:
+        guards = await self._policies.resource_policies(request.registry_id, request.repository)
+        return self._evaluate(request, await self._identity(request.principal), guards)
+
+    async def _identity(self, caller: Principal) -> Sequence[Policy]:
+        if is_account_root(caller):
+            return [ALLOW_ALL]
+        return await self._policies.identity_policies(caller)
+
+    def _evaluate(
+        self, request: AccessRequest, identity: Sequence[Policy], guards: ResourcePolicies
+    ) -> Decision:
         caller = request.principal
         assert caller.arn is not None
         resource = self.resource_of(request)
-        guards = await self._policies.resource_policies(request.registry_id, request.repository)
-        identity: Sequence[Policy] = (
-            [ALLOW_ALL]
-            if is_account_root(caller)
-            else await self._policies.identity_policies(caller)
-        )
         resource_side = [p for p in (guards.repository_policy,) if p is not None]
         if str(request.action) in IDENTITY_ONLY_ACTIONS:
             resource_side = []
@@ -184,13 +216,13 @@ class StoredPolicies:
         return await self._identities.identity_policies(principal)
 
     async def resource_policies(self, registry_id: str, repository: str | None) -> ResourcePolicies:
-        texts = await self._registry.policies_for(registry_id, repository)
-        return ResourcePolicies(
-            repository_policy=_parsed(texts.repository_policy),
-            registry_policy=_parsed(texts.registry_policy),
-            registry_policy_scope=str(texts.registry_policy_scope),
-            repository_tags=texts.repository_tags,
-        )
+        return _guards(await self._registry.policies_for(registry_id, repository))
+
+    async def resource_policies_many(
+        self, registry_id: str, repositories: Sequence[str]
+    ) -> Mapping[str, ResourcePolicies]:
+        texts = await self._registry.policies_for_many(registry_id, repositories)
+        return {name: _guards(text) for name, text in texts.items()}
 
 
 class IdentityPolicies(Protocol):
@@ -210,6 +242,19 @@ class PolicyTexts(Protocol):
 
 class RegistryPolicyReader(Protocol):
     async def policies_for(self, registry_id: str, repository_name: str | None) -> PolicyTexts: ...
+
+    async def policies_for_many(
+        self, registry_id: str, repository_names: Sequence[str]
+    ) -> Mapping[str, PolicyTexts]: ...
+
+
+def _guards(texts: PolicyTexts) -> ResourcePolicies:
+    return ResourcePolicies(
+        repository_policy=_parsed(texts.repository_policy),
+        registry_policy=_parsed(texts.registry_policy),
+        registry_policy_scope=str(texts.registry_policy_scope),
+        repository_tags=texts.repository_tags,
+    )
 
 
 @lru_cache(maxsize=1024)

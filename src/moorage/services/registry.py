@@ -19,13 +19,13 @@ default would slow every existing deployment's cross-repository pushes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
 from moorage.domain.errors import InvalidParameter, RegistryPolicyNotFound
-from moorage.domain.models import AccountSetting
+from moorage.domain.models import AccountSetting, PolicyTexts
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore
 from moorage.services.repositories import check_policy_text
@@ -121,6 +121,14 @@ class RegistryService:
 
     # -- for authorization --------------------------------------------------------------
 
+    async def policies_for_many(
+        self, registry_id: str, repository_names: Sequence[str]
+    ) -> dict[str, RegistryPolicies]:
+        """:meth:`policies_for` of many repositories, in one read transaction (the catalog)."""
+        async with self._metadata.read() as tx:
+            texts = await tx.read_policies_many(registry_id, repository_names)
+        return {name: _registry_policies(text) for name, text in texts.items()}
+
     async def policies_for(self, registry_id: str, repository_name: str | None) -> RegistryPolicies:
         """The repository's policy (None when the repository or its policy is absent, or no
         name is given), the registry policy, and the registry policy scope (default V2).
@@ -129,13 +137,17 @@ class RegistryService:
         """
         async with self._metadata.read() as tx:
             texts = await tx.read_policies(registry_id, repository_name)
-        scope = texts.registry_policy_scope
-        return RegistryPolicies(
-            repository_policy=texts.repository_policy,
-            registry_policy=texts.registry_policy,
-            registry_policy_scope=RegistryPolicyScope(scope or RegistryPolicyScope.V2),
-            repository_tags=texts.repository_tags,
-        )
+        return _registry_policies(texts)
+
+
+def _registry_policies(texts: PolicyTexts) -> RegistryPolicies:
+    scope = texts.registry_policy_scope
+    return RegistryPolicies(
+        repository_policy=texts.repository_policy,
+        registry_policy=texts.registry_policy,
+        registry_policy_scope=RegistryPolicyScope(scope or RegistryPolicyScope.V2),
+        repository_tags=texts.repository_tags,
+    )
 
 
 def _setting(name: str) -> _Setting:

@@ -62,6 +62,11 @@ class Policies:
             repository_tags=self.tags if repository is not None else {},
         )
 
+    async def resource_policies_many(
+        self, registry_id: str, repositories: Sequence[str]
+    ) -> Mapping[str, ResourcePolicies]:
+        return {name: await self.resource_policies(registry_id, name) for name in repositories}
+
 
 def authorizer(policies: Policies) -> PolicyAuthorizer:
     return PolicyAuthorizer(policies, lambda: NOW, REGION)
@@ -247,3 +252,20 @@ async def test_request_tags_and_tag_keys_reach_conditions() -> None:
                 tag_keys=("team", "cost"),
             )
         )
+
+
+async def test_allowed_repositories_decides_each_name_as_authorize_would() -> None:
+    only_team = policy(allow(resource=f"arn:aws:ecr:{REGION}:{OWNER}:repository/team/*"))
+    policies = Policies(identity={ALICE.arn or "": [only_team]})
+    names = ["other/app", "team/app", "team/db", "teamx"]
+    allowed = await authorizer(policies).allowed_repositories(ask(ALICE), names)
+    assert allowed == ["team/app", "team/db"]
+    for name in names:
+        request = ask(ALICE, repository=name)
+        if name in allowed:
+            await authorizer(policies).authorize(request)
+        else:
+            with pytest.raises(AccessDenied):
+                await authorizer(policies).authorize(request)
+    with pytest.raises(Unauthenticated):
+        await authorizer(policies).allowed_repositories(ask(Principal(OWNER)), names)

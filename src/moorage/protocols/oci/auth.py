@@ -8,7 +8,7 @@ URL. A handler without a declaration is refused: access control fails closed.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from aiohttp import web
@@ -70,6 +70,22 @@ async def authorize(request: web.Request, action: Action, repository: str | None
             repository=repository,
             credentials=credentials_of(request),
         )
+    )
+
+
+async def allowed_repositories(
+    request: web.Request, action: Action, repositories: Sequence[str]
+) -> list[str]:
+    """Those of ``repositories`` on which the caller may do ``action``, asked in one go."""
+    return await services(request).authorizer.allowed_repositories(
+        AccessRequest(
+            principal=principal(request),
+            action=action,
+            registry_id=registry_id(request),
+            repository=None,
+            credentials=credentials_of(request),
+        ),
+        repositories,
     )
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from moorage.domain.errors import AccessDenied
 from moorage.iam.actions import Action
-from moorage.protocols.oci.auth import authorize, public
+from moorage.protocols.oci.auth import allowed_repositories, public
 from moorage.protocols.oci.context import registry_id, services
 from moorage.protocols.oci.pagination import Page, PaginationInvalid, pagination_error
 
@@ -18,7 +17,7 @@ async def api_version(request: web.Request) -> web.Response:
 
 
 # Repositories read per store query while filtering the catalog for a caller.
-_FILTER_BATCH = 100
+_FILTER_BATCH = 1000
 
 
 @public  # authorized below, repository by repository
@@ -48,15 +47,9 @@ async def _visible_names(request: web.Request, page: Page) -> list[str]:
         batch = await services(request).repositories.list(
             registry_id(request), after=after, limit=_FILTER_BATCH
         )
-        for repository in batch:
-            try:
-                await authorize(request, Action.DESCRIBE_REPOSITORIES, repository.name)
-            except AccessDenied:
-                continue
-            visible.append(repository.name)
-            if wanted is not None and len(visible) == wanted:
-                break
+        names = [repository.name for repository in batch]
+        visible += await allowed_repositories(request, Action.DESCRIBE_REPOSITORIES, names)
         if len(batch) < _FILTER_BATCH:
             break
-        after = batch[-1].name
-    return visible
+        after = names[-1]
+    return visible if wanted is None else visible[:wanted]

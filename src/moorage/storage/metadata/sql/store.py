@@ -568,6 +568,39 @@ class _SqlTransaction(SqlIdentityRecords):
         )
         return bool((await self._c.execute(statement)).rowcount)
 
+    async def read_policies_many(
+        self, registry_id: str, repository_names: Sequence[str]
+    ) -> dict[str, PolicyTexts]:
+        registry = await self.read_policies(registry_id, None)
+        policies: dict[str, str] = {}
+        tags: dict[str, dict[str, str]] = {}
+        for chunk in _chunks(dict.fromkeys(repository_names), _IN_CHUNK):
+            in_registry = (
+                repositories.c.registry_id == registry_id,
+                repositories.c.name.in_(chunk),
+            )
+            for row in await self._c.execute(
+                select(repositories.c.name, repository_policies.c.policy_text)
+                .join(repositories, repositories.c.id == repository_policies.c.repository_id)
+                .where(*in_registry)
+            ):
+                policies[row.name] = row.policy_text
+            for row in await self._c.execute(
+                select(repositories.c.name, repository_tags.c.key, repository_tags.c.value)
+                .join(repositories, repositories.c.id == repository_tags.c.repository_id)
+                .where(*in_registry)
+            ):
+                tags.setdefault(row.name, {})[row.key] = row.value
+        return {
+            name: PolicyTexts(
+                repository_policy=policies.get(name),
+                registry_policy=registry.registry_policy,
+                registry_policy_scope=registry.registry_policy_scope,
+                repository_tags=tags.get(name, {}),
+            )
+            for name in repository_names
+        }
+
     async def read_policies(self, registry_id: str, repository_name: str | None) -> PolicyTexts:
         parameters = {"registry_id": registry_id, "name": repository_name}
         row = (await self._c.execute(_READ_POLICIES, parameters)).one()
