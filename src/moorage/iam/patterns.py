@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 
 Variables = Mapping[str, tuple[str, ...]]
 
@@ -95,5 +96,21 @@ def wildcard_match(
     ignore_case: bool = False,
 ) -> bool:
     """Whether *candidate* matches the whole of *pattern* (``*``/``?`` wildcards, variables)."""
-    compiled = compile_wildcard(pattern, variables, ignore_case=ignore_case)
-    return compiled is not None and compiled.fullmatch(candidate) is not None
+    if "$" in pattern:  # may hold ${...}: substitute per request
+        compiled = compile_wildcard(pattern, variables, ignore_case=ignore_case)
+        return compiled is not None and compiled.fullmatch(candidate) is not None
+    # Every request is decided against the same few patterns: match them without rebuilding.
+    if pattern == "*":
+        return True
+    if "*" not in pattern and "?" not in pattern:
+        if ignore_case:
+            return pattern.casefold() == candidate.casefold()
+        return pattern == candidate
+    return _compiled_plain(pattern, ignore_case).fullmatch(candidate) is not None
+
+
+@lru_cache(maxsize=4096)
+def _compiled_plain(pattern: str, ignore_case: bool) -> re.Pattern[str]:
+    compiled = compile_wildcard(pattern, None, ignore_case=ignore_case)
+    assert compiled is not None  # no variables, so nothing is left unresolved
+    return compiled

@@ -18,7 +18,7 @@ needs one allow (identity or resource policy), another account needs both.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
@@ -113,16 +113,18 @@ class PolicyAuthorizer:
             raise Unauthenticated("authentication required")
         identity = await self._identity(caller)
         guards = await self._policies.resource_policies_many(request.registry_id, repositories)
-        allowed = []
-        for name in repositories:
-            one = replace(request, repository=name)
-            if self._evaluate(one, identity, guards[name]).allowed:
-                allowed.append(name)
-        return allowed
+        context = self._request_context(request)  # the same for every name but its tags
+        return [
+            name
+            for name in repositories
+            if self._evaluate(request, name, identity, guards[name], context).allowed
+        ]
 
     async def decide(self, request: AccessRequest) -> Decision:
         guards = await self._policies.resource_policies(request.registry_id, request.repository)
-        return self._evaluate(request, await self._identity(request.principal), guards)
+        identity = await self._identity(request.principal)
+        context = self._request_context(request)
+        return self._evaluate(request, request.repository, identity, guards, context)
 
     async def _identity(self, caller: Principal) -> Sequence[Policy]:
         if is_account_root(caller):
@@ -130,11 +132,17 @@ class PolicyAuthorizer:
         return await self._policies.identity_policies(caller)
 
     def _evaluate(
-        self, request: AccessRequest, identity: Sequence[Policy], guards: ResourcePolicies
+        self,
+        request: AccessRequest,
+        repository: str | None,
+        identity: Sequence[Policy],
+        guards: ResourcePolicies,
+        context: Mapping[str, str | list[str]],
     ) -> Decision:
+        """Decide ``request`` on ``repository`` (which stands for ``request.repository``)."""
         caller = request.principal
         assert caller.arn is not None
-        resource = self.resource_of(request)
+        resource = self._resource(request.registry_id, repository)
         resource_side = [p for p in (guards.repository_policy,) if p is not None]
         if str(request.action) in IDENTITY_ONLY_ACTIONS:
             resource_side = []
@@ -148,7 +156,7 @@ class PolicyAuthorizer:
                 principal_account=caller.registry_id,
                 action=str(request.action),
                 resource=resource,
-                context=self._context(request, guards.repository_tags),
+                context=_with_resource_tags(context, guards.repository_tags),
             ),
             identity,
             resource_side,
@@ -156,13 +164,15 @@ class PolicyAuthorizer:
         )
 
     def resource_of(self, request: AccessRequest) -> str:
-        if request.repository is None:
-            return "*"
-        return repository_arn(self._region, request.registry_id, request.repository, PARTITION)
+        return self._resource(request.registry_id, request.repository)
 
-    def _context(
-        self, request: AccessRequest, resource_tags: Mapping[str, str]
-    ) -> dict[str, str | list[str]]:
+    def _resource(self, registry_id: str, repository: str | None) -> str:
+        if repository is None:
+            return "*"
+        return repository_arn(self._region, registry_id, repository, PARTITION)
+
+    def _request_context(self, request: AccessRequest) -> dict[str, str | list[str]]:
+        """The condition keys of the request, but for the resource's tags."""
         caller = request.principal
         now = self._clock()
         credentials = request.credentials
@@ -178,15 +188,24 @@ class PolicyAuthorizer:
             context["aws:userid"] = caller.user_id
         if caller.username:
             context["aws:username"] = caller.username
-        for key, value in resource_tags.items():
-            context[f"aws:ResourceTag/{key}"] = value
-            context[f"ecr:ResourceTag/{key}"] = value
         if request.request_tags is not None:
             for key, value in request.request_tags.items():
                 context[f"aws:RequestTag/{key}"] = value
         if request.tag_keys is not None:
             context["aws:TagKeys"] = list(request.tag_keys)
         return context
+
+
+def _with_resource_tags(
+    context: Mapping[str, str | list[str]], tags: Mapping[str, str]
+) -> Mapping[str, str | list[str]]:
+    if not tags:
+        return context
+    tagged = dict(context)
+    for key, value in tags.items():
+        tagged[f"aws:ResourceTag/{key}"] = value
+        tagged[f"ecr:ResourceTag/{key}"] = value
+    return tagged
 
 
 def denial_message(request: AccessRequest, resource: str, decision: Decision) -> str:
