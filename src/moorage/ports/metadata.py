@@ -40,9 +40,10 @@ from moorage.domain.models import (
     UploadSession,
 )
 from moorage.ports.identities import IdentityRecords
+from moorage.ports.jobs import JobRecords
 
 
-class MetadataTransaction(IdentityRecords, Protocol):
+class MetadataTransaction(IdentityRecords, JobRecords, Protocol):
     # -- repositories -------------------------------------------------------------------
     async def create_repository(
         self,

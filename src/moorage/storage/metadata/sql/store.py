@@ -78,6 +78,7 @@ from moorage.storage.metadata.sql.engine import (
     write_transaction,
 )
 from moorage.storage.metadata.sql.identities import SqlIdentityRecords
+from moorage.storage.metadata.sql.jobs import SqlJobRecords
 from moorage.storage.metadata.sql.tables import (
     UtcDateTime,
     account_settings,
@@ -340,7 +341,7 @@ class _SyncStatements:
         return self._connection.scalars(statement)
 
 
-class _SqlTransaction(SqlIdentityRecords):
+class _SqlTransaction(SqlIdentityRecords, SqlJobRecords):
     """One port transaction on one connection that is already inside a database transaction."""
 
     def __init__(self, connection: _Statements) -> None:

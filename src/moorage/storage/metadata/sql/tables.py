@@ -357,3 +357,61 @@ user_policies = Table(
     Column("document", Text, nullable=False),
     PrimaryKeyConstraint("user_id", "name"),
 )
+
+
+# -- background jobs -------------------------------------------------------------------------
+#
+#   jobs             id PK; the durable queue (domain/jobs.py has the states); a dedupe_key is
+#                    unique among pending jobs only (a partial unique index), so a finished
+#                    job's key may be used again
+#   job_schedules    name PK; a periodic job, enqueued when next_run_at passes
+#
+# Claims look for due jobs by (state, run_after), the index below.
+
+JOB_KIND_LENGTH = 128
+JOB_DEDUPE_KEY_LENGTH = 255
+JOB_STATE_LENGTH = 16
+JOB_LEASE_OWNER_LENGTH = 255
+JOB_SCHEDULE_NAME_LENGTH = 128
+# Partial index predicate, in SQL both dialects read the same way (JobState's pending values).
+JOBS_PENDING = "state IN ('queued', 'running', 'failed')"
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(JOB_KIND_LENGTH), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("dedupe_key", binary_string(JOB_DEDUPE_KEY_LENGTH), nullable=True),
+    Column("state", String(JOB_STATE_LENGTH), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("max_attempts", Integer, nullable=False),
+    Column("run_after", UtcDateTime, nullable=False),
+    Column("lease_owner", String(JOB_LEASE_OWNER_LENGTH), nullable=True),
+    Column("lease_expires_at", UtcDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("progress", JSON, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Index(
+        None,
+        "dedupe_key",
+        unique=True,
+        sqlite_where=text(JOBS_PENDING),
+        postgresql_where=text(JOBS_PENDING),
+    ),
+    Index(None, "state", "run_after"),
+    # Ids are never reused: a late worker holding an old id must not touch a new job.
+    sqlite_autoincrement=True,
+)
+
+job_schedules = Table(
+    "job_schedules",
+    metadata,
+    Column("name", binary_string(JOB_SCHEDULE_NAME_LENGTH), primary_key=True),
+    Column("kind", String(JOB_KIND_LENGTH), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("interval_seconds", Integer, nullable=False),
+    Column("next_run_at", UtcDateTime, nullable=False),
+)
