@@ -278,3 +278,10 @@ class UserPolicyNotFound(RegistryError):
 
 class TokenExpired(AccessDenied):
     """A registry login token is past its expiry; the caller must log in again."""
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+
+
+class LifecyclePolicyInvalid(InvalidParameter):
+    """A lifecycle policy text breaks ECR's grammar; the message is ECR's, detail included."""
