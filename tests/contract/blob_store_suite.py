@@ -16,6 +16,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -60,12 +61,21 @@ async def read_all(stream: AsyncIterator[bytes]) -> bytes:
     return b"".join([chunk async for chunk in stream])
 
 
-async def digests_in(store: BlobStore) -> list[Digest]:
-    return [digest async for digest in store.list_digests()]
+async def digests_in(store: BlobStore, modified_before: datetime | None = None) -> list[Digest]:
+    return [digest async for digest in store.list_digests(modified_before)]
 
 
-async def uploads_in(store: BlobStore) -> list[str]:
-    return [upload_id async for upload_id in store.list_uploads()]
+async def uploads_in(store: BlobStore, modified_before: datetime | None = None) -> list[str]:
+    return [upload_id async for upload_id in store.list_uploads(modified_before)]
+
+
+async def instant_between_writes() -> datetime:
+    """An instant strictly after the writes so far and before the next ones, even on a
+    filesystem whose timestamps move in clock ticks of a few milliseconds."""
+    await asyncio.sleep(0.05)
+    instant = datetime.now(UTC)
+    await asyncio.sleep(0.05)
+    return instant
 
 
 async def stage(store: BlobStore, data: bytes, *sizes: int) -> str:
@@ -262,6 +272,23 @@ class BlobStoreSuite:
         for digest in digests:
             await blob_store.delete(digest)
 
+    async def test_list_digests_modified_before(self, blob_store: BlobStore) -> None:
+        """Garbage collection lists only blobs written before its cutoff."""
+        old = await put(blob_store, payload(100, 1))
+        cutoff = await instant_between_writes()
+        new = await put(blob_store, payload(100, 2))
+        assert await digests_in(blob_store, cutoff) == [old]
+        assert await digests_in(blob_store, cutoff - timedelta(days=1)) == []
+        assert set(await digests_in(blob_store, datetime.now(UTC) + timedelta(days=1))) == {
+            old,
+            new,
+        }
+        # Committing an existing digest again keeps the blob, and its write time.
+        assert await put(blob_store, payload(100, 1)) == old
+        assert await digests_in(blob_store, cutoff) == [old]
+        for digest in (old, new):
+            await blob_store.delete(digest)
+
     async def test_sha512_digests(self, blob_store: BlobStore) -> None:
         data = payload(3_000)
         long_digest = await put(blob_store, data, "sha512")
@@ -432,6 +459,20 @@ class BlobStoreSuite:
         assert len(listed) == 3
         assert set(listed) == upload_ids
         for upload_id in upload_ids:
+            await blob_store.cancel_upload(upload_id)
+
+    async def test_list_uploads_modified_before(self, blob_store: BlobStore) -> None:
+        idle = await stage(blob_store, payload(10, 1))
+        active = await stage(blob_store, payload(10, 2))
+        cutoff = await instant_between_writes()
+        assert set(await uploads_in(blob_store, cutoff)) == {idle, active}
+        # A chunk written after the cutoff makes the upload recent again.
+        await blob_store.write_upload(active, 10, chunks_of(b"more"))
+        assert await uploads_in(blob_store, cutoff) == [idle]
+        fresh = await stage(blob_store, b"")
+        assert await uploads_in(blob_store, cutoff) == [idle]
+        assert await uploads_in(blob_store, cutoff - timedelta(days=1)) == []
+        for upload_id in (idle, active, fresh):
             await blob_store.cancel_upload(upload_id)
 
     @staticmethod

@@ -13,12 +13,18 @@ Contract, shared by every adapter and checked by ``tests/contract/blob_store_sui
   the caller records the size it returns, and the next call passes that size as ``offset``,
   which discards anything a crashed earlier call wrote past it.
 - Every method is a coroutine and may be cancelled by its caller.
+- The listings (``list_digests``, ``list_uploads``) are for garbage collection, which looks
+  for bytes no metadata records (left by a crash). ``modified_before`` keeps only what was
+  last written before that instant: a committed blob when its bytes were last written (at
+  the latest, its commit), a staging area when a chunk was last written to it. A listing
+  may miss or repeat names added or removed while it runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -70,8 +76,9 @@ class BlobStore(Protocol):
         """Remove a committed blob; False when it was absent."""
         ...
 
-    def list_digests(self) -> AsyncIterator[Digest]:
-        """Every committed blob's digest, in no particular order."""
+    def list_digests(self, modified_before: datetime | None = None) -> AsyncIterator[Digest]:
+        """Every committed blob's digest (last written before ``modified_before`` when
+        given), in no particular order."""
         ...
 
     # -- uploads ------------------------------------------------------------------------
@@ -108,8 +115,8 @@ class BlobStore(Protocol):
         """Drop the staging area; no error if it is already gone."""
         ...
 
-    def list_uploads(self) -> AsyncIterator[str]:
-        """Ids of every staging area, for garbage collection."""
+    def list_uploads(self, modified_before: datetime | None = None) -> AsyncIterator[str]:
+        """Ids of every staging area (last written before ``modified_before`` when given)."""
         ...
 
     async def close(self) -> None: ...

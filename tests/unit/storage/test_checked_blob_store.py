@@ -7,6 +7,7 @@ import asyncio
 import errno
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,7 @@ class SpyStore:
         self._called("delete")
         return True
 
-    async def list_digests(self) -> AsyncIterator[Digest]:
+    async def list_digests(self, modified_before: datetime | None = None) -> AsyncIterator[Digest]:
         self._called("list_digests")
         yield DIGEST
 
@@ -91,7 +92,7 @@ class SpyStore:
     async def cancel_upload(self, upload_id: str) -> None:
         self._called("cancel_upload")
 
-    async def list_uploads(self) -> AsyncIterator[str]:
+    async def list_uploads(self, modified_before: datetime | None = None) -> AsyncIterator[str]:
         self._called("list_uploads")
         yield "not-an-upload-id"
         yield UPLOAD_ID
@@ -393,3 +394,11 @@ def test_adapters_register_under_a_name(monkeypatch: pytest.MonkeyPatch) -> None
     assert isinstance(build_blob_store("spy").inner, SpyStore)
     with pytest.raises(ValueError, match="already registered"):
         register_blob_store("memory", MemoryBlobStore)
+
+
+@pytest.mark.parametrize("listing", ["list_digests", "list_uploads"])
+async def test_listings_refuse_a_naive_instant(listing: str) -> None:
+    store = CheckedBlobStore(SpyStore())
+    with pytest.raises(ValueError, match="naive"):
+        async for _ in getattr(store, listing)(datetime(2026, 1, 1)):
+            pass

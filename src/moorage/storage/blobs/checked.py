@@ -24,6 +24,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 
 from moorage.domain.digests import Digest
@@ -98,9 +99,10 @@ class CheckedBlobStore:
         with self._operation("delete"):
             return await self.inner.delete(digest)
 
-    async def list_digests(self) -> AsyncIterator[Digest]:
+    async def list_digests(self, modified_before: datetime | None = None) -> AsyncIterator[Digest]:
+        _check_instant(modified_before)
         with self._operation("list_digests"):
-            digests = self.inner.list_digests()
+            digests = self.inner.list_digests(modified_before)
             try:
                 async for digest in digests:
                     yield digest
@@ -147,11 +149,12 @@ class CheckedBlobStore:
         with self._operation("cancel_upload"):
             await self.inner.cancel_upload(upload_id)
 
-    async def list_uploads(self) -> AsyncIterator[str]:
+    async def list_uploads(self, modified_before: datetime | None = None) -> AsyncIterator[str]:
         """Ids of the staging areas; a name that is not an upload id (which no caller could
         pass back) is skipped."""
+        _check_instant(modified_before)
         with self._operation("list_uploads"):
-            upload_ids = self.inner.list_uploads()
+            upload_ids = self.inner.list_uploads(modified_before)
             try:
                 async for upload_id in upload_ids:
                     if is_upload_id(upload_id):
@@ -259,6 +262,13 @@ def _check_digest(digest: Digest) -> None:
     # Digest is a plain dataclass that anyone can build; parse its text to re-validate it.
     if not isinstance(digest, Digest) or Digest.parse(str(digest)) != digest:
         raise InvalidDigest(f"invalid digest {digest!r}")
+
+
+def _check_instant(value: datetime | None) -> None:
+    # A naive datetime would be compared in the host's time zone: refuse it, as the
+    # metadata store does.
+    if value is not None and (value.tzinfo is None or value.utcoffset() is None):
+        raise ValueError(f"naive datetime {value!r}: pass a timezone-aware one")
 
 
 def _check_offset(value: int, name: str) -> None:

@@ -8,7 +8,9 @@ rename, and a rename is atomic only within a filesystem)::
     <root>/uploads/<upload_id>/data              the bytes staged for one upload
 
 Anything else under ``blobs/`` (another name, a temporary file someone left) is neither listed
-nor served: ``list_digests`` reports only names that fit the scheme.
+nor served: ``list_digests`` reports only names that fit the scheme. Modification times are
+the files' ``st_mtime`` (a rename keeps it: a blob's is its last staged write); a staging
+area's is the later of its directory's and its ``data`` file's.
 
 The staging file doubles as the temporary file of an atomic publication, so a commit never
 copies bytes. ``commit_upload`` runs, in one executor job:
@@ -45,6 +47,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar, TypeVarTuple
 
@@ -134,12 +137,13 @@ class FilesystemBlobStore:
         caller's to prevent (garbage collection must not delete what is being pushed)."""
         return await _run(_unlink, self._blob_path(digest))
 
-    async def list_digests(self) -> AsyncIterator[Digest]:
+    async def list_digests(self, modified_before: datetime | None = None) -> AsyncIterator[Digest]:
         # One executor job per fan-out directory keeps memory flat on large stores.
+        before = None if modified_before is None else modified_before.timestamp()
         for algorithm in SUPPORTED_ALGORITHMS:
             base = self._blobs / algorithm
             for prefix in await _run(_fanout_dirs, base):
-                for digest in await _run(_blobs_in, base / prefix, algorithm, prefix):
+                for digest in await _run(_blobs_in, base / prefix, algorithm, prefix, before):
                     yield digest
 
     # -- uploads ------------------------------------------------------------------------
@@ -223,9 +227,11 @@ class FilesystemBlobStore:
     async def cancel_upload(self, upload_id: str) -> None:
         await _run(_remove_staging, self._upload_dir(upload_id))
 
-    async def list_uploads(self) -> AsyncIterator[str]:
+    async def list_uploads(self, modified_before: datetime | None = None) -> AsyncIterator[str]:
+        before = None if modified_before is None else modified_before.timestamp()
         for upload_id in await _run(_subdirectories, self._uploads):
-            yield upload_id
+            if before is None or await _run(_staged_before, self._uploads / upload_id, before):
+                yield upload_id
 
     async def close(self) -> None:
         """Nothing to release: no descriptor outlives the call that opened it."""
@@ -510,8 +516,11 @@ def _fanout_dirs(base: Path) -> list[str]:
     return [name for name in _subdirectories(base) if len(name) == 2]
 
 
-def _blobs_in(directory: Path, algorithm: str, prefix: str) -> list[Digest]:
-    """Digests of the regular files in one fan-out directory whose names fit the scheme."""
+def _blobs_in(
+    directory: Path, algorithm: str, prefix: str, before: float | None = None
+) -> list[Digest]:
+    """Digests of the regular files in one fan-out directory whose names fit the scheme
+    (and, with ``before``, whose mtime is earlier than that POSIX time)."""
     digests: list[Digest] = []
     try:
         with os.scandir(directory) as entries:
@@ -519,12 +528,30 @@ def _blobs_in(directory: Path, algorithm: str, prefix: str) -> list[Digest]:
                 if not entry.name.startswith(prefix) or not entry.is_file(follow_symlinks=False):
                     continue
                 try:
-                    digests.append(Digest.parse(f"{algorithm}:{entry.name}"))
+                    digest = Digest.parse(f"{algorithm}:{entry.name}")
                 except InvalidDigest:
                     continue  # a stray or temporary file: not a blob
+                if before is not None:
+                    try:
+                        if entry.stat(follow_symlinks=False).st_mtime >= before:
+                            continue
+                    except FileNotFoundError:
+                        continue  # deleted meanwhile
+                digests.append(digest)
     except FileNotFoundError:
         pass
     return digests
+
+
+def _staged_before(staging: Path, before: float) -> bool:
+    """True when neither the staging directory nor its data changed since ``before``."""
+    latest = 0.0
+    for path in (staging, staging / _STAGED_DATA):
+        try:
+            latest = max(latest, os.stat(path).st_mtime)
+        except FileNotFoundError:
+            continue
+    return latest < before
 
 
 def _upload_unknown(upload_id: str) -> UploadUnknown:

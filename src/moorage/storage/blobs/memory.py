@@ -6,7 +6,8 @@ durable and nothing outlives the instance.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from datetime import UTC, datetime
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import (
@@ -28,12 +29,17 @@ class MemoryBlobStore:
     publication is atomic with respect to other tasks.
     """
 
-    def __init__(self, *, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self, *, chunk_size: int = CHUNK_SIZE, clock: Callable[[], datetime] | None = None
+    ) -> None:
         if chunk_size <= 0:
             raise ValueError("chunk_size must be positive")
         self._chunk_size = chunk_size
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._blobs: dict[Digest, bytes] = {}
         self._uploads: dict[str, bytearray] = {}
+        # When each blob and staging area was last written (the filesystem's mtime).
+        self._modified: dict[Digest | str, datetime] = {}
 
     # -- committed blobs ----------------------------------------------------------------
 
@@ -56,12 +62,14 @@ class MemoryBlobStore:
             yield chunk
 
     async def delete(self, digest: Digest) -> bool:
+        self._modified.pop(digest, None)
         return self._blobs.pop(digest, None) is not None
 
-    async def list_digests(self) -> AsyncIterator[Digest]:
+    async def list_digests(self, modified_before: datetime | None = None) -> AsyncIterator[Digest]:
         # A snapshot: the caller may delete while iterating (garbage collection does).
         for digest in list(self._blobs):
-            yield digest
+            if self._written_before(digest, modified_before):
+                yield digest
 
     # -- uploads ------------------------------------------------------------------------
 
@@ -70,6 +78,7 @@ class MemoryBlobStore:
         if upload_id in self._uploads:
             raise UploadInvalid(f"upload {upload_id} already exists")
         self._uploads[upload_id] = bytearray()
+        self._modified[upload_id] = self._clock()
 
     async def write_upload(self, upload_id: str, offset: int, chunks: AsyncIterable[bytes]) -> int:
         """Truncate to ``offset`` and append ``chunks``; return the new size.
@@ -85,8 +94,10 @@ class MemoryBlobStore:
                 size=len(staged),
             )
         del staged[offset:]
+        self._touch(upload_id)
         async for chunk in chunks:
             staged += chunk
+            self._touch(upload_id)
         return len(staged)
 
     async def upload_size(self, upload_id: str) -> int:
@@ -106,20 +117,34 @@ class MemoryBlobStore:
             raise SizeMismatch(
                 f"upload {upload_id} holds {len(staged)} bytes; cannot commit {size}"
             )
-        self._blobs.setdefault(digest, bytes(staged[:size]))
+        if digest not in self._blobs:
+            # Like a rename on a filesystem: the blob keeps the staging area's write time.
+            self._blobs[digest] = bytes(staged[:size])
+            self._modified[digest] = self._modified[upload_id]
         del self._uploads[upload_id]
+        del self._modified[upload_id]
 
     async def cancel_upload(self, upload_id: str) -> None:
-        self._uploads.pop(upload_id, None)
+        if self._uploads.pop(upload_id, None) is not None:
+            del self._modified[upload_id]
 
-    async def list_uploads(self) -> AsyncIterator[str]:
+    async def list_uploads(self, modified_before: datetime | None = None) -> AsyncIterator[str]:
         for upload_id in list(self._uploads):
-            yield upload_id
+            if self._written_before(upload_id, modified_before):
+                yield upload_id
 
     async def close(self) -> None:
         """Nothing to release; the contents stay readable (tests inspect them)."""
 
     # -- helpers ------------------------------------------------------------------------
+
+    def _touch(self, upload_id: str) -> None:
+        if upload_id in self._uploads:  # not cancelled while the caller's chunks were awaited
+            self._modified[upload_id] = self._clock()
+
+    def _written_before(self, key: Digest | str, instant: datetime | None) -> bool:
+        written = self._modified.get(key)
+        return instant is None or (written is not None and written < instant)
 
     def _staged(self, upload_id: str) -> bytearray:
         staged = self._uploads.get(upload_id)
