@@ -98,6 +98,13 @@ def main() -> None:
     default=None,
     help="Let emulator mode listen on a non-loopback address.",
 )
+@click.option(
+    "--no-workers",
+    "workers",
+    flag_value=False,
+    default=None,
+    help="Run no background jobs here (run `moorage worker` instead).",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(**options: Any) -> None:
     """Run the registry."""
@@ -190,3 +197,4 @@ def _configure_logging(level: str) -> None:
 
 
 import moorage.cli_admin  # noqa: E402, F401  (adds "moorage admin"; it uses the helpers above)
+from moorage import cli_jobs  # noqa: E402, F401  (adds "moorage worker" and "moorage jobs")

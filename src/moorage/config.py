@@ -63,6 +63,12 @@ class Settings:
     # own loop sends blobs with sendfile, at about half the server CPU per byte pulled.
     # See docs/benchmarks.md for the measurements.
     event_loop: str = "uvloop"  # MOORAGE_EVENT_LOOP: uvloop | asyncio
+    # Run background jobs (lifecycle, garbage collection) inside `moorage serve`. Off: run
+    # `moorage worker` instead (on PostgreSQL, as many as you like; on SQLite, one process).
+    workers: bool = True  # MOORAGE_WORKERS
+    # How long a worker holds a job without renewing its lease; a crashed worker's job runs
+    # again this long after its last heartbeat (every third of it).
+    job_lease_seconds: float = 60.0  # MOORAGE_JOB_LEASE_SECONDS
     config: Path | None = field(default=None, compare=False)  # MOORAGE_CONFIG
 
     @property
@@ -94,6 +100,8 @@ class Settings:
             raise ConfigError("port must be between 0 and 65535")
         if self.max_concurrent_uploads < 1:
             raise ConfigError("max_concurrent_uploads must be at least 1")
+        if self.job_lease_seconds < 1:
+            raise ConfigError("job_lease_seconds must be at least 1")
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         return self
@@ -161,6 +169,8 @@ _TYPES: dict[str, type] = {
     "emulator": bool,
     "emulator_allow_remote": bool,
     "shutdown_timeout": float,
+    "workers": bool,
+    "job_lease_seconds": float,
     "create_on_push": tuple,
 }
 

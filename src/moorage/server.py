@@ -13,6 +13,7 @@ from aiohttp import web
 
 from moorage.app import build_web_app, open_registry
 from moorage.config import Settings
+from moorage.workers.wiring import Workers, start_workers
 
 log = logging.getLogger("moorage")
 
@@ -41,6 +42,9 @@ async def serve(settings: Settings) -> None:
             file=sys.stderr,
             flush=True,
         )
+    workers: Workers | None = None
+    if settings.workers:
+        workers = await start_workers(registry, required=False)
     app = build_web_app(registry)
     tracker = InFlightRequests()
     app.middlewares.insert(0, tracker.middleware)
@@ -79,6 +83,8 @@ async def serve(settings: Settings) -> None:
     finally:
         # Closes what remains (idle keep-alive connections), waiting for any last handler.
         await app_runner.cleanup()
+        if workers is not None:
+            await workers.stop(settings.shutdown_timeout)
         await registry.close()
     log.info("stopped")
 

@@ -209,7 +209,7 @@ async def test_a_worker_that_loses_its_lease_cancels_the_handler(
     clock.advance(timedelta(seconds=61))  # before the first heartbeat: the lease expired
     assert len(await other.tick()) == 1
     await _until(lambda: _true(stalled.cancelled == 1))
-    assert runner.running_jobs == frozenset()
+    await _until(lambda: _true(runner.running_jobs == frozenset()))
     winner.release.set()
     await other.stop()
     assert (await get(store, job.id)).state is JobState.SUCCEEDED

@@ -1,0 +1,148 @@
+"""How the application runs its workers: the job kinds it handles, its schedules, and who may
+run them.
+
+``moorage serve`` starts the workers by default (setting ``workers``; ``--no-workers``), and
+``moorage worker`` runs them alone. Both call :func:`start_workers`.
+
+One process per SQLite database: a runner takes an exclusive lock on the file
+``<database>.workers.lock`` beside the database while it runs. Claims would stay exclusive
+without it (SQLite has one writer), but two processes would only take turns at that writer.
+``moorage worker`` refuses to start while another process holds the lock; ``moorage serve``
+logs a warning and serves without workers. The kernel drops the lock of a process that dies,
+so a crashed worker never blocks the next. On PostgreSQL there is no lock: any number of
+processes share the queue.
+
+Job kinds and schedules: features register their handlers in :func:`build_runner` and
+declare their schedules in :func:`declare_schedules`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from sqlalchemy.engine import make_url
+
+from moorage.ports.clock import system_clock
+from moorage.workers.runner import Runner, RunnerSettings
+
+if TYPE_CHECKING:
+    from moorage.app import Registry
+
+log = logging.getLogger("moorage.jobs")
+
+# For tests only, not a supported extension point: "module:function", called with the runner
+# to register extra handlers (the end-to-end tests' blocking job kind).
+TEST_HANDLERS_ENV = "MOORAGE_TEST_JOB_HANDLERS"
+
+
+class WorkersBusy(Exception):
+    """Another process runs the workers of this SQLite database; the message is one line."""
+
+
+def build_runner(registry: Registry) -> Runner:
+    """A runner on the registry's metadata store with every job kind registered."""
+    settings = registry.settings
+    runner = Runner(
+        registry.metadata,
+        system_clock,
+        RunnerSettings(lease=timedelta(seconds=settings.job_lease_seconds)),
+    )
+    # Job kinds: runner.register(kind, handler) for each background feature.
+    _register_test_handlers(runner)
+    return runner
+
+
+async def declare_schedules(runner: Runner, registry: Registry) -> None:
+    """Ensure the periodic jobs exist: ``await runner.scheduler.ensure(name, kind, payload,
+    every)`` for each background feature that runs on a schedule."""
+
+
+@dataclass
+class Workers:
+    """A started runner and the lock it holds; :meth:`stop` ends both."""
+
+    runner: Runner
+    lock: WorkerLock
+
+    async def stop(self, grace: float) -> None:
+        try:
+            await self.runner.stop(grace)
+        finally:
+            self.lock.release()
+
+
+async def start_workers(registry: Registry, *, required: bool) -> Workers | None:
+    """Start a runner for the registry. When another process runs this SQLite database's
+    workers: raise WorkersBusy if ``required``, else log a warning and return None."""
+    lock = WorkerLock.acquire(registry.settings.resolved_database_url)
+    if lock is None:
+        message = (
+            "another process runs the background jobs of this SQLite database (see "
+            f"{_lock_path(registry.settings.resolved_database_url)}); on SQLite one process "
+            "runs them: stop it, or use PostgreSQL for several"
+        )
+        if required:
+            raise WorkersBusy(message)
+        log.warning("not running background jobs here: %s", message)
+        return None
+    try:
+        runner = build_runner(registry)
+        await declare_schedules(runner, registry)
+        runner.start()
+    except BaseException:
+        lock.release()
+        raise
+    return Workers(runner, lock)
+
+
+class WorkerLock:
+    """The one-process-per-SQLite-database lock (module docstring); a no-op elsewhere."""
+
+    def __init__(self, handle: IO[str] | None) -> None:
+        self._handle = handle
+
+    @classmethod
+    def acquire(cls, database_url: str) -> WorkerLock | None:
+        """The lock, or None when another process holds it."""
+        path = _lock_path(database_url)
+        if path is None:
+            return cls(None)
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        return cls(handle)
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()  # closing drops the flock
+            self._handle = None
+
+
+def _lock_path(database_url: str) -> Path | None:
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database:
+        return None
+    return Path(url.database).with_name(Path(url.database).name + ".workers.lock")
+
+
+def _register_test_handlers(runner: Runner) -> None:
+    spec = os.environ.get(TEST_HANDLERS_ENV)
+    if not spec:
+        return
+    module_name, _, function_name = spec.partition(":")
+    register = getattr(importlib.import_module(module_name), function_name)
+    register(runner)
+    log.warning("%s: registered test job handlers from %s", TEST_HANDLERS_ENV, spec)
