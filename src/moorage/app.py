@@ -22,6 +22,7 @@ from moorage.protocols.ecr_api.auth import ApiAuthenticator
 from moorage.protocols.ecr_api.operations import OperationTable
 from moorage.protocols.ecr_api.operations import images as image_operations
 from moorage.protocols.ecr_api.operations import layers as layer_operations
+from moorage.protocols.ecr_api.operations import lifecycle as lifecycle_operations
 from moorage.protocols.ecr_api.operations import policies as policy_operations
 from moorage.protocols.ecr_api.operations import registry as registry_operations
 from moorage.protocols.ecr_api.operations import repositories as repository_operations
@@ -38,6 +39,7 @@ from moorage.services.blobs import BlobService
 from moorage.services.downloads import LayerDownloadService
 from moorage.services.identities import IdentityService
 from moorage.services.images import ImageService
+from moorage.services.lifecycle import LifecycleService
 from moorage.services.registry import RegistryService
 from moorage.services.repositories import RepositoryService
 from moorage.services.uploads import UploadService
@@ -57,6 +59,7 @@ class Registry:
     blob_store: BlobStore
     repositories: RepositoryService
     images: ImageService
+    lifecycle: LifecycleService
     blobs: BlobService
     uploads: UploadService
     layer_downloads: LayerDownloadService
@@ -117,12 +120,14 @@ def wire(
         api_authenticator = ApiKeyAuthenticator(
             metadata, keys.access_key_secrets, clock, region=settings.region
         )
+    images = ImageService(metadata, repositories, clock)
     return Registry(
         settings=settings,
         metadata=metadata,
         blob_store=blob_store,
         repositories=repositories,
-        images=ImageService(metadata, repositories, clock),
+        images=images,
+        lifecycle=LifecycleService(metadata, images, clock),
         blobs=BlobService(metadata, blob_store),
         layer_downloads=LayerDownloadService(
             metadata, BlobService(metadata, blob_store), DownloadTokens(keys.layer_download), clock
@@ -149,6 +154,7 @@ ECR_OPERATION_MODULES = (
     registry_operations,
     image_operations,
     layer_operations,
+    lifecycle_operations,
 )
 
 

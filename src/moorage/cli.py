@@ -1,4 +1,4 @@
-"""The ``moorage`` command: ``serve``, ``repo create|list|delete``, ``migrate``, ``admin``.
+"""The ``moorage`` command: ``serve``, ``repo create|list|delete``, ``migrate``, ``admin``, ``gc``.
 
 Every ``serve`` option can also be set in a TOML config file (``--config``) and as a
 ``MOORAGE_<NAME>`` environment variable; the command line wins, then the environment,
@@ -105,6 +105,12 @@ def main() -> None:
     default=None,
     help="Run no background jobs here (run `moorage worker` instead).",
 )
+@click.option(
+    "--lifecycle-interval",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Seconds between scheduled lifecycle policy runs; 0: none [86400].",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(**options: Any) -> None:
     """Run the registry."""
@@ -196,5 +202,7 @@ def _configure_logging(level: str) -> None:
     )
 
 
-import moorage.cli_admin  # noqa: E402, F401  (adds "moorage admin"; it uses the helpers above)
-from moorage import cli_jobs  # noqa: E402, F401  (adds "moorage worker" and "moorage jobs")
+# Last: each of these modules adds its commands to ``main`` and uses the helpers above.
+import moorage.cli_jobs  # noqa: E402, F401  (adds "moorage worker" and "moorage jobs")
+from moorage import cli_admin, cli_gc  # noqa: E402, F401
+from moorage import cli_lifecycle as _lifecycle  # noqa: E402, F401  ("moorage lifecycle")

@@ -69,6 +69,9 @@ class Settings:
     # How long a worker holds a job without renewing its lease; a crashed worker's job runs
     # again this long after its last heartbeat (every third of it).
     job_lease_seconds: float = 60.0  # MOORAGE_JOB_LEASE_SECONDS
+    # Seconds between scheduled lifecycle runs over every repository with a policy (ECR acts
+    # "within 24 hours"); 0 schedules none (`moorage lifecycle run` still works).
+    lifecycle_interval: float = 86400.0  # MOORAGE_LIFECYCLE_INTERVAL
     config: Path | None = field(default=None, compare=False)  # MOORAGE_CONFIG
 
     @property
@@ -102,6 +105,8 @@ class Settings:
             raise ConfigError("max_concurrent_uploads must be at least 1")
         if self.job_lease_seconds < 1:
             raise ConfigError("job_lease_seconds must be at least 1")
+        if self.lifecycle_interval < 0:
+            raise ConfigError("lifecycle_interval must be 0 (off) or a number of seconds")
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         return self
@@ -169,6 +174,7 @@ _TYPES: dict[str, type] = {
     "emulator": bool,
     "emulator_allow_remote": bool,
     "shutdown_timeout": float,
+    "lifecycle_interval": float,
     "workers": bool,
     "job_lease_seconds": float,
     "create_on_push": tuple,

@@ -274,7 +274,7 @@ class MetadataStoreSuite:
             linked = {await push_blob(tx, here.id, f"layer-{i}") for i in range(3)}
             elsewhere = await push_blob(tx, there.id, "elsewhere")
         unknown = {digest_of(f"unknown-{i}") for i in range(1200)}  # more than one IN list
-        async with store.read() as tx:
+        async with store.transaction() as tx:  # it locks what it finds: a write transaction
             assert await tx.missing_blobs(here.id, linked) == set()
             assert await tx.missing_blobs(here.id, []) == set()
             assert await tx.missing_blobs(here.id, linked | {elsewhere}) == {elsewhere}
@@ -1085,6 +1085,175 @@ class MetadataStoreSuite:
             at_start = await tx.list_uploads_updated_before(T0)
         assert [s.id for s in stale] == ["upload-0", "upload-1"]
         assert at_start == []
+        await delete_repositories(store, repository)
+
+    # -- garbage collection (docs/gc.md) ------------------------------------------------
+
+    async def test_gc_candidates_are_unreferenced_and_unused_since_the_cutoff(
+        self, store: MetadataStore
+    ) -> None:
+        here = await create_repository(store, "team/here")
+        there = await create_repository(store, "team/there")
+        cutoff = T0 + timedelta(hours=1)
+        async with store.transaction() as tx:
+            unused = sorted(
+                [await push_blob(tx, here.id, f"unused-{i}") for i in range(5)], key=str
+            )
+            referenced_elsewhere = await push_blob(tx, here.id, "referenced elsewhere")
+            await tx.link_blob(there.id, referenced_elsewhere, T0)
+            await tx.put_manifest(
+                manifest_record(there.id, b'{"m": "there"}'), [blob_ref(referenced_elsewhere)]
+            )
+            recent = digest_of("recent")
+            await tx.put_blob(recent, 6, cutoff)
+            # Linking again is a use: it moves the blob out of the grace period's reach.
+            relinked = await push_blob(tx, here.id, "relinked")
+            await tx.link_blob(there.id, relinked, cutoff + timedelta(seconds=1))
+            # So is recording it again (an upload of the same bytes).
+            reput = await push_blob(tx, here.id, "reput")
+            await tx.put_blob(reput, 5, cutoff)
+        async with store.read() as tx:
+            everything = await tx.gc_blob_candidates(cutoff)
+            first = await tx.gc_blob_candidates(cutoff, limit=2)
+            rest = await tx.gc_blob_candidates(cutoff, after=first[-1].digest, limit=10)
+            none_yet = await tx.gc_blob_candidates(T0)
+        assert [b.digest for b in everything] == unused
+        assert [b.digest for b in first + rest] == unused
+        assert everything[0].size == len("unused-0")
+        assert none_yet == []
+        await delete_repositories(store, here, there)
+        await delete_blobs(store, *unused, referenced_elsewhere, recent, relinked, reput)
+
+    async def test_delete_unreferenced_blobs(self, store: MetadataStore) -> None:
+        here = await create_repository(store, "team/here")
+        there = await create_repository(store, "team/there")
+        cutoff = T0 + timedelta(hours=1)
+        async with store.transaction() as tx:
+            garbage = await push_blob(tx, here.id, "garbage")
+            await tx.link_blob(there.id, garbage, T0)
+            referenced = await push_blob(tx, here.id, "referenced")
+            used = await push_blob(tx, here.id, "used")
+            # Candidates a moment ago; since then referenced, and used.
+            await tx.put_manifest(manifest_record(there.id, b"{}"), [blob_ref(referenced)])
+            await tx.link_blob(there.id, used, cutoff)
+        unknown = digest_of("never recorded")
+        async with store.transaction() as tx:
+            deleted = await tx.delete_unreferenced_blobs(
+                [garbage, referenced, used, unknown], cutoff
+            )
+        assert [(b.digest, b.size) for b in deleted] == [(garbage, len("garbage"))]
+        async with store.read() as tx:
+            assert await tx.get_blob(garbage) is None
+            assert await tx.repositories_with_blob(REGISTRY, garbage) == []
+            assert await tx.get_blob(referenced) is not None
+            assert await tx.get_blob(used) is not None
+        async with store.transaction() as tx:
+            assert await tx.delete_unreferenced_blobs([garbage], cutoff) == []
+        await delete_repositories(store, here, there)
+        await delete_blobs(store, referenced, used)
+
+    async def test_lock_blob_files_names_the_unrecorded(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        async with store.transaction() as tx:
+            recorded = await push_blob(tx, repository.id, "recorded")
+        orphans = {digest_of(f"orphan-{i}") for i in range(3)}
+        async with store.transaction() as tx:
+            assert await tx.lock_blob_files([recorded, *orphans]) == orphans
+            assert await tx.lock_blob_files([]) == set()
+        await delete_repositories(store, repository)
+        await delete_blobs(store, recorded)
+
+    async def test_lock_blob_files_makes_writers_take_turns(self, store: MetadataStore) -> None:
+        """Collection deletes bytes and an upload records them under this lock."""
+        digest = digest_of("contended")
+        order: list[str] = []
+        held = asyncio.Event()
+
+        async def first() -> None:
+            async with store.transaction() as tx:
+                await tx.lock_blob_files([digest])
+                held.set()
+                await asyncio.sleep(0.2)
+                order.append("first done")
+
+        async def second() -> None:
+            await held.wait()
+            async with store.transaction() as tx:
+                await tx.lock_blob_files([digest])
+                order.append("second locked")
+
+        await asyncio.gather(first(), second())
+        assert order == ["first done", "second locked"]
+
+    async def test_gc_waits_for_a_manifest_put_that_checked_its_blobs(
+        self, store: MetadataStore
+    ) -> None:
+        repository = await create_repository(store)
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, repository.id, "layer")
+        checked = asyncio.Event()
+
+        async def put_manifest() -> None:
+            async with store.transaction() as tx:
+                assert await tx.missing_blobs(repository.id, [layer]) == set()
+                checked.set()
+                await asyncio.sleep(0.2)  # collection runs now, and must wait
+                await tx.put_manifest(manifest_record(repository.id, b"{}"), [blob_ref(layer)])
+
+        async def collect() -> list[Digest]:
+            await checked.wait()
+            async with store.transaction() as tx:
+                deleted = await tx.delete_unreferenced_blobs([layer], T0 + timedelta(days=1))
+            return [blob.digest for blob in deleted]
+
+        _, deleted = await asyncio.gather(put_manifest(), collect())
+        assert deleted == []
+        async with store.read() as tx:
+            assert await tx.get_linked_blob(repository.id, layer) is not None
+        await delete_repositories(store, repository)
+        await delete_blobs(store, layer)
+
+    async def test_a_manifest_put_after_gc_finds_the_blob_gone(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, repository.id, "layer")
+        deleting = asyncio.Event()
+
+        async def collect() -> None:
+            async with store.transaction() as tx:
+                assert await tx.delete_unreferenced_blobs([layer], T0 + timedelta(days=1))
+                deleting.set()
+                await asyncio.sleep(0.2)  # the PUT's check runs now, and must wait
+
+        async def check() -> set[Digest]:
+            await deleting.wait()
+            async with store.transaction() as tx:
+                return await tx.missing_blobs(repository.id, [layer])
+
+        _, missing = await asyncio.gather(collect(), check())
+        assert missing == {layer}
+        await delete_repositories(store, repository)
+
+    async def test_delete_stale_uploads(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        sessions = [
+            UploadSession(f"upload-{i}", repository.id, 10 * i, T0, T0 + timedelta(hours=i))
+            for i in (3, 0, 2, 1)
+        ]
+        async with store.transaction() as tx:
+            for session in sessions:
+                await tx.create_upload(session)
+        cutoff = T0 + timedelta(minutes=150)
+        async with store.transaction() as tx:
+            first = await tx.delete_stale_uploads(cutoff, limit=2)
+        async with store.transaction() as tx:
+            second = await tx.delete_stale_uploads(cutoff, limit=2)
+            assert await tx.delete_stale_uploads(cutoff, limit=2) == []
+        assert [s.id for s in first] == ["upload-0", "upload-1"]
+        assert [(s.id, s.size) for s in second] == [("upload-2", 20)]
+        async with store.read() as tx:
+            assert await tx.get_upload("upload-3") is not None
+            assert await tx.get_upload("upload-0") is None
         await delete_repositories(store, repository)
 
     # -- transactions -------------------------------------------------------------------

@@ -38,7 +38,10 @@ was; a not-found error counts as allowed (the call got past authorization):
 - InitiateLayerUpload -> success (an upload session nobody completes);
 - UploadLayerPart, CompleteLayerUpload (an unknown upload id) -> ``UploadNotFoundException``;
 - GetDownloadUrlForLayer (an absent digest) -> ``LayersNotFoundException``;
-- ListImageReferrers (an absent subject) -> success, no referrers.
+- ListImageReferrers (an absent subject) -> success, no referrers;
+- PutLifecyclePolicy: a scratch repository per cell -> success; Get/DeleteLifecyclePolicy and
+  StartLifecyclePolicyPreview (``matrix/app`` has no policy) -> ``LifecyclePolicyNotFound
+  Exception``; GetLifecyclePolicyPreview -> ``LifecyclePolicyPreviewNotFoundException``.
 
 Registry-level operations (GetAuthorizationToken, Put/Get/DeleteRegistryPolicy,
 DescribeRegistry, Get/PutAccountSetting) are authorized on ``*`` of the caller's own registry
@@ -215,6 +218,22 @@ def registry_policy(account: str) -> str:
     )
 
 
+LIFECYCLE = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 1,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
+
 OPERATIONS = [
     Operation(
         "CreateRepository",
@@ -365,6 +384,32 @@ OPERATIONS = [
         SUCCESS,
         registry=True,
     ),
+    Operation(
+        "PutLifecyclePolicy",
+        lambda c, x: c.put_lifecycle_policy(**x.repo(x.scratch), lifecyclePolicyText=LIFECYCLE),
+        SUCCESS,
+        scratch=True,
+    ),
+    Operation(
+        "GetLifecyclePolicy",
+        lambda c, x: c.get_lifecycle_policy(**x.repo()),
+        "LifecyclePolicyNotFoundException",
+    ),
+    Operation(
+        "DeleteLifecyclePolicy",
+        lambda c, x: c.delete_lifecycle_policy(**x.repo()),
+        "LifecyclePolicyNotFoundException",
+    ),
+    Operation(
+        "StartLifecyclePolicyPreview",
+        lambda c, x: c.start_lifecycle_policy_preview(**x.repo()),
+        "LifecyclePolicyNotFoundException",
+    ),
+    Operation(
+        "GetLifecyclePolicyPreview",
+        lambda c, x: c.get_lifecycle_policy_preview(**x.repo()),
+        "LifecyclePolicyPreviewNotFoundException",
+    ),
 ]
 
 
@@ -415,4 +460,4 @@ def test_operation_as_caller(world: World, cell: Cell, operation: Operation, cal
 
 
 def test_every_implemented_operation_is_in_the_matrix() -> None:
-    assert len({op.name for op in OPERATIONS}) == len(OPERATIONS) == 29
+    assert len({op.name for op in OPERATIONS}) == len(OPERATIONS) == 34

@@ -60,7 +60,14 @@ Services raise these; each protocol maps them to its own wire error in one table
     ├── AdminAlreadyExists       ``admin init`` ran before on this account
     ├── AccessKeyNotFound
     ├── AccessKeyLimitExceeded   a user would hold more than 2 access keys
-    └── UserPolicyNotFound
+    ├── UserPolicyNotFound
+    │
+    │   lifecycle policies
+    ├── InvalidParameter
+    │   └── LifecyclePolicyInvalid  policy text breaks ECR's grammar (ECR's message)
+    ├── LifecyclePolicyNotFound
+    ├── LifecyclePolicyPreviewNotFound
+    └── LifecyclePolicyPreviewInProgress  a preview of the repository is still running
 """
 
 from __future__ import annotations
@@ -285,3 +292,15 @@ class TokenExpired(AccessDenied):
 
 class LifecyclePolicyInvalid(InvalidParameter):
     """A lifecycle policy text breaks ECR's grammar; the message is ECR's, detail included."""
+
+
+class LifecyclePolicyNotFound(RegistryError):
+    pass
+
+
+class LifecyclePolicyPreviewNotFound(RegistryError):
+    pass
+
+
+class LifecyclePolicyPreviewInProgress(RegistryError):
+    pass

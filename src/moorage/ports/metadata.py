@@ -41,9 +41,10 @@ from moorage.domain.models import (
 )
 from moorage.ports.identities import IdentityRecords
 from moorage.ports.jobs import JobRecords
+from moorage.ports.lifecycle import LifecycleRecords
 
 
-class MetadataTransaction(IdentityRecords, JobRecords, Protocol):
+class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protocol):
     # -- repositories -------------------------------------------------------------------
     async def create_repository(
         self,
@@ -160,7 +161,8 @@ class MetadataTransaction(IdentityRecords, JobRecords, Protocol):
 
     # -- blobs --------------------------------------------------------------------------
     async def put_blob(self, digest: Digest, size: int, now: datetime) -> None:
-        """Record a committed blob; no-op when already recorded."""
+        """Record a committed blob, last used ``now``; when already recorded, only move its
+        last use to ``now``."""
         ...
 
     async def get_blob(self, digest: Digest) -> BlobRecord | None: ...
@@ -170,7 +172,8 @@ class MetadataTransaction(IdentityRecords, JobRecords, Protocol):
         ...
 
     async def link_blob(self, repository_id: int, digest: Digest, now: datetime) -> None:
-        """Make a recorded blob usable in a repository; no-op when already linked."""
+        """Make a recorded blob usable in a repository (no-op when already linked), and move
+        its last use to ``now``. Raises BlobUnknown when the blob is not recorded."""
         ...
 
     async def get_linked_blob(self, repository_id: int, digest: Digest) -> BlobRecord | None:
@@ -182,7 +185,11 @@ class MetadataTransaction(IdentityRecords, JobRecords, Protocol):
         ...
 
     async def missing_blobs(self, repository_id: int, digests: Iterable[Digest]) -> set[Digest]:
-        """Those of ``digests`` that are not linked to the repository."""
+        """Those of ``digests`` that are not linked to the repository.
+
+        Write transactions only: the blobs found stay recorded until the transaction ends
+        (garbage collection cannot delete them before the manifest that needs them is).
+        """
         ...
 
     async def blob_users(self, repository_id: int, digest: Digest) -> list[Digest]:
@@ -191,6 +198,37 @@ class MetadataTransaction(IdentityRecords, JobRecords, Protocol):
 
     async def repositories_with_blob(self, registry_id: str, digest: Digest) -> list[str]:
         """Names of the registry's repositories the blob is linked to, sorted."""
+        ...
+
+    # -- garbage collection (docs/gc.md) ------------------------------------------------
+    async def gc_blob_candidates(
+        self, cutoff: datetime, *, after: Digest | None = None, limit: int = 1000
+    ) -> list[BlobRecord]:
+        """Up to ``limit`` blobs, in binary order of digest strictly after ``after``, last
+        used before ``cutoff`` and referenced by no manifest of any repository. A hint: the
+        answer may be stale by the time the caller acts on it."""
+        ...
+
+    async def delete_unreferenced_blobs(
+        self, digests: Iterable[Digest], cutoff: datetime
+    ) -> list[BlobRecord]:
+        """Delete those of ``digests`` that are, at the moment of deletion, still last used
+        before ``cutoff`` and referenced by no manifest, with their links; return them.
+
+        Safe against a concurrent manifest PUT: one that checked the blob with
+        :meth:`missing_blobs` either commits first (the blob is kept) or finds it gone.
+        The blobs' bytes are the caller's to delete, under :meth:`lock_blob_files`.
+        """
+        ...
+
+    async def lock_blob_files(self, digests: Iterable[Digest]) -> set[Digest]:
+        """Until this write transaction ends, keep every other transaction that calls this
+        for one of ``digests`` waiting; return those of ``digests`` that no blob row records.
+
+        Deleting a blob's bytes and recording a blob whose bytes were just committed both
+        happen under this lock, so that garbage collection never deletes the bytes of a
+        blob an upload is recording (see ``services/uploads.py`` and docs/gc.md).
+        """
         ...
 
     # -- manifests ----------------------------------------------------------------------
@@ -318,6 +356,12 @@ class MetadataTransaction(IdentityRecords, JobRecords, Protocol):
     async def delete_upload(self, upload_id: str) -> None: ...
 
     async def list_uploads_updated_before(self, cutoff: datetime) -> list[UploadSession]: ...
+
+    async def delete_stale_uploads(self, cutoff: datetime, limit: int) -> list[UploadSession]:
+        """End up to ``limit`` sessions not updated since ``cutoff`` (oldest first) and return
+        them; a session updated concurrently is kept. Their staged bytes are the caller's
+        to drop."""
+        ...
 
 
 class MetadataStore(Protocol):

@@ -6,6 +6,13 @@ that digest (atomic there), (3) in one metadata transaction record the blob, lin
 repository and end the session. A crash after (2) leaves an unrecorded blob file that
 garbage collection removes; it never leaves a recorded blob without bytes.
 
+Step (3) runs under :meth:`MetadataTransaction.lock_blob_files` and checks that the bytes are
+still there before it commits. Publishing in (2) keeps a blob that already exists, and
+garbage collection may have been deleting exactly that blob: it deletes bytes only under
+the same lock and only when no row records them, so either it finished first (the check
+fails, the upload answers UploadUnknown and the client uploads again) or it runs after this
+commit and finds the blob recorded. docs/gc.md has the whole protocol.
+
 The staged size recorded in the metadata store is the truth about an upload: a chunk counts
 once its bytes are durable *and* the new size is recorded, so a request killed half-way
 leaves the session at its previous size and the next chunk overwrites the partial tail.
@@ -19,6 +26,7 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from datetime import datetime
 
 from moorage.domain.digests import Digest, StreamingHasher
 from moorage.domain.errors import (
@@ -141,12 +149,9 @@ class UploadService:
             await self._blobs.commit_upload(upload_id, digest, session.size)
             now = self._clock()
             async with self._metadata.transaction() as tx:
-                await tx.put_blob(digest, session.size, now)
-                await tx.link_blob(session.repository_id, digest, now)
+                blob = await self._record(tx, session.repository_id, digest, session.size, now)
                 await tx.delete_upload(upload_id)
-                blob = await tx.get_blob(digest)
             self._forget(upload_id)
-            assert blob is not None  # recorded in this very transaction
             return blob
 
     async def complete_layer(
@@ -204,11 +209,7 @@ class UploadService:
         now = self._clock()
         async with self._metadata.transaction() as tx:
             repository = await self._repositories.for_push(tx, registry_id, name)
-            await tx.put_blob(digest, size, now)
-            await tx.link_blob(repository.id, digest, now)
-            blob = await tx.get_blob(digest)
-        assert blob is not None  # recorded in this very transaction
-        return blob
+            return await self._record(tx, repository.id, digest, size, now)
 
     async def cancel(self, registry_id: str, name: str, upload_id: str) -> None:
         """End a session and drop its bytes. Raises UploadUnknown."""
@@ -242,6 +243,24 @@ class UploadService:
             return (await tx.repositories_with_blob(registry_id, digest))[:limit]
 
     # -- helpers ------------------------------------------------------------------------
+
+    async def _record(
+        self, tx: MetadataTransaction, repository_id: int, digest: Digest, size: int, now: datetime
+    ) -> BlobRecord:
+        """Record a blob just committed to the blob store and link it (step 3 above).
+
+        Raises UploadUnknown when garbage collection deleted the bytes in the meantime.
+        """
+        await tx.lock_blob_files([digest])
+        await tx.put_blob(digest, size, now)
+        await tx.link_blob(repository_id, digest, now)
+        if await self._blobs.stat(digest) is None:
+            raise UploadUnknown(
+                f"blob {digest} was garbage-collected while its upload completed; upload it again"
+            )
+        blob = await tx.get_blob(digest)
+        assert blob is not None  # recorded in this very transaction
+        return blob
 
     async def _append(
         self,

@@ -30,6 +30,7 @@ from typing import IO, TYPE_CHECKING
 from sqlalchemy.engine import make_url
 
 from moorage.ports.clock import system_clock
+from moorage.services import lifecycle
 from moorage.workers.runner import Runner, RunnerSettings
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ def build_runner(registry: Registry) -> Runner:
         RunnerSettings(lease=timedelta(seconds=settings.job_lease_seconds)),
     )
     # Job kinds: runner.register(kind, handler) for each background feature.
+    runner.register(lifecycle.PREVIEW_JOB, registry.lifecycle.handle_preview_job)
+    runner.register(lifecycle.RUN_JOB, registry.lifecycle.handle_run_job)
     _register_test_handlers(runner)
     return runner
 
@@ -62,6 +65,14 @@ def build_runner(registry: Registry) -> Runner:
 async def declare_schedules(runner: Runner, registry: Registry) -> None:
     """Ensure the periodic jobs exist: ``await runner.scheduler.ensure(name, kind, payload,
     every)`` for each background feature that runs on a schedule."""
+    interval = registry.settings.lifecycle_interval
+    if interval > 0:
+        await runner.scheduler.ensure(
+            lifecycle.RUN_SCHEDULE, lifecycle.RUN_JOB, {}, timedelta(seconds=interval)
+        )
+    else:  # turned off: a schedule an earlier configuration made must stop too
+        async with registry.metadata.transaction() as tx:
+            await tx.delete_schedule(lifecycle.RUN_SCHEDULE)
 
 
 @dataclass

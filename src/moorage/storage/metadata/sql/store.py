@@ -38,6 +38,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    exists,
     func,
     literal,
     or_,
@@ -48,7 +49,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection as SyncConnection
 from sqlalchemy.engine import CursorResult, Dialect, ScalarResult
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy.sql.expression import Executable, Exists
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import (
@@ -79,6 +80,7 @@ from moorage.storage.metadata.sql.engine import (
 )
 from moorage.storage.metadata.sql.identities import SqlIdentityRecords
 from moorage.storage.metadata.sql.jobs import SqlJobRecords
+from moorage.storage.metadata.sql.lifecycle import SqlLifecycleRecords
 from moorage.storage.metadata.sql.tables import (
     UtcDateTime,
     account_settings,
@@ -187,14 +189,26 @@ def _per_dialect(build: Callable[[_InsertFactory], Executable]) -> dict[str, Exe
     return {"sqlite": build(sqlite.insert), "postgresql": build(postgresql.insert)}
 
 
+# An upsert, not DO NOTHING: updating the existing row refreshes its grace period and, on
+# PostgreSQL, locks it until commit, which garbage collection waits for (docs/gc.md).
 _PUT_BLOB = _per_dialect(
     lambda insert: (
-        insert(blobs)
-        .values(
-            digest=bindparam("digest"), size=bindparam("blob_size"), created_at=bindparam("now")
+        statement := insert(blobs).values(
+            digest=bindparam("digest"),
+            size=bindparam("blob_size"),
+            created_at=bindparam("now"),
+            last_used_at=bindparam("now"),
         )
-        .on_conflict_do_nothing(index_elements=["digest"])
+    ).on_conflict_do_update(
+        index_elements=["digest"],
+        set_={"last_used_at": statement.excluded.last_used_at},
     )
+)
+# A use of the blob (a mount, an upload's link): locks its row like _PUT_BLOB does.
+_TOUCH_BLOB = (
+    update(blobs)
+    .where(blobs.c.digest == bindparam("touched"))
+    .values(last_used_at=bindparam("now"))
 )
 # Insert from the blobs row, so that an unknown digest inserts nothing instead of violating
 # the foreign key (which would abort a PostgreSQL transaction).
@@ -341,7 +355,7 @@ class _SyncStatements:
         return self._connection.scalars(statement)
 
 
-class _SqlTransaction(SqlIdentityRecords, SqlJobRecords):
+class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
     """One port transaction on one connection that is already inside a database transaction."""
 
     def __init__(self, connection: _Statements) -> None:
@@ -633,11 +647,17 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords):
         await self._c.execute(delete(blobs).where(blobs.c.digest == str(digest)))
 
     async def link_blob(self, repository_id: int, digest: Digest, now: datetime) -> None:
-        """Raises BlobUnknown when the blob is not recorded."""
+        """Raises BlobUnknown when the blob is not recorded.
+
+        Touches the blob first: that refreshes its grace period and locks its row, so that on
+        PostgreSQL a garbage collection deleting it either finishes first (and the blob is
+        unknown here) or waits for this transaction (and sees the use).
+        """
         parameters = {"repository_id": repository_id, "digest": str(digest), "now": now}
-        inserted = (await self._c.execute(_LINK_BLOB[self._c.dialect.name], parameters)).rowcount
-        if not inserted and await self.get_blob(digest) is None:
+        touch = {"touched": str(digest), "now": now}
+        if not (await self._c.execute(_TOUCH_BLOB, touch)).rowcount:
             raise BlobUnknown(f"blob {digest} is not known", detail={"digest": str(digest)})
+        await self._c.execute(_LINK_BLOB[self._c.dialect.name], parameters)
 
     async def get_linked_blob(self, repository_id: int, digest: Digest) -> BlobRecord | None:
         parameters = {"repository_id": repository_id, "digest": str(digest)}
@@ -651,9 +671,78 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords):
         return bool((await self._c.execute(statement)).rowcount)
 
     async def missing_blobs(self, repository_id: int, digests: Iterable[Digest]) -> set[Digest]:
-        return await self._missing(
-            blob_links.c.repository_id, blob_links.c.digest, repository_id, digests
+        """On PostgreSQL, also takes ``FOR KEY SHARE`` on the rows of the blobs found, in
+        digest order: garbage collection's ``FOR UPDATE`` then waits for this transaction
+        and sees the references it records (docs/gc.md). SQLite has one writer."""
+        wanted = {str(d): d for d in digests}
+        found: set[str] = set()
+        for chunk in _chunks(sorted(wanted), _IN_CHUNK):
+            query = (
+                select(blobs.c.digest)
+                .join(blob_links, blob_links.c.digest == blobs.c.digest)
+                .where(blob_links.c.repository_id == repository_id, blobs.c.digest.in_(chunk))
+                .order_by(blobs.c.digest)
+                .with_for_update(read=True, key_share=True, of=blobs)
+            )
+            found.update(await self._c.scalars(query))
+        return {digest for text, digest in wanted.items() if text not in found}
+
+    # -- garbage collection (docs/gc.md) ------------------------------------------------
+
+    async def gc_blob_candidates(
+        self, cutoff: datetime, *, after: Digest | None = None, limit: int = 1000
+    ) -> list[BlobRecord]:
+        """Blobs last used before ``cutoff`` that no manifest references, by digest."""
+        query = (
+            select(blobs)
+            .where(blobs.c.last_used_at < cutoff, ~_referenced())
+            .order_by(blobs.c.digest)
+            .limit(limit)
         )
+        if after is not None:
+            query = query.where(blobs.c.digest > str(after))
+        return [_blob(row) for row in await self._c.execute(query)]
+
+    async def delete_unreferenced_blobs(
+        self, digests: Iterable[Digest], cutoff: datetime
+    ) -> list[BlobRecord]:
+        """Two statements, in this order on purpose. The first locks the rows still last
+        used before ``cutoff`` (``FOR UPDATE`` waits for any manifest PUT holding ``FOR KEY
+        SHARE`` on them and re-checks ``last_used_at`` on rows a concurrent use updated).
+        The second starts after those locks were granted, so under READ COMMITTED its
+        snapshot sees every reference committed by a transaction that held one; any later
+        manifest PUT waits for this transaction and then finds the blob gone."""
+        deleted: list[BlobRecord] = []
+        for chunk in _chunks(sorted({str(d) for d in digests}), _IN_CHUNK):
+            lock = (
+                select(blobs.c.digest)
+                .where(blobs.c.digest.in_(chunk), blobs.c.last_used_at < cutoff)
+                .order_by(blobs.c.digest)
+                .with_for_update()
+            )
+            locked = list(await self._c.scalars(lock))
+            if not locked:
+                continue
+            statement = (
+                delete(blobs).where(blobs.c.digest.in_(locked), ~_referenced()).returning(*blobs.c)
+            )
+            deleted.extend(_blob(row) for row in await self._c.execute(statement))
+        return sorted(deleted, key=lambda blob: str(blob.digest))
+
+    async def lock_blob_files(self, digests: Iterable[Digest]) -> set[Digest]:
+        """PostgreSQL: a transaction-scoped advisory lock per digest, taken in a fixed order
+        (no deadlock between two callers). SQLite: a write transaction excludes every other
+        writer already. Returns the digests no blob row records."""
+        wanted = {str(d): d for d in digests}
+        if self._c.dialect.name == "postgresql":
+            for key in sorted({_file_lock_key(d) for d in wanted.values()}):
+                await self._c.execute(select(func.pg_advisory_xact_lock(_FILE_LOCK_SPACE, key)))
+        recorded: set[str] = set()
+        for chunk in _chunks(wanted, _IN_CHUNK):
+            recorded.update(
+                await self._c.scalars(select(blobs.c.digest).where(blobs.c.digest.in_(chunk)))
+            )
+        return {digest for text, digest in wanted.items() if text not in recorded}
 
     # -- manifests ----------------------------------------------------------------------
 
@@ -988,6 +1077,23 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords):
         )
         return [_upload(row) for row in await self._c.execute(query)]
 
+    async def delete_stale_uploads(self, cutoff: datetime, limit: int) -> list[UploadSession]:
+        """The outer ``updated_at < cutoff`` is not redundant: on PostgreSQL a session that
+        a concurrent chunk updated is re-checked against it (and kept) after the wait."""
+        stale = (
+            select(upload_sessions.c.id)
+            .where(upload_sessions.c.updated_at < cutoff)
+            .order_by(upload_sessions.c.updated_at, upload_sessions.c.id)
+            .limit(limit)
+        )
+        statement = (
+            delete(upload_sessions)
+            .where(upload_sessions.c.id.in_(stale), upload_sessions.c.updated_at < cutoff)
+            .returning(*upload_sessions.c)
+        )
+        removed = [_upload(row) for row in await self._c.execute(statement)]
+        return sorted(removed, key=lambda session: (session.updated_at, session.id))
+
     # -- helpers ------------------------------------------------------------------------
 
     async def _missing(
@@ -1004,6 +1110,21 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords):
             query = select(key).where(scope == repository_id, key.in_(chunk))
             found.update(await self._c.scalars(query))
         return {digest for text, digest in wanted.items() if text not in found}
+
+
+def _referenced() -> Exists:
+    """Some manifest, in any repository, references the blob row being looked at."""
+    return exists().where(manifest_references.c.child_digest == blobs.c.digest)
+
+
+# Names "blob files of moorage" among PostgreSQL advisory locks (two-int form: this space,
+# then 32 bits of the digest; two digests sharing them only wait for each other).
+_FILE_LOCK_SPACE = 0x6D6F6F72
+
+
+def _file_lock_key(digest: Digest) -> int:
+    value = int(digest.hex[:8], 16)
+    return value - (1 << 32) if value >= 1 << 31 else value
 
 
 def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:

@@ -9,12 +9,14 @@ the migrated database with ``metadata`` so that the two never drift.
      │                      scan on push, encryption) are columns
      ├── repository_tags    (repository_id, key) PK: resource tags (ECR TagResource)
      ├── repository_policies  repository_id PK: at most one policy per repository
+     ├── lifecycle_policies, lifecycle_previews  repository_id PK (see "lifecycle policies")
      ├── blob_links         (repository_id, digest) PK; digest -> blobs
      ├── manifests          (repository_id, digest) PK; payload = the exact bytes received
      │    ├── manifest_references  (repository_id, manifest_digest, kind, child_digest) PK
      │    └── tags          (repository_id, name) PK; (repository_id, manifest_digest) -> manifests
      └── upload_sessions    id PK
-    blobs                  digest PK (registry-wide: the BlobStore holds one copy per digest)
+    blobs                  digest PK (registry-wide: the BlobStore holds one copy per digest);
+                           last_used_at drives garbage collection's grace period
     registry_policies      registry_id PK (one registry policy per registry)
     account_settings       (registry_id, name) PK; a row only once the setting is put
     accounts               registry_id PK: an account and its registry are one
@@ -205,6 +207,9 @@ blobs = Table(
     Column("digest", binary_string(DIGEST_LENGTH), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
+    # The last upload, mount or link of the blob: garbage collection spares an unreferenced
+    # blob for a grace period after it (docs/gc.md).
+    Column("last_used_at", UtcDateTime, nullable=False),
 )
 
 blob_links = Table(
@@ -414,4 +419,105 @@ job_schedules = Table(
     Column("payload", JSON, nullable=False),
     Column("interval_seconds", Integer, nullable=False),
     Column("next_run_at", UtcDateTime, nullable=False),
+)
+
+
+# -- lifecycle policies ----------------------------------------------------------------------
+#
+#   lifecycle_policies         repository_id PK -> repositories: at most one policy each, with
+#                              when it was set and when a run last evaluated it
+#   lifecycle_previews         repository_id PK -> repositories: the current preview (a new one
+#    │                         replaces it); status IN_PROGRESS | COMPLETE | FAILED | EXPIRED
+#    └── lifecycle_preview_results  (repository_id, digest) PK: one row per image the preview
+#                              acts on (rule, action, the image's tags and push time then)
+#   lifecycle_runs             id PK: the audit trail of runs, kept after the repository goes
+#    └── lifecycle_run_images  (run_id, digest) PK: what the run expired (or, dry, would have)
+#
+# Preview results are rows, not one document: GetLifecyclePolicyPreview pages through them by
+# digest and filters them by tag status, and a repository may have 100,000 images.
+
+LIFECYCLE_STATUS_LENGTH = 16
+LIFECYCLE_ACTION_LENGTH = 16
+
+lifecycle_policies = Table(
+    "lifecycle_policies",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("policy_text", Text, nullable=False),
+    Column("set_at", UtcDateTime, nullable=False),
+    Column("last_evaluated_at", UtcDateTime, nullable=True),
+)
+
+lifecycle_previews = Table(
+    "lifecycle_previews",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("policy_text", Text, nullable=False),
+    Column("status", String(LIFECYCLE_STATUS_LENGTH), nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+)
+
+lifecycle_preview_results = Table(
+    "lifecycle_preview_results",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("lifecycle_previews.repository_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("tags", JSON, nullable=False),  # the image's tags when the preview ran, sorted
+    Column("tagged", Boolean, nullable=False),  # for the tagStatus filter
+    Column("pushed_at", UtcDateTime, nullable=False),
+    Column("rule_priority", Integer, nullable=False),
+    Column("action", String(LIFECYCLE_ACTION_LENGTH), nullable=False),  # "expire" | "transition"
+    Column("target_storage_class", String(LIFECYCLE_ACTION_LENGTH), nullable=True),
+    PrimaryKeyConstraint("repository_id", "digest"),
+)
+
+lifecycle_runs = Table(
+    "lifecycle_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    # By name, without a foreign key: the trail outlives the repository.
+    Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("repository_name", binary_string(NAME_LENGTH), nullable=False),
+    Column("policy_text", Text, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=False),
+    Index(None, "registry_id", "repository_name"),
+    sqlite_autoincrement=True,
+)
+
+lifecycle_run_images = Table(
+    "lifecycle_run_images",
+    metadata,
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("lifecycle_runs.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("tags", JSON, nullable=False),
+    Column("rule_priority", Integer, nullable=False),
+    Column("action", String(LIFECYCLE_ACTION_LENGTH), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    # False when the image was not deleted: a dry run, or it changed since the evaluation
+    # (an index lists it now, or it is gone already).
+    Column("deleted", Boolean, nullable=False),
+    PrimaryKeyConstraint("run_id", "digest"),
 )

@@ -1,0 +1,125 @@
+"""``moorage gc [--dry-run] [--grace-period SECONDS] [--upload-grace-period SECONDS]``.
+
+Collects garbage once (``services/gc.py``; docs/gc.md) and prints one line saying what it
+freed, or with ``--dry-run`` what it would free. It takes the storage options of ``moorage
+serve`` and runs safely while a server serves pushes and pulls on the same data. A progress
+bar per phase goes to stderr.
+
+This module adds the ``gc`` command to ``moorage.cli.main`` when imported (``cli.py``
+imports it last).
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from moorage.cli import main, run_async, settings_from, storage_options
+from moorage.config import Settings
+from moorage.services.gc import (
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_UPLOAD_GRACE_PERIOD,
+    GarbageCollector,
+    GcProgress,
+    GcReport,
+)
+
+
+@main.command()
+@storage_options
+@click.option("--dry-run", is_flag=True, help="Report what would be freed; delete nothing.")
+@click.option(
+    "--grace-period",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_GRACE_PERIOD.total_seconds(),
+    show_default=True,
+    metavar="SECONDS",
+    help="Spare unreferenced blobs (and orphan files) used more recently than this.",
+)
+@click.option(
+    "--upload-grace-period",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_UPLOAD_GRACE_PERIOD.total_seconds(),
+    show_default=True,
+    metavar="SECONDS",
+    help="Spare upload sessions (and staging areas) written more recently than this.",
+)
+def gc(dry_run: bool, grace_period: float, upload_grace_period: float, **options: Any) -> None:
+    """Delete unreferenced blobs, abandoned uploads and orphan files."""
+    settings = settings_from(options)
+    report = run_async(
+        collect(
+            settings,
+            dry_run=dry_run,
+            grace_period=timedelta(seconds=grace_period),
+            upload_grace_period=timedelta(seconds=upload_grace_period),
+        )
+    )
+    click.echo(report.summary())
+
+
+async def collect(
+    settings: Settings,
+    *,
+    dry_run: bool,
+    grace_period: timedelta,
+    upload_grace_period: timedelta,
+) -> GcReport:
+    from moorage.ports.clock import system_clock
+    from moorage.storage.blobs import build_blob_store
+    from moorage.storage.metadata.sql.store import open_sql_metadata_store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    metadata = await open_sql_metadata_store(settings.resolved_database_url)
+    blobs = build_blob_store(settings.blob_store, root=settings.data_dir)
+    try:
+        collector = GarbageCollector(
+            metadata,
+            blobs,
+            system_clock,
+            grace_period=grace_period,
+            upload_grace_period=upload_grace_period,
+        )
+        with _ProgressBars() as bars:
+            return await collector.run(dry_run=dry_run, progress=bars.update)
+    finally:
+        await blobs.close()
+        await metadata.close()
+
+
+class _ProgressBars:
+    """One click progress bar per phase, opened when the phase reports its total."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._bars: dict[str, Any] = {}
+        self._done: dict[str, int] = {}
+
+    def __enter__(self) -> _ProgressBars:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stack.close()
+
+    def update(self, progress: GcProgress) -> None:
+        bar = self._bars.get(progress.phase)
+        if bar is None:
+            self._stack.close()  # the previous phase is over
+            self._stack = ExitStack()
+            bar = self._stack.enter_context(
+                click.progressbar(
+                    length=max(progress.total, 1), label=progress.phase, file=sys.stderr
+                )
+            )
+            self._bars[progress.phase] = bar
+            self._done[progress.phase] = 0
+        if progress.total > (bar.length or 0):
+            bar.length = progress.total
+        step = progress.done - self._done[progress.phase]
+        if step > 0:
+            bar.update(step)
+            self._done[progress.phase] = progress.done

@@ -1,0 +1,263 @@
+"""Online garbage collection: free what nothing references while pushes and pulls go on.
+
+What is garbage (docs/gc.md explains the choices):
+
+- **Unreferenced blobs.** A blob that no manifest in *any* repository references, and that
+  nobody used (uploaded, mounted or linked) for ``grace_period``. Its row goes with every
+  repository link to it, then its bytes. Links are not collected one repository at a time:
+  a blob still referenced elsewhere costs no storage, and a second rule for links would
+  need a second lock protocol for no byte freed.
+- **Abandoned upload sessions.** Sessions not updated for ``upload_grace_period``, with
+  their staged bytes.
+- **Orphans.** Blob files no row records, and staging areas no session records, last
+  written more than the respective grace period ago. A crash leaves them (an upload that
+  died between publishing its bytes and recording them; a collection that died between
+  deleting rows and deleting files).
+
+The race with a push that is about to reference a blob, and how each step is ordered:
+
+1. A manifest PUT checks that its blobs are linked to the repository *and locks those blob
+   rows* (``missing_blobs``: ``FOR KEY SHARE`` on PostgreSQL; SQLite has one writer), then
+   records the manifest and its references in the same transaction.
+2. Collection deletes blob rows with ``delete_unreferenced_blobs``: it first locks the rows
+   still last used before the cutoff (``FOR UPDATE``: it waits for every PUT of step 1
+   holding one, and re-checks ``last_used_at`` on rows a use updated meanwhile), then
+   deletes those no reference names, in a statement whose snapshot is taken after the
+   locks were granted. A PUT either committed before (its references are seen: the blob
+   stays) or runs after (it finds the blob missing and fails with MANIFEST_BLOB_UNKNOWN;
+   the client uploads again). No accepted manifest ever names a deleted blob.
+3. Metadata first, bytes after its commit: collection deletes a blob's bytes only inside a
+   transaction that holds ``lock_blob_files`` for the digest and sees no row for it. An
+   upload records a blob it has just published under the same lock and checks that the
+   bytes are still there (``services/uploads.py``), so bytes an upload relies on are never
+   deleted. A crash between the two steps leaves orphan bytes, swept by a later run.
+4. Uses refresh the grace period: an upload's completion (``put_blob``), a mount or a link
+   (``link_blob``). A HEAD does not, to keep the read path free of writes: a client that
+   HEADs an unreferenced blob in its last moment of grace and then PUTs a manifest after
+   collection may see MANIFEST_BLOB_UNKNOWN once, and its retry uploads the blob.
+
+Every step is idempotent and works in batches of ``batch_size``: a run that dies half-way
+is finished by the next one. Collection never holds a transaction across the whole run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from moorage.domain.digests import Digest
+from moorage.domain.errors import UploadUnknown
+from moorage.ports.blobs import BlobStore
+from moorage.ports.clock import Clock
+from moorage.ports.metadata import MetadataStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_GRACE_PERIOD = timedelta(hours=24)
+DEFAULT_UPLOAD_GRACE_PERIOD = timedelta(hours=24)
+DEFAULT_BATCH_SIZE = 200
+
+PHASES = ("upload sessions", "blobs", "orphan blob files", "orphan staging areas")
+
+
+@dataclass(frozen=True, slots=True)
+class GcProgress:
+    """``done`` of ``total`` items of ``phase`` (one of :data:`PHASES`) handled so far."""
+
+    phase: str
+    done: int
+    total: int
+
+
+Progress = Callable[[GcProgress], None]
+
+
+@dataclass(slots=True)
+class GcReport:
+    """What a run freed (with ``dry_run``: what it would have freed)."""
+
+    dry_run: bool
+    blobs_deleted: int = 0
+    uploads_removed: int = 0
+    orphan_files_removed: int = 0
+    """Blob files without a row, and staging areas without a session."""
+    bytes_freed: int = 0
+    """Blob sizes, staged bytes recorded by sessions, and orphan files' sizes."""
+
+    def as_dict(self) -> dict[str, int | bool]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        verb = "would free" if self.dry_run else "freed"
+        return (
+            f"{verb} {_human(self.bytes_freed)}: {_count(self.blobs_deleted, 'blob')}, "
+            f"{_count(self.uploads_removed, 'upload session')}, "
+            f"{_count(self.orphan_files_removed, 'orphan file')}"
+        )
+
+
+class GarbageCollector:
+    """Runs collections; holds no state between runs (any process may run one, and two
+    concurrent runs only do some work twice)."""
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        blobs: BlobStore,
+        clock: Clock,
+        *,
+        grace_period: timedelta = DEFAULT_GRACE_PERIOD,
+        upload_grace_period: timedelta = DEFAULT_UPLOAD_GRACE_PERIOD,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        if grace_period < timedelta(0) or upload_grace_period < timedelta(0):
+            raise ValueError("grace periods must not be negative")
+        if batch_size <= 0:
+            raise ValueError("batch_size must be positive")
+        self._metadata = metadata
+        self._blobs = blobs
+        self._clock = clock
+        self._grace = grace_period
+        self._upload_grace = upload_grace_period
+        self._batch = batch_size
+
+    async def run(self, dry_run: bool = False, progress: Progress | None = None) -> GcReport:
+        """Collect once. With ``dry_run`` nothing is deleted and the report says what would
+        be. Raises what the stores raise; a failed run leaves nothing inconsistent."""
+        report = GcReport(dry_run=dry_run)
+        now = self._clock()
+        blob_cutoff = now - self._grace
+        upload_cutoff = now - self._upload_grace
+        notify = progress or (lambda _: None)
+        await self._upload_sessions(report, upload_cutoff, notify)
+        await self._unreferenced_blobs(report, blob_cutoff, notify)
+        await self._orphan_blob_files(report, blob_cutoff, notify)
+        await self._orphan_staging_areas(report, upload_cutoff, notify)
+        log.info("garbage collection: %s", report.summary())
+        return report
+
+    # -- phases -------------------------------------------------------------------------
+
+    async def _upload_sessions(self, report: GcReport, cutoff: datetime, notify: Progress) -> None:
+        phase = PHASES[0]
+        async with self._metadata.read() as tx:
+            stale = await tx.list_uploads_updated_before(cutoff)
+        notify(GcProgress(phase, 0, len(stale)))
+        if report.dry_run:
+            report.uploads_removed += len(stale)
+            report.bytes_freed += sum(session.size for session in stale)
+            notify(GcProgress(phase, len(stale), len(stale)))
+            return
+        done = 0
+        while True:
+            async with self._metadata.transaction() as tx:
+                removed = await tx.delete_stale_uploads(cutoff, self._batch)
+            for session in removed:  # after the commit: bytes go after their metadata
+                await self._blobs.cancel_upload(session.id)
+            report.uploads_removed += len(removed)
+            report.bytes_freed += sum(session.size for session in removed)
+            done += len(removed)
+            notify(GcProgress(phase, min(done, len(stale)), max(done, len(stale))))
+            if len(removed) < self._batch:
+                return
+
+    async def _unreferenced_blobs(
+        self, report: GcReport, cutoff: datetime, notify: Progress
+    ) -> None:
+        phase = PHASES[1]
+        candidates: list[tuple[Digest, int]] = []
+        after: Digest | None = None
+        while True:
+            async with self._metadata.read() as tx:
+                page = await tx.gc_blob_candidates(cutoff, after=after, limit=self._batch)
+            candidates += [(blob.digest, blob.size) for blob in page]
+            if len(page) < self._batch:
+                break
+            after = page[-1].digest
+        notify(GcProgress(phase, 0, len(candidates)))
+        for start in range(0, len(candidates), self._batch):
+            batch = candidates[start : start + self._batch]
+            if report.dry_run:
+                report.blobs_deleted += len(batch)
+                report.bytes_freed += sum(size for _, size in batch)
+            else:
+                async with self._metadata.transaction() as tx:
+                    deleted = await tx.delete_unreferenced_blobs([d for d, _ in batch], cutoff)
+                await self._delete_unrecorded_files([blob.digest for blob in deleted])
+                report.blobs_deleted += len(deleted)
+                report.bytes_freed += sum(blob.size for blob in deleted)
+            notify(GcProgress(phase, start + len(batch), len(candidates)))
+
+    async def _orphan_blob_files(
+        self, report: GcReport, cutoff: datetime, notify: Progress
+    ) -> None:
+        phase = PHASES[2]
+        listed = [digest async for digest in self._blobs.list_digests(cutoff)]
+        notify(GcProgress(phase, 0, len(listed)))
+        for start in range(0, len(listed), self._batch):
+            batch = listed[start : start + self._batch]
+            if report.dry_run:
+                async with self._metadata.read() as tx:
+                    orphans = [d for d in batch if await tx.get_blob(d) is None]
+                for digest in orphans:
+                    size = await self._blobs.stat(digest)
+                    if size is not None:
+                        report.orphan_files_removed += 1
+                        report.bytes_freed += size
+            else:
+                removed, freed = await self._delete_unrecorded_files(batch)
+                report.orphan_files_removed += removed
+                report.bytes_freed += freed
+            notify(GcProgress(phase, start + len(batch), len(listed)))
+
+    async def _orphan_staging_areas(
+        self, report: GcReport, cutoff: datetime, notify: Progress
+    ) -> None:
+        phase = PHASES[3]
+        listed = [upload_id async for upload_id in self._blobs.list_uploads(cutoff)]
+        notify(GcProgress(phase, 0, len(listed)))
+        for start in range(0, len(listed), self._batch):
+            batch = listed[start : start + self._batch]
+            async with self._metadata.read() as tx:
+                orphans = [u for u in batch if await tx.get_upload(u) is None]
+            for upload_id in orphans:
+                try:
+                    size = await self._blobs.upload_size(upload_id)
+                except UploadUnknown:
+                    size = 0  # a staging area a crash left without its data
+                if not report.dry_run:
+                    await self._blobs.cancel_upload(upload_id)
+                report.orphan_files_removed += 1
+                report.bytes_freed += size
+            notify(GcProgress(phase, start + len(batch), len(listed)))
+
+    # -- helpers ------------------------------------------------------------------------
+
+    async def _delete_unrecorded_files(self, digests: Sequence[Digest]) -> tuple[int, int]:
+        """Delete the bytes of those of ``digests`` that no row records, under the file lock
+        (step 3 of the module docstring); return how many files went and their bytes."""
+        if not digests:
+            return 0, 0
+        removed = freed = 0
+        async with self._metadata.transaction() as tx:
+            for digest in sorted(await tx.lock_blob_files(digests), key=str):
+                size = await self._blobs.stat(digest)
+                if size is not None and await self._blobs.delete(digest):
+                    removed += 1
+                    freed += size
+        return removed, freed
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
