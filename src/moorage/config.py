@@ -72,6 +72,9 @@ class Settings:
     # Seconds between scheduled lifecycle runs over every repository with a policy (ECR acts
     # "within 24 hours"); 0 schedules none (`moorage lifecycle run` still works).
     lifecycle_interval: float = 86400.0  # MOORAGE_LIFECYCLE_INTERVAL
+    # Seconds between scheduled garbage collections (docs/gc.md); 0 schedules none
+    # (`moorage gc` still works).
+    gc_interval: float = 86400.0  # MOORAGE_GC_INTERVAL
     config: Path | None = field(default=None, compare=False)  # MOORAGE_CONFIG
 
     @property
@@ -107,6 +110,8 @@ class Settings:
             raise ConfigError("job_lease_seconds must be at least 1")
         if self.lifecycle_interval < 0:
             raise ConfigError("lifecycle_interval must be 0 (off) or a number of seconds")
+        if self.gc_interval < 0:
+            raise ConfigError("gc_interval must be 0 (off) or a number of seconds")
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         return self
@@ -175,6 +180,7 @@ _TYPES: dict[str, type] = {
     "emulator_allow_remote": bool,
     "shutdown_timeout": float,
     "lifecycle_interval": float,
+    "gc_interval": float,
     "workers": bool,
     "job_lease_seconds": float,
     "create_on_push": tuple,

@@ -69,8 +69,9 @@ def setup(tmp_path: Path) -> Setup:
         DIR_ENV: str(job_dir),
         "MOORAGE_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
         "MOORAGE_SHUTDOWN_TIMEOUT": "1",
-        # Only the tests' own jobs: no scheduled lifecycle run beside them.
+        # Only the tests' own jobs: no scheduled lifecycle run or collection beside them.
         "MOORAGE_LIFECYCLE_INTERVAL": "0",
+        "MOORAGE_GC_INTERVAL": "0",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
     }
     data_dir = tmp_path / "data"

@@ -29,14 +29,19 @@ from typing import IO, TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
+from moorage.domain.jobs import Job
 from moorage.ports.clock import system_clock
 from moorage.services import lifecycle
-from moorage.workers.runner import Runner, RunnerSettings
+from moorage.services.gc import GarbageCollector
+from moorage.workers.runner import Handler, Progress, Runner, RunnerSettings
 
 if TYPE_CHECKING:
     from moorage.app import Registry
 
 log = logging.getLogger("moorage.jobs")
+
+GC_JOB = "gc"
+GC_SCHEDULE = "gc"
 
 # For tests only, not a supported extension point: "module:function", called with the runner
 # to register extra handlers (the end-to-end tests' blocking job kind).
@@ -58,6 +63,7 @@ def build_runner(registry: Registry) -> Runner:
     # Job kinds: runner.register(kind, handler) for each background feature.
     runner.register(lifecycle.PREVIEW_JOB, registry.lifecycle.handle_preview_job)
     runner.register(lifecycle.RUN_JOB, registry.lifecycle.handle_run_job)
+    runner.register(GC_JOB, collect_garbage_job(registry))
     _register_test_handlers(runner)
     return runner
 
@@ -73,6 +79,25 @@ async def declare_schedules(runner: Runner, registry: Registry) -> None:
     else:  # turned off: a schedule an earlier configuration made must stop too
         async with registry.metadata.transaction() as tx:
             await tx.delete_schedule(lifecycle.RUN_SCHEDULE)
+    gc_interval = registry.settings.gc_interval
+    if gc_interval > 0:
+        await runner.scheduler.ensure(GC_SCHEDULE, GC_JOB, {}, timedelta(seconds=gc_interval))
+    else:
+        async with registry.metadata.transaction() as tx:
+            await tx.delete_schedule(GC_SCHEDULE)
+
+
+def collect_garbage_job(registry: Registry) -> Handler:
+    """The periodic garbage collection (services/gc.py) as a job; what it freed becomes the
+    job's progress, shown by ``moorage jobs list``."""
+
+    async def handle(job: Job, progress: Progress) -> None:
+        collector = GarbageCollector(registry.metadata, registry.blob_store, system_clock)
+        result = await collector.run(dry_run=False)
+        await progress(dict(result.as_dict()))
+        log.info("garbage collection: %s", result.summary())
+
+    return handle
 
 
 @dataclass
