@@ -31,6 +31,7 @@ import aiohttp
 
 from bench.oci_client import OciClient
 from bench.report import RegistryRun, Run, WorkloadRun, render_markdown, render_table
+from bench.sections import marked_sections
 from bench.servers import (
     SERVERS,
     RunningServer,
@@ -229,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     print(render_table(run))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(render_markdown(run))
+        kept = marked_sections(args.out)  # the maintenance benchmarks' sections
+        args.out.write_text("\n".join([render_markdown(run).rstrip() + "\n", *kept]))
         print(f"\nwrote {args.out}", file=sys.stderr)
     failed = any(r.error or any(w.error for w in r.workloads) for r in results)
     return 1 if failed else 0
