@@ -254,6 +254,29 @@ async def test_create_on_push_pattern_creates_the_repository(client: Client) -> 
     assert catalog["repositories"] == ["team-a/web"]
 
 
+async def test_concurrent_first_pushes_to_a_new_repository_all_succeed(
+    client: Client, registry: Registry
+) -> None:
+    """Clients pushing at once to a repository that does not exist yet all create it (one
+    wins the INSERT); none sees the losers' conflict. PostgreSQL runs these in parallel."""
+    name = "team/fresh"
+    layers = [f"layer {i}".encode() for i in range(4)]
+    responses = await asyncio.gather(
+        *(client.post(f"/v2/{name}/blobs/uploads/") for _ in range(4)),
+        *(
+            client.post(f"/v2/{name}/blobs/uploads/", params={"digest": digest_of(data)}, data=data)
+            for data in layers
+        ),
+    )
+    assert [response.status for response in responses] == [202] * 4 + [201] * 4, [
+        await response.text() for response in responses
+    ]
+    repositories = await registry.repositories.list(registry.settings.registry_id)
+    assert [repository.name for repository in repositories] == [name]
+    for data in layers:
+        await assert_blob(client, name, data)
+
+
 @pytest.mark.parametrize(
     "name",
     ["UPPER/case", "x", "bad..name", "trailing-/x", "a" * 257, "a/%2e%2e/b", "a/.%2e/b"],

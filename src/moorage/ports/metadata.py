@@ -59,7 +59,8 @@ class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protoco
         kms_key: str | None = None,
     ) -> Repository:
         """Create a repository with the given settings, stored as given (services validate
-        them). Raises RepositoryAlreadyExists."""
+        them). Raises RepositoryAlreadyExists, also when a concurrent transaction created it
+        first; the transaction stays usable, and ``get_repository`` then returns that one."""
         ...
 
     async def get_repository(self, registry_id: str, name: str) -> Repository | None: ...

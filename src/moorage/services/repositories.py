@@ -22,6 +22,7 @@ from moorage.domain.errors import (
     InvalidParameter,
     InvalidTagParameter,
     PolicyTextInvalid,
+    RepositoryAlreadyExists,
     RepositoryNotEmpty,
     RepositoryNotFound,
     RepositoryPolicyNotFound,
@@ -118,6 +119,8 @@ class RepositoryService:
         """The repository a push goes to, created first when a create-on-push pattern matches.
 
         Runs inside the caller's transaction so that the push and the creation commit together.
+        Concurrent first pushes to one new repository all succeed: one creates it, the others
+        push to it. Raises InvalidName, RepositoryNotFound.
         """
         valid = RepositoryName(name)
         repository = await tx.get_repository(registry_id, valid)
@@ -125,7 +128,15 @@ class RepositoryService:
             return repository
         if not matches_any(valid, self._create_on_push):
             raise not_found(registry_id, valid)
-        return await tx.create_repository(registry_id, valid, self._clock())
+        try:
+            return await tx.create_repository(registry_id, valid, self._clock())
+        except RepositoryAlreadyExists:
+            # Another push created it between our read and our insert (PostgreSQL runs
+            # writers concurrently); the port promises the winner is visible now.
+            repository = await tx.get_repository(registry_id, valid)
+            if repository is None:  # and a delete removed it again since
+                raise not_found(registry_id, valid) from None
+            return repository
 
     async def describe(
         self,
