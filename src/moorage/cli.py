@@ -42,10 +42,16 @@ def storage_options(command: F) -> F:
 
 
 def settings_from(options: dict[str, Any]) -> Settings:
+    """The settings of a command that opens storage; a bad one (including a metadata
+    database URL this store does not support) fails here, before any work starts."""
+    from moorage.storage.metadata.sql.engine import check_database_url
+
     try:
-        return load_settings(options)
-    except ConfigError as exc:
+        settings = load_settings(options)
+        check_database_url(settings.resolved_database_url)
+    except (ConfigError, ValueError) as exc:
         fail(str(exc))
+    return settings
 
 
 def fail(message: str) -> NoReturn:
@@ -54,10 +60,15 @@ def fail(message: str) -> NoReturn:
 
 
 def run_async(work: Awaitable[T]) -> T:
+    """Run ``work``; a domain error or an unreachable metadata database fails in one line."""
+    from moorage.storage.metadata.sql.engine import DatabaseUnavailable
+
     try:
         return asyncio.run(work)  # type: ignore[arg-type]
     except RegistryError as exc:
         fail(exc.message)
+    except DatabaseUnavailable as exc:
+        fail(str(exc))
 
 
 @click.group()
@@ -115,11 +126,14 @@ def main() -> None:
 def serve(**options: Any) -> None:
     """Run the registry."""
     from moorage.server import run
+    from moorage.storage.metadata.sql.engine import DatabaseUnavailable
 
     settings = settings_from(options)
     _configure_logging(settings.log_level)
     try:
         run(settings)
+    except DatabaseUnavailable as exc:
+        fail(str(exc))
     except OSError as exc:
         fail(f"cannot serve on {settings.host}:{settings.port}: {exc.strerror or exc}")
 

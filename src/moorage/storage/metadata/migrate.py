@@ -32,7 +32,11 @@ from alembic.config import Config
 from sqlalchemy import BigInteger, func, literal, select
 from sqlalchemy.engine import Connection
 
-from moorage.storage.metadata.sql.engine import create_sql_engine, write_transaction
+from moorage.storage.metadata.sql.engine import (
+    check_connection,
+    create_sql_engine,
+    write_transaction,
+)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -59,10 +63,12 @@ async def upgrade_database(url: str) -> None:
     """Upgrade the database at ``url`` to the newest schema, creating it if needed.
 
     Safe to call on every start and from several processes at once. Raises ValueError for
-    an unsupported URL; database errors propagate, and leave the schema as it was.
+    an unsupported URL, DatabaseUnavailable when no connection opens; other database errors
+    propagate, and leave the schema as it was.
     """
     engine = create_sql_engine(url)
     try:
+        await check_connection(engine)
         async with write_transaction(engine) as connection:
             if connection.dialect.name == "postgresql":
                 lock = func.pg_advisory_xact_lock(literal(_UPGRADE_LOCK_KEY, BigInteger()))

@@ -44,7 +44,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import QueuePool
 
@@ -68,12 +68,21 @@ _SQLITE_BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE"})
 _DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
 
 
-def create_sql_engine(url: str) -> AsyncEngine:
-    """An engine for ``url``, configured as the module docstring says.
+class DatabaseUnavailable(Exception):
+    """The metadata database cannot be reached or opened (refused, unknown host or database,
+    authentication, an unreadable SQLite file). The message is one line, without password."""
 
-    Raises ValueError for a URL this store does not support. The caller disposes of it.
-    """
-    parsed = make_url(url)
+
+def check_database_url(url: str) -> URL:
+    """``url`` parsed, when this store supports it; raises ValueError (one line) otherwise."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # Not echoed: a URL that does not parse may still hold a password.
+        raise ValueError(
+            "the metadata database URL does not parse: use sqlite+aiosqlite:///path/to/moorage.db"
+            " or postgresql+asyncpg://user@host:port/database"
+        ) from None
     backend = parsed.get_backend_name()
     expected = _DRIVERS.get(backend)
     if expected is None or parsed.get_driver_name() != expected:
@@ -82,19 +91,54 @@ def create_sql_engine(url: str) -> AsyncEngine:
             "use sqlite+aiosqlite:///path/to/moorage.db or postgresql+asyncpg://..."
         )
     if backend == "sqlite":
+        database = parsed.database or ""
+        if not database or ":memory:" in database or parsed.query.get("mode") == "memory":
+            raise ValueError(
+                "an in-memory SQLite database cannot be shared by the pool; use a file"
+            )
+    return parsed
+
+
+def create_sql_engine(url: str) -> AsyncEngine:
+    """An engine for ``url``, configured as the module docstring says.
+
+    Raises ValueError for a URL this store does not support (``check_database_url``),
+    DatabaseUnavailable when the folder of a SQLite file cannot be created. The caller
+    disposes of it.
+    """
+    parsed = check_database_url(url)
+    if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     return create_async_engine(
         parsed, connect_args={"server_settings": {"application_name": "moorage"}}
     )
 
 
+async def check_connection(engine: AsyncEngine) -> None:
+    """Open and close one connection; raises DatabaseUnavailable when none opens."""
+    try:
+        async with engine.connect():
+            pass
+    except (OSError, DBAPIError) as error:
+        # DBAPIError's own text adds the statement and a link; the driver's says why.
+        reason = error.orig if isinstance(error, DBAPIError) else error
+        first_line = (str(reason).strip() or type(reason).__name__).splitlines()[0]
+        raise DatabaseUnavailable(
+            f"cannot open the metadata database {engine.url.render_as_string()!r}: {first_line}"
+        ) from error
+
+
 def _sqlite_engine(url: URL) -> AsyncEngine:
     database = url.database or ""
-    if not database or ":memory:" in database or url.query.get("mode") == "memory":
-        raise ValueError("an in-memory SQLite database cannot be shared by the pool; use a file")
     if not database.startswith("file:"):
         # A fresh install points at a data directory that may not exist yet.
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DatabaseUnavailable(
+                f"cannot create the folder of the metadata database {database!r}: "
+                f"{error.strerror or error}"
+            ) from error
     engine = create_async_engine(url)
     event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
     event.listen(engine.sync_engine, "begin", _sqlite_on_begin)

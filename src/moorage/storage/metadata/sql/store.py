@@ -234,7 +234,8 @@ _MANIFEST_WITHOUT_PAYLOAD = [c for c in manifests.c if c.name != "payload"]
 async def open_sql_metadata_store(url: str) -> SqlMetadataStore:
     """Bring the database at ``url`` to the current schema and open a store on it.
 
-    Raises ValueError for an unsupported URL (see ``engine.py``). Close the store when done.
+    Raises ValueError for an unsupported URL, DatabaseUnavailable when it cannot be reached
+    (see ``engine.py``). Close the store when done.
     """
     await upgrade_database(url)
     return SqlMetadataStore(create_sql_engine(url))
