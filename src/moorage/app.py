@@ -77,7 +77,8 @@ class Registry:
         await self.metadata.close()
 
     async def wipe(self) -> None:
-        """Forget every account, repository and image (emulator mode's reset).
+        """Forget every account, repository, image and job (emulator mode's reset); the
+        periodic jobs' schedules stay.
 
         Blob files stay on disk unreferenced; garbage collection frees them.
         """

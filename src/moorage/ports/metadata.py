@@ -375,7 +375,9 @@ class MetadataStore(Protocol):
         ...
 
     async def wipe(self) -> None:
-        """Delete everything the store holds (the emulator's reset); it stays usable."""
+        """Delete everything the store holds but the job schedules, which are the server's
+        configuration (the emulator's reset); it stays usable. Jobs go too: a runner running
+        one finds its lease gone at the next heartbeat and stops it."""
         ...
 
     async def close(self) -> None: ...

@@ -1,4 +1,5 @@
-"""Emulator mode's own endpoint: ``POST /_moorage/reset`` wipes all state.
+"""Emulator mode's own endpoint: ``POST /_moorage/reset`` wipes all state but the
+background jobs' schedules (``Registry.wipe``).
 
 Mounted only in emulator mode, for test suites that want a clean registry between tests
 (as moto's ``reset`` and LocalStack's ``/_localstack/state/reset`` do).

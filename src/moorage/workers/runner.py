@@ -9,7 +9,7 @@ One round (:meth:`Runner.tick`)::
        ``heartbeat`` seconds, then record the outcome:
          returned -> succeeded;  raised -> failed, retried after exponential backoff,
          or dead after max_attempts;  lease lost -> the handler is cancelled (another
-         worker has the job now)
+         worker has the job now, or the job was deleted, as the emulator's reset does)
 
 :meth:`Runner.start` runs rounds until :meth:`Runner.stop`, which lets running handlers
 finish for a grace period, then cancels them and gives their leases back (the attempt is not
@@ -115,7 +115,7 @@ class Scheduler:
             return await tx.ensure_schedule(name, kind, payload, every, self._clock())
 
     async def restore(self) -> None:
-        """Ensure every schedule declared here exists (after the emulator's reset wiped it)."""
+        """Ensure every schedule declared here exists (after someone deleted it)."""
         missing = []
         async with self._store.read() as tx:
             for name in self._declared:
@@ -318,7 +318,8 @@ class Runner:
             raise
         if lost:
             log.warning(
-                "job %d (%s): lease lost (this worker stalled past %s); another worker runs it",
+                "job %d (%s): lease lost (this worker stalled past %s, or the job was "
+                "deleted); stopped it",
                 job.id,
                 job.kind,
                 self.settings.lease,

@@ -340,13 +340,27 @@ async def test_a_run_still_pending_absorbs_the_next(store: MetadataStore, clock:
         assert len(await tx.list_jobs(kind="gc")) == 1
 
 
-async def test_a_wiped_schedule_is_restored(store: MetadataStore, clock: FakeClock) -> None:
+async def test_a_deleted_schedule_is_restored(store: MetadataStore, clock: FakeClock) -> None:
     runner = Runner(store, clock, SETTINGS)
     await runner.scheduler.ensure("gc-hourly", "gc", {}, timedelta(hours=1))
-    await store.wipe()
+    async with store.transaction() as tx:
+        await tx.delete_schedule("gc-hourly")
     await runner.scheduler.restore()
     async with store.read() as tx:
         assert [s.name for s in await tx.list_schedules()] == ["gc-hourly"]
+
+
+async def test_a_wipe_keeps_the_schedules(store: MetadataStore, clock: FakeClock) -> None:
+    runner = Runner(store, clock, SETTINGS)
+    await runner.scheduler.ensure("gc-hourly", "gc", {}, timedelta(hours=1))
+    clock.advance(timedelta(minutes=1))
+    assert len(await runner.scheduler.fire_due()) == 1
+    async with store.read() as tx:
+        before = await tx.list_schedules()
+    await store.wipe()
+    async with store.read() as tx:
+        assert await tx.list_schedules() == before
+        assert await tx.list_jobs() == []
 
 
 async def test_old_finished_jobs_are_deleted(store: MetadataStore, clock: FakeClock) -> None:

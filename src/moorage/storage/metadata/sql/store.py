@@ -86,6 +86,7 @@ from moorage.storage.metadata.sql.tables import (
     account_settings,
     blob_links,
     blobs,
+    job_schedules,
     manifest_references,
     manifests,
     metadata,
@@ -96,6 +97,10 @@ from moorage.storage.metadata.sql.tables import (
     tags,
     upload_sessions,
 )
+
+# The job runner's schedules are the server's configuration, not data: without them
+# the periodic jobs (lifecycle, gc) would stop until a runner next restores them.
+_KEPT_BY_WIPE = frozenset({job_schedules})
 
 # Digests per ``IN (...)`` list: far below SQLite's and asyncpg's bound-parameter limits.
 _IN_CHUNK = 500
@@ -298,11 +303,13 @@ class SqlMetadataStore:
         await self._engine.dispose()
 
     async def wipe(self) -> None:
-        """Delete every row of every table, in one transaction (the emulator's reset)."""
+        """Delete every row of every table but the job schedules, in one transaction (the
+        emulator's reset)."""
         async with self.transaction() as tx:
             assert isinstance(tx, _SqlTransaction)
             for table in reversed(metadata.sorted_tables):
-                await tx._c.execute(delete(table))
+                if table not in _KEPT_BY_WIPE:
+                    await tx._c.execute(delete(table))
 
     async def row_counts(self) -> dict[str, int]:
         """Rows per table. Not part of the port: tests use it to check they left no rows."""
