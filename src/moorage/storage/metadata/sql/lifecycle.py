@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 _BATCH = 500
 _IN_PROGRESS = PreviewStatus.IN_PROGRESS.value
 _RAW = String()
-_REFERENCES_BY_CHILD = "ix_manifest_references_child_digest_repository_id"
 
 
 class SqlLifecycleRecords:
@@ -137,9 +136,6 @@ class SqlLifecycleRecords:
                 manifest_references.c.repository_id == manifests.c.repository_id,
                 manifest_references.c.kind == ReferenceKind.MANIFEST.value,
             )
-            # Without statistics SQLite prefers the covering primary key, on repository_id
-            # alone: a scan of every reference of the repository for each manifest.
-            .with_hint(manifest_references, f"INDEXED BY {_REFERENCES_BY_CHILD}", "sqlite")
             .exists()
             .label("listed")
         )

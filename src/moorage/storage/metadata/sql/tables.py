@@ -261,8 +261,17 @@ manifest_references = Table(
         ["manifests.repository_id", "manifests.digest"],
         ondelete="CASCADE",
     ),
-    Index(None, "child_digest", "repository_id"),
+    # Who references a digest. Covering, with child_digest first: SQLite without statistics
+    # then prefers it to the primary key (repository_id alone) for lookups by child.
+    Index(
+        "ix_manifest_references_by_child",
+        "child_digest",
+        "repository_id",
+        "kind",
+        "manifest_digest",
+    ),
 )
+
 
 tags = Table(
     "tags",
