@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta
 
 import pytest
 import pytest_asyncio
 
-from moorage.domain.jobs import JobState
+from moorage.domain.jobs import JobSchedule, JobState, next_run
 from moorage.ports.metadata import MetadataStore
 from moorage.storage.metadata.sql.store import SqlMetadataStore, open_sql_metadata_store
 from tests.postgres import delete_everything, throwaway_database
@@ -103,3 +104,54 @@ async def test_a_claim_does_not_wait_for_a_job_another_transaction_holds(
         assert (held.id, got.id) == (first.id, second.id)
     finally:
         await other.close()
+
+
+async def test_processes_firing_one_schedule_at_once_enqueue_one_run_per_interval(
+    postgres_url: str, postgres_store: SqlMetadataStore
+) -> None:
+    """Processes (separate stores, so separate connections) fire the same schedule at the
+    same moment, as ``Scheduler.fire_due`` does: all read it due, then each moves it on and
+    enqueues a run in one transaction. The compare-and-set on the due time must let exactly
+    one of them enqueue each run; the runs carry no dedupe key here, which would hide a
+    second enqueue."""
+    hour = timedelta(hours=1)
+    async with postgres_store.transaction() as tx:
+        await tx.ensure_schedule("gc-hourly", "gc", {}, hour, T0)
+    stores = [await open_sql_metadata_store(postgres_url) for _ in range(2)]
+
+    async def due(store: MetadataStore, now: datetime) -> list[JobSchedule]:
+        async with store.read() as tx:
+            return await tx.due_schedules(now)
+
+    async def fire(store: MetadataStore, schedule: JobSchedule, now: datetime) -> bool:
+        async with store.transaction() as tx:
+            following = next_run(schedule.next_run_at, schedule.interval, now)
+            if not await tx.advance_schedule(schedule.name, schedule.next_run_at, following):
+                return False
+            # Hold the row lock a moment, so that the other process must wait for it.
+            await asyncio.sleep(0.005)
+            await tx.enqueue_job(schedule.kind, schedule.payload, now)
+            return True
+
+    processes = [stores[i % 2] for i in range(4)]
+    rounds = 25
+    try:
+        for n in range(rounds):
+            now = T0 + n * hour
+            seen = await asyncio.gather(*(due(store, now) for store in processes))
+            assert all([s.name for s in schedules] == ["gc-hourly"] for schedules in seen)
+            won = await asyncio.gather(
+                *(
+                    fire(store, schedules[0], now)
+                    for store, schedules in zip(processes, seen, strict=True)
+                )
+            )
+            assert sum(won) == 1, f"round {n}: {won}"
+    finally:
+        for store in stores:
+            await store.close()
+    async with postgres_store.read() as tx:
+        assert len(await tx.list_jobs(kind="gc")) == rounds
+        schedule = await tx.get_schedule("gc-hourly")
+    assert schedule is not None
+    assert schedule.next_run_at == T0 + rounds * hour

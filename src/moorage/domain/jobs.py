@@ -6,7 +6,7 @@ A job's life (``JobState``)::
       ▲                │
       │                ├──handler raises, attempts < max──▶ failed ──(run_after, claim)──▶ running
       │                ├──handler raises, attempts = max──▶ dead
-      │                ├──lease expires (worker lost): claimable again while still running
+      │                ├──lease expires (worker lost): claimable again, or dead after max
       └────────────────┴──worker stops: the lease given back, the attempt not counted
 
 ``queued``, ``running`` and ``failed`` are *pending*: a dedupe key is unique among pending
@@ -28,6 +28,13 @@ JsonObject = Mapping[str, Any]
 # What last_error keeps of an exception: its type and the first line of its message, no
 # traceback (tracebacks go to the log). Handlers must not put secrets in exception messages.
 ERROR_TEXT_LIMIT = 500
+
+# The last_error of a job whose lease expired on its last allowed attempt (it goes dead). The
+# cause is not known: the worker crashed, stalled, or could not reach the database (perhaps
+# only to record that the handler had succeeded). It replaces an earlier attempt's error.
+LEASE_EXPIRED_ERROR = (
+    "lease expired on the last attempt; the worker stopped, stalled or lost the database"
+)
 
 
 class JobState(StrEnum):

@@ -61,7 +61,8 @@ class JobRecords(Protocol):
 
         Due: ``queued`` or ``failed`` with ``run_after <= now``, or ``running`` with a lease
         that expired at or before ``now``. A job whose expired lease was its last allowed
-        attempt is not claimed but goes ``dead`` (its worker was lost every time).
+        attempt is not claimed but goes ``dead``, with ``LEASE_EXPIRED_ERROR`` as its
+        ``last_error`` (what became of that attempt is not known).
         """
         ...
 

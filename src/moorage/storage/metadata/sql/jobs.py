@@ -39,7 +39,7 @@ from sqlalchemy import (
     update,
 )
 
-from moorage.domain.jobs import Job, JobSchedule, JobState, JsonObject
+from moorage.domain.jobs import LEASE_EXPIRED_ERROR, Job, JobSchedule, JobState, JsonObject
 from moorage.ports.jobs import DEFAULT_MAX_ATTEMPTS
 from moorage.storage.metadata.sql.tables import UtcDateTime, job_schedules, jobs
 
@@ -115,7 +115,9 @@ class SqlJobRecords:
         kinds = list(kinds)
         if not kinds or limit < 1:
             return []
-        # A job whose worker was lost on its last allowed attempt is dead, not run again.
+        # A job whose lease expired on its last allowed attempt is dead, not run again. Why
+        # the lease expired is not known here: the worker may have crashed, stalled, or lost
+        # the database (perhaps after the handler returned, while recording the success).
         await self._c.execute(
             update(jobs)
             .where(
@@ -126,7 +128,7 @@ class SqlJobRecords:
             )
             .values(
                 state=JobState.DEAD.value,
-                last_error=func.coalesce(jobs.c.last_error, "lease expired: worker lost"),
+                last_error=LEASE_EXPIRED_ERROR,
                 lease_owner=None,
                 lease_expires_at=None,
                 updated_at=now,
