@@ -177,6 +177,11 @@ class LifecycleRecordsSuite:
         assert candidates == expected
         async with store.read() as tx:
             assert await tx.lifecycle_candidates(rid + 1000) == []
+            # Pages of two, by digest: every image once, each with all of its tags.
+            first = await tx.lifecycle_candidates(rid, limit=2)
+            second = await tx.lifecycle_candidates(rid, after=first[-1].digest, limit=2)
+            rest = await tx.lifecycle_candidates(rid, after=second[-1].digest, limit=2)
+        assert [first, second, rest] == [expected[:2], expected[2:], []]
 
     # -- previews -----------------------------------------------------------------------
 

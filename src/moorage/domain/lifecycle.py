@@ -70,15 +70,15 @@ Our decisions where AWS leaves it open (reference §13.4) or where moorage diffe
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NoReturn, TypeVar
+from typing import NamedTuple, NoReturn, TypeVar
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import LifecyclePolicyInvalid
-from moorage.domain.mutability import wildcard_matches
+from moorage.domain.mutability import wildcard_matches, wildcard_pattern
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -165,12 +165,13 @@ class LifecyclePolicy:
     rules: tuple[Rule, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+class Candidate(NamedTuple):
     """One image of the repository, as the evaluator sees it.
 
     ``archived_at`` is when an ``ARCHIVE`` image was archived (ECR's ``lastArchivedAt``);
     ``referenced_by_index`` is true for a manifest that an index in the repository lists.
+    A named tuple rather than a frozen dataclass: an evaluation builds one per image, up to
+    100,000 of them, and a tuple is built several times faster.
     """
 
     digest: Digest
@@ -229,36 +230,77 @@ def evaluate(policy: LifecyclePolicy, images: Sequence[Candidate], now: datetime
     ``now`` and the candidates' times must all be timezone-aware (or all naive). Images must
     have distinct digests; what happens otherwise is undefined.
     """
-    claimed: set[Digest] = set()
+    # Sorted once, newest first (ties: the greater digest is the newer). Every selection
+    # below filters this list, so it keeps the order imageCountMoreThan needs without a sort
+    # per rule; positions in it stand for the images in ``claimed``.
+    keyed = sorted(((i.pushed_at, str(i.digest), i) for i in images), reverse=True)
+    newest_first = [image for _, _, image in keyed]
+    digest_text = [text for _, text, _ in keyed]
+    claimed = bytearray(len(newest_first))
     decisions: list[Decision] = []
     for rule in sorted(policy.rules, key=lambda r: r.priority):
-        selected = [image for image in images if selects(rule.selection, image)]
-        for image in _candidates(rule.selection, selected, now):
-            if image.digest in claimed or image.referenced_by_index:
-                continue
-            decisions.append(Decision(image.digest, rule.action, rule.priority))
-        claimed.update(image.digest for image in selected)
-    decisions.sort(key=lambda d: (d.rule_priority, str(d.digest)))
+        selection = rule.selection
+        storage_class = selection.storage_class
+        tags_pass = _tag_test(selection)
+        selected = [
+            position
+            for position, image in enumerate(newest_first)
+            if image.storage_class is storage_class and (tags_pass is None or tags_pass(image.tags))
+        ]
+        acted = [
+            position
+            for position in _candidates(selection, selected, newest_first, now)
+            if not claimed[position] and not newest_first[position].referenced_by_index
+        ]
+        acted.sort(key=digest_text.__getitem__)
+        decisions += (
+            Decision(newest_first[position].digest, rule.action, rule.priority)
+            for position in acted
+        )
+        for position in selected:
+            claimed[position] = 1
     return decisions
 
 
-def _candidates(selection: Selection, selected: list[Candidate], now: datetime) -> list[Candidate]:
-    """The images of ``selected`` that the count criterion would act on."""
+def _tag_test(selection: Selection) -> Callable[[frozenset[str]], bool] | None:
+    """:func:`tags_match` for one selection, specialised for speed (it runs once per image and
+    rule); None when every image passes."""
+    status = selection.tag_status
+    if status is TagStatus.ANY:
+        return None
+    if status is TagStatus.UNTAGGED:
+        return lambda tags: not tags
+    prefixes = selection.tag_prefixes
+    patterns = [wildcard_pattern(pattern) for pattern in selection.tag_patterns]
+
+    def tagged(tags: frozenset[str]) -> bool:
+        return (
+            bool(tags)
+            and all(any(t.startswith(p) for t in tags) for p in prefixes)
+            and all(any(r.fullmatch(t) for t in tags) for r in patterns)
+        )
+
+    return tagged
+
+
+def _candidates(
+    selection: Selection, selected: list[int], images: list[Candidate], now: datetime
+) -> list[int]:
+    """The positions in ``selected`` (of ``images``, newest first) that the count criterion
+    would act on."""
     count_type = selection.count_type
     n = selection.count_number
     if count_type is CountType.IMAGE_COUNT_MORE_THAN:
-        newest_first = sorted(selected, key=lambda i: (i.pushed_at, str(i.digest)), reverse=True)
-        return newest_first[n:]
+        return selected[n:]
+    # Age in whole days (floored) over n: the time is before now - (n + 1) days.
+    if count_type is CountType.SINCE_IMAGE_TRANSITIONED:
+        n = max(n, ARCHIVE_MINIMUM_DAYS)
+    cutoff = now - timedelta(days=n + 1)
     if count_type is CountType.SINCE_IMAGE_PUSHED:
-        return [i for i in selected if _whole_days(now - i.pushed_at) > n]
+        return [p for p in selected if images[p].pushed_at <= cutoff]
     if count_type is CountType.SINCE_IMAGE_PULLED:
-        return [i for i in selected if _whole_days(now - (i.last_pulled_at or i.pushed_at)) > n]
-    days = max(n, ARCHIVE_MINIMUM_DAYS)
-    return [i for i in selected if _whole_days(now - (i.archived_at or i.pushed_at)) > days]
-
-
-def _whole_days(age: timedelta) -> int:
-    return max(age.days, 0)  # timedelta.days is already floored
+        return [p for p in selected if (images[p].last_pulled_at or images[p].pushed_at) <= cutoff]
+    return [p for p in selected if (images[p].archived_at or images[p].pushed_at) <= cutoff]
 
 
 # -- parsing and validation ----------------------------------------------------------------

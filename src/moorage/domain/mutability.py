@@ -39,13 +39,14 @@ _WITH_EXCLUSION = frozenset(
 
 
 @lru_cache(maxsize=256)
-def _compiled(wildcard: str) -> re.Pattern[str]:
+def wildcard_pattern(wildcard: str) -> re.Pattern[str]:
+    """The regular expression whose ``fullmatch`` is :func:`wildcard_matches`."""
     return re.compile(".*".join(re.escape(part) for part in wildcard.split("*")), re.DOTALL)
 
 
 def wildcard_matches(wildcard: str, tag: str) -> bool:
     """True when ``wildcard`` (``*`` = any run of characters) matches the whole ``tag``."""
-    return _compiled(wildcard).fullmatch(tag) is not None
+    return wildcard_pattern(wildcard).fullmatch(tag) is not None
 
 
 def tag_is_immutable(repository: Repository, tag: str) -> bool:

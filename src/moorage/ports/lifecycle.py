@@ -123,10 +123,13 @@ class LifecycleRecords(Protocol):
         name; optionally only those of one registry and/or one name."""
         ...
 
-    async def lifecycle_candidates(self, repository_id: int) -> list[Candidate]:
-        """Every manifest of the repository as the evaluator sees it: its tags, push and last
-        pull times, and whether an index of the repository lists it. One consistent read,
-        ordered by digest."""
+    async def lifecycle_candidates(
+        self, repository_id: int, *, after: Digest | None = None, limit: int | None = None
+    ) -> list[Candidate]:
+        """The repository's manifests as the evaluator sees them: tags, push and last pull
+        times, and whether an index of the repository lists each. Ordered by digest: the
+        first ``limit`` (default all) of those after ``after``. Pages read in one transaction
+        form one consistent snapshot."""
         ...
 
     # -- previews -----------------------------------------------------------------------

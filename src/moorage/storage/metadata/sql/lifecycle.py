@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Row, String, delete, func, literal, or_, select, type_coerce, update
 
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 _BATCH = 500
 _IN_PROGRESS = PreviewStatus.IN_PROGRESS.value
 _RAW = String()
+# digest, pushed_at and last_pulled_at as stored, a tag name or None, and whether listed.
+_CandidateRow = tuple[str, Any, Any, str | None, Any]
 
 
 class SqlLifecycleRecords:
@@ -128,12 +130,28 @@ class SqlLifecycleRecords:
             found.append((_repository(row), policy))
         return found
 
-    async def lifecycle_candidates(self, repository_id: int) -> list[Candidate]:
+    async def lifecycle_candidates(
+        self, repository_id: int, *, after: Digest | None = None, limit: int | None = None
+    ) -> list[Candidate]:
+        page_query = (
+            select(
+                manifests.c.repository_id,
+                manifests.c.digest,
+                manifests.c.pushed_at,
+                manifests.c.last_pulled_at,
+            )
+            .where(manifests.c.repository_id == repository_id)
+            .order_by(manifests.c.digest)
+            .limit(limit)
+        )
+        if after is not None:
+            page_query = page_query.where(manifests.c.digest > str(after))
+        page = page_query.subquery("page")
         listed_by_index = (
             select(literal(1))
             .where(
-                manifest_references.c.child_digest == manifests.c.digest,
-                manifest_references.c.repository_id == manifests.c.repository_id,
+                manifest_references.c.child_digest == page.c.digest,
+                manifest_references.c.repository_id == page.c.repository_id,
                 manifest_references.c.kind == ReferenceKind.MANIFEST.value,
             )
             .exists()
@@ -143,33 +161,41 @@ class SqlLifecycleRecords:
         # the column type, and 100,000 rows make that a second (see _time).
         query = (
             select(
-                manifests.c.digest,
-                type_coerce(manifests.c.pushed_at, _RAW).label("pushed_at"),
-                type_coerce(manifests.c.last_pulled_at, _RAW).label("last_pulled_at"),
+                page.c.digest,
+                type_coerce(page.c.pushed_at, _RAW).label("pushed_at"),
+                type_coerce(page.c.last_pulled_at, _RAW).label("last_pulled_at"),
                 tags.c.name.label("tag"),
                 listed_by_index,
             )
-            .select_from(manifests)
+            .select_from(page)
             .outerjoin(
                 tags,
-                (tags.c.repository_id == manifests.c.repository_id)
-                & (tags.c.manifest_digest == manifests.c.digest),
+                (tags.c.repository_id == page.c.repository_id)
+                & (tags.c.manifest_digest == page.c.digest),
             )
-            .where(manifests.c.repository_id == repository_id)
-            .order_by(manifests.c.digest)
+            .order_by(page.c.digest)
         )
+        # One row per tag (or one untagged row) of each image, in digest order.
         candidates: list[Candidate] = []
-        current: Row[Any] | None = None
+        current: str | None = None
+        pushed = pulled = listed = None
         names: list[str] = []
         for row in await self._c.execute(query):
-            if current is not None and row.digest != current.digest:
-                candidates.append(_candidate(current, names))
-                names = []
-            current = row
-            if row.tag is not None:
-                names.append(row.tag)
+            digest, pushed_at, last_pulled_at, tag, is_listed = cast(_CandidateRow, row)
+            if digest != current:
+                if current is not None:
+                    candidates.append(_candidate(current, pushed, pulled, names, listed))
+                current, pushed, pulled, listed, names = (
+                    digest,
+                    pushed_at,
+                    last_pulled_at,
+                    is_listed,
+                    [],
+                )
+            if tag is not None:
+                names.append(tag)
         if current is not None:
-            candidates.append(_candidate(current, names))
+            candidates.append(_candidate(current, pushed, pulled, names, listed))
         return candidates
 
     # -- previews -----------------------------------------------------------------------
@@ -406,14 +432,17 @@ def _digest(text: str) -> Digest:
     return Digest(algorithm, encoded)
 
 
-def _candidate(row: Row[Any], names: list[str]) -> Candidate:
-    pulled = row.last_pulled_at
+def _candidate(
+    digest: str, pushed_at: Any, last_pulled_at: Any, names: list[str], listed: Any
+) -> Candidate:
     return Candidate(
-        digest=_digest(row.digest),
-        pushed_at=_time(row.pushed_at),
-        tags=frozenset(names),
-        last_pulled_at=None if pulled is None else _time(pulled),
-        referenced_by_index=bool(row.listed),
+        _digest(digest),
+        _time(pushed_at),
+        frozenset(names),
+        None if last_pulled_at is None else _time(last_pulled_at),
+        StorageClass.STANDARD,
+        None,
+        bool(listed),
     )
 
 
