@@ -14,7 +14,7 @@ from moorage.app import Registry, build_web_app, open_registry
 from moorage.config import Settings
 from moorage.domain.jobs import Job, JobState
 from moorage.ports.clock import system_clock
-from moorage.workers.runner import Progress, Runner
+from moorage.workers.runner import JobProgress, Runner
 from moorage.workers.wiring import TEST_HANDLERS_ENV, Workers, start_workers
 from tests.api.oci import Client, push_blob
 
@@ -29,7 +29,7 @@ class _Blocker:
         self.release = asyncio.Event()
         self.cancelled = 0
 
-    async def __call__(self, job: Job, progress: Progress) -> None:
+    async def __call__(self, job: Job, progress: JobProgress) -> None:
         self.started.set()
         try:
             await self.release.wait()

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from moorage.domain.jobs import Job
-from moorage.workers.runner import Progress, Runner
+from moorage.workers.runner import JobProgress, Runner
 
 DIR_ENV = "MOORAGE_TEST_JOB_DIR"
 GATED = "test.gated"
@@ -23,7 +23,7 @@ def register(runner: Runner) -> None:
     runner.register(GATED, gated)
 
 
-async def gated(job: Job, progress: Progress) -> None:
+async def gated(job: Job, progress: JobProgress) -> None:
     folder = Path(os.environ[DIR_ENV])
     _note(folder, "start", job)
     while not (folder / "gate").exists():  # noqa: ASYNC110  (another process makes it)

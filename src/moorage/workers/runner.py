@@ -10,6 +10,11 @@ One round (:meth:`Runner.tick`)::
          returned -> succeeded;  raised -> failed, retried after exponential backoff,
          or dead after max_attempts;  lease lost -> the handler is cancelled (another
          worker has the job now, or the job was deleted, as the emulator's reset does)
+       A worker that cannot renew (the database is unreachable) keeps running the job only
+       while the lease it last renewed surely holds: at ``LEASE_MARGIN`` of the lease after
+       the last renewal that succeeded, it cancels the handler and records nothing. The
+       lease then expires and the job is claimed again, by a worker that can reach the
+       database, never while this one still runs it.
 
 :meth:`Runner.start` runs rounds until :meth:`Runner.stop`, which lets running handlers
 finish for a grace period, then cancels them and gives their leases back (the attempt is not
@@ -34,7 +39,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from moorage.domain.jobs import (
@@ -52,18 +57,23 @@ from moorage.ports.metadata import MetadataStore
 
 log = logging.getLogger("moorage.jobs")
 
-Progress = Callable[[JsonObject], Awaitable[None]]
+JobProgress = Callable[[JsonObject], Awaitable[None]]
 """Given to a handler: record how far the job got (a JSON object, shown by ``moorage jobs
 list``). Cheap to call often: it is written with the lease's heartbeat, at most once a
 second."""
 
-Handler = Callable[[Job, Progress], Coroutine[Any, Any, None]]
+Handler = Callable[[Job, JobProgress], Coroutine[Any, Any, None]]
 """``async def handle(job, progress) -> None``: do the job; raise to fail the attempt. Must be
 idempotent (see the module docstring). Cancellation means the worker is stopping or lost the
 lease: stop promptly."""
 
 # Progress reaches the store at most this often (seconds), besides each heartbeat.
 PROGRESS_INTERVAL = 1.0
+
+# A worker that has not renewed its lease for this fraction of the lease stops the job. Below
+# 1, so that the handler is cancelled before another worker may claim the job (the rest covers
+# the cancellation itself and clocks that drift apart).
+LEASE_MARGIN = 0.9
 
 
 def worker_id() -> str:
@@ -73,7 +83,8 @@ def worker_id() -> str:
 
 @dataclass(frozen=True)
 class RunnerSettings:
-    """How a runner works. ``heartbeat`` defaults to a third of the lease."""
+    """How a runner works. ``heartbeat`` defaults to a third of the lease; one longer than
+    ``LEASE_MARGIN`` of the lease stops every job that runs that long (it cannot be kept)."""
 
     lease: timedelta = timedelta(seconds=60)
     heartbeat: timedelta | None = None
@@ -206,13 +217,15 @@ class Runner:
             due_at = await tx.next_job_due(self._handlers)
         if due_at is None or due_at > now:
             return []
+        claimed_at = time.monotonic()
         async with self._store.transaction() as tx:
             claimed = await tx.claim_jobs(
                 self.owner, now, now + self.settings.lease, self._handlers, limit=free
             )
         for job in claimed:
             log.info("job %d (%s): attempt %d started", job.id, job.kind, job.attempts)
-            task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
+            lease = _Lease(now, claimed_at, self.settings.lease)
+            task = asyncio.create_task(self._execute(job, lease), name=f"job-{job.id}")
             self._running[job.id] = task
             task.add_done_callback(functools.partial(self._finished, job.id))
         return claimed
@@ -289,7 +302,7 @@ class Runner:
 
     # -- one job ------------------------------------------------------------------------
 
-    async def _execute(self, job: Job) -> None:
+    async def _execute(self, job: Job, lease: _Lease) -> None:
         reporter = _ProgressReporter()
         handler = self._handlers[job.kind]
         work = asyncio.create_task(handler(job, reporter.report), name=f"job-{job.id}-handler")
@@ -297,16 +310,16 @@ class Runner:
         renewed_at = time.monotonic()
         try:
             while not work.done():
-                await self._wait(work, reporter, renewed_at)
+                await self._wait(work, reporter, renewed_at, lease)
                 if work.done():
                     break
                 now = time.monotonic()
                 heartbeat_due = now - renewed_at >= self.settings.heartbeat_seconds
                 progress_due = reporter.unsaved and now - reporter.saved_at >= PROGRESS_INTERVAL
-                if not (heartbeat_due or progress_due):
+                if not (heartbeat_due or progress_due or lease.expiring(now)):
                     continue
                 renewed_at = now
-                if not await self._renew(job, reporter):
+                if not await self._renew(job, reporter, lease):
                     lost = True
                     work.cancel()
                     await asyncio.wait({work})
@@ -318,8 +331,8 @@ class Runner:
             raise
         if lost:
             log.warning(
-                "job %d (%s): lease lost (this worker stalled past %s, or the job was "
-                "deleted); stopped it",
+                "job %d (%s): lease lost (this worker stalled past %s or could not renew "
+                "it, or the job was deleted); stopped it, recording nothing",
                 job.id,
                 job.kind,
                 self.settings.lease,
@@ -336,11 +349,16 @@ class Runner:
             await self._fail(job, error)
 
     async def _wait(
-        self, work: asyncio.Task[None], reporter: _ProgressReporter, renewed_at: float
+        self,
+        work: asyncio.Task[None],
+        reporter: _ProgressReporter,
+        renewed_at: float,
+        lease: _Lease,
     ) -> None:
-        """Until the handler ends, the next heartbeat is due, or new progress may be written."""
+        """Until the handler ends, the next heartbeat is due, new progress may be written, or
+        the lease can no longer be assumed held."""
         now = time.monotonic()
-        timeout = self.settings.heartbeat_seconds - (now - renewed_at)
+        timeout = min(self.settings.heartbeat_seconds - (now - renewed_at), lease.safe_until - now)
         waiting: set[asyncio.Future[Any]] = {work}
         if reporter.unsaved:
             timeout = min(timeout, PROGRESS_INTERVAL - (now - reporter.saved_at))
@@ -353,20 +371,40 @@ class Runner:
             for future in waiting - {work}:
                 future.cancel()
 
-    async def _renew(self, job: Job, reporter: _ProgressReporter) -> bool:
-        """Extend the lease (with any new progress); False when it is lost. A store error is
-        logged and the lease kept in hope: the next heartbeat tries again."""
+    async def _renew(self, job: Job, reporter: _ProgressReporter, lease: _Lease) -> bool:
+        """Extend the lease (with any new progress); False when it is lost, or may be.
+
+        A store error (or a renewal still unanswered when the lease may expire) is logged;
+        the lease is assumed held, and the next heartbeat tries again, only while less than
+        ``LEASE_MARGIN`` of it has passed since the last renewal that succeeded, by the
+        injected clock (the one the other workers compare the lease with) and by this
+        process's monotonic clock (which no clock change moves)."""
+        started = time.monotonic()
+        remaining = lease.safe_until - started
+        if remaining <= 0:
+            log.error("job %d: the lease was not renewed in time; stopping it", job.id)
+            return False
         progress = reporter.take()
         now = self._clock()
         try:
-            async with self._store.transaction() as tx:
-                return await tx.renew_lease(
+            async with asyncio.timeout(remaining), self._store.transaction() as tx:
+                held = await tx.renew_lease(
                     job.id, self.owner, now + self.settings.lease, now, progress=progress
                 )
         except Exception:
-            log.exception("job %d: renewing the lease failed", job.id)
             reporter.put_back(progress)
+            if lease.expiring(time.monotonic(), self._clock()):
+                log.exception(
+                    "job %d: renewing the lease failed, and it may expire before the next "
+                    "try; stopping the job (it runs again once the lease has expired)",
+                    job.id,
+                )
+                return False
+            log.exception("job %d: renewing the lease failed; trying again", job.id)
             return True
+        if held:
+            lease.renewed(now, started)
+        return held
 
     async def _complete(self, job: Job, reporter: _ProgressReporter) -> None:
         progress = reporter.take()
@@ -417,6 +455,25 @@ class Runner:
             return
         if released:
             log.info("job %d (%s): stopped unfinished; queued again", job.id, job.kind)
+
+
+class _Lease:
+    """When this worker last knew it held a job's lease: the start of the claim or of the
+    last renewal that succeeded, by the injected clock and by the monotonic clock."""
+
+    def __init__(self, at: datetime, at_monotonic: float, length: timedelta) -> None:
+        self._margin = length * LEASE_MARGIN
+        self.renewed(at, at_monotonic)
+
+    def renewed(self, at: datetime, at_monotonic: float) -> None:
+        self._safe_until_clock = at + self._margin
+        self.safe_until = at_monotonic + self._margin.total_seconds()
+
+    def expiring(self, now_monotonic: float, now: datetime | None = None) -> bool:
+        """True once the lease can no longer be assumed held (by either clock)."""
+        if now is not None and now >= self._safe_until_clock:
+            return True
+        return now_monotonic >= self.safe_until
 
 
 class _ProgressReporter:

@@ -18,10 +18,13 @@ declare their schedules in :func:`declare_schedules`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import importlib
 import logging
 import os
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -32,8 +35,13 @@ from sqlalchemy.engine import make_url
 from moorage.domain.jobs import Job
 from moorage.ports.clock import system_clock
 from moorage.services import lifecycle
-from moorage.services.gc import GarbageCollector
-from moorage.workers.runner import Handler, Progress, Runner, RunnerSettings
+from moorage.services.gc import (
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_UPLOAD_GRACE_PERIOD,
+    GarbageCollector,
+    GcProgress,
+)
+from moorage.workers.runner import Handler, JobProgress, Runner, RunnerSettings
 
 if TYPE_CHECKING:
     from moorage.app import Registry
@@ -42,6 +50,8 @@ log = logging.getLogger("moorage.jobs")
 
 GC_JOB = "gc"
 GC_SCHEDULE = "gc"
+# The GC job passes its phase progress on to the job's progress at most this often (seconds).
+GC_PROGRESS_INTERVAL = 1.0
 
 # For tests only, not a supported extension point: "module:function", called with the runner
 # to register extra handlers (the end-to-end tests' blocking job kind).
@@ -87,17 +97,60 @@ async def declare_schedules(runner: Runner, registry: Registry) -> None:
             await tx.delete_schedule(GC_SCHEDULE)
 
 
-def collect_garbage_job(registry: Registry) -> Handler:
-    """The periodic garbage collection (services/gc.py) as a job; what it freed becomes the
-    job's progress, shown by ``moorage jobs list``."""
+def collect_garbage_job(
+    registry: Registry,
+    *,
+    grace_period: timedelta = DEFAULT_GRACE_PERIOD,
+    upload_grace_period: timedelta = DEFAULT_UPLOAD_GRACE_PERIOD,
+) -> Handler:
+    """The periodic garbage collection (services/gc.py) as a job. While it runs, the job's
+    progress is the phase and how far it got (``{"phase", "done", "total"}``); once it ends,
+    what it freed. Both are shown by ``moorage jobs list``."""
 
-    async def handle(job: Job, progress: Progress) -> None:
-        collector = GarbageCollector(registry.metadata, registry.blob_store, system_clock)
-        result = await collector.run(dry_run=False)
+    async def handle(job: Job, progress: JobProgress) -> None:
+        collector = GarbageCollector(
+            registry.metadata,
+            registry.blob_store,
+            system_clock,
+            grace_period=grace_period,
+            upload_grace_period=upload_grace_period,
+        )
+        async with _forward_phases(progress) as forward:
+            result = await collector.run(dry_run=False, progress=forward)
         await progress(dict(result.as_dict()))
         log.info("garbage collection: %s", result.summary())
 
     return handle
+
+
+@contextlib.asynccontextmanager
+async def _forward_phases(progress: JobProgress) -> AsyncIterator[Callable[[GcProgress], None]]:
+    """A GC phase callback that passes the latest phase progress on to the job's progress,
+    in order, from a task of its own (the GC callback is synchronous): at most once per
+    ``GC_PROGRESS_INTERVAL`` seconds, as each report may be a database write. A report not
+    yet passed on when the block ends is dropped: the caller reports the result instead."""
+    latest: list[GcProgress] = []
+    changed = asyncio.Event()
+
+    def notify(update: GcProgress) -> None:
+        latest[:] = [update]
+        changed.set()
+
+    async def forward() -> None:
+        while True:
+            await changed.wait()
+            changed.clear()
+            update = latest.pop()
+            await progress({"phase": update.phase, "done": update.done, "total": update.total})
+            await asyncio.sleep(GC_PROGRESS_INTERVAL)
+
+    forwarder = asyncio.create_task(forward(), name="gc-progress")
+    try:
+        yield notify
+    finally:
+        forwarder.cancel()
+        # Not `await forwarder`: its CancelledError would hide a cancellation of this task.
+        await asyncio.wait({forwarder})
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,9 +12,10 @@ import pytest
 
 from moorage.domain.jobs import Job, JobState, error_text, next_run, retry_delay
 from moorage.ports.metadata import MetadataStore
+from moorage.storage.metadata.sql.jobs import SqlJobRecords
 from moorage.storage.metadata.sql.store import open_sql_metadata_store
 from moorage.workers import runner as runner_module
-from moorage.workers.runner import Progress, Runner, RunnerSettings
+from moorage.workers.runner import JobProgress, Runner, RunnerSettings
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SETTINGS = RunnerSettings(
@@ -73,7 +75,7 @@ class Blocker:
         self.cancelled = 0
         self.completed = 0
 
-    async def __call__(self, job: Job, progress: Progress) -> None:
+    async def __call__(self, job: Job, progress: JobProgress) -> None:
         self.calls.append(job)
         self.started.set()
         try:
@@ -87,7 +89,7 @@ class Blocker:
 async def test_a_job_runs_once_and_succeeds(store: MetadataStore, clock: FakeClock) -> None:
     calls: list[Job] = []
 
-    async def handle(job: Job, progress: Progress) -> None:
+    async def handle(job: Job, progress: JobProgress) -> None:
         calls.append(job)
 
     runner = Runner(store, clock, SETTINGS, owner="w1")
@@ -119,7 +121,7 @@ async def test_failures_back_off_exponentially_then_go_dead(
 ) -> None:
     attempts: list[int] = []
 
-    async def fail(job: Job, progress: Progress) -> None:
+    async def fail(job: Job, progress: JobProgress) -> None:
         attempts.append(job.attempts)
         raise RuntimeError(f"registry unreachable (attempt {job.attempts})\nsecond line")
 
@@ -216,10 +218,46 @@ async def test_a_worker_that_loses_its_lease_cancels_the_handler(
     await runner.stop()
 
 
+@pytest.mark.parametrize("outcome", ["complete_job", "fail_job"])
+async def test_an_outcome_that_cannot_be_recorded_is_retried_after_the_lease(
+    store: MetadataStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    """Recording the success (or the failure) raises: the job keeps its lease, so it is not
+    lost but runs again once the lease expires, and the runner goes on with other jobs."""
+    attempts: list[tuple[int, int]] = []
+
+    async def handle(job: Job, progress: JobProgress) -> None:
+        attempts.append((job.id, job.attempts))
+        if outcome == "fail_job" and (job.id, job.attempts) == (first_id, 1):
+            raise RuntimeError("the registry is down")
+
+    async def unrecordable(*args: object, **kwargs: object) -> None:
+        raise OSError("database unreachable")
+
+    runner = Runner(store, clock, SETTINGS, owner="w1")
+    runner.register("noop", handle)
+    job = await enqueue(store, max_attempts=3)
+    first_id = job.id
+    with monkeypatch.context() as outage:
+        outage.setattr(SqlJobRecords, outcome, unrecordable)
+        assert [j.id for j in await runner.run_due()] == [job.id]
+    unrecorded = await get(store, job.id)
+    assert (unrecorded.state, unrecorded.lease_owner) == (JobState.RUNNING, "w1")
+    # The runner goes on: another job runs and succeeds.
+    other = await enqueue(store)
+    assert [j.id for j in await runner.run_due()] == [other.id]
+    assert (await get(store, other.id)).state is JobState.SUCCEEDED
+    clock.advance(SETTINGS.lease)
+    assert [j.id for j in await runner.run_due()] == [job.id]
+    done = await get(store, job.id)
+    assert (done.state, done.attempts) == (JobState.SUCCEEDED, 2)
+    assert attempts == [(job.id, 1), (other.id, 1), (job.id, 2)]
+
+
 async def test_stop_lets_a_job_finish_within_the_grace_period(
     store: MetadataStore, clock: FakeClock
 ) -> None:
-    async def quick(job: Job, progress: Progress) -> None:
+    async def quick(job: Job, progress: JobProgress) -> None:
         await asyncio.sleep(0.05)
 
     runner = Runner(store, clock, SETTINGS)
@@ -250,7 +288,7 @@ async def test_stop_abandons_a_job_past_the_grace_period(
     again = Runner(store, clock, SETTINGS)
     done: list[int] = []
 
-    async def handle(job: Job, progress: Progress) -> None:
+    async def handle(job: Job, progress: JobProgress) -> None:
         done.append(job.attempts)
 
     again.register("noop", handle)
@@ -277,7 +315,7 @@ async def test_progress_is_recorded(
     reported = asyncio.Event()
     release = asyncio.Event()
 
-    async def handle(job: Job, progress: Progress) -> None:
+    async def handle(job: Job, progress: JobProgress) -> None:
         await progress({"done": 1, "total": 3})
         await progress({"done": 2, "total": 3})
         reported.set()
@@ -302,7 +340,7 @@ async def test_a_schedule_enqueues_one_run_per_interval(
 ) -> None:
     runs: list[dict[str, object]] = []
 
-    async def handle(job: Job, progress: Progress) -> None:
+    async def handle(job: Job, progress: JobProgress) -> None:
         runs.append(dict(job.payload))
 
     # Two processes declare and fire the same schedule.
@@ -364,7 +402,7 @@ async def test_a_wipe_keeps_the_schedules(store: MetadataStore, clock: FakeClock
 
 
 async def test_old_finished_jobs_are_deleted(store: MetadataStore, clock: FakeClock) -> None:
-    async def handle(job: Job, progress: Progress) -> None:
+    async def handle(job: Job, progress: JobProgress) -> None:
         pass
 
     runner = Runner(store, clock, RunnerSettings(retention=timedelta(days=7)))
@@ -415,3 +453,82 @@ async def _lease_after(store: MetadataStore, job_id: int, when: datetime) -> boo
 
 async def _progress_is(store: MetadataStore, job_id: int, progress: dict[str, int]) -> bool:
     return (await get(store, job_id)).progress == progress
+
+
+async def test_a_worker_that_cannot_renew_stops_the_job_before_its_lease_expires(
+    store: MetadataStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is unreachable from this worker for longer than the lease (by the clock
+    the workers share): it stops the handler and records nothing, so that the worker that
+    claims the job next never runs it at the same time."""
+    first = Blocker()
+    settings = RunnerSettings(lease=timedelta(seconds=60), heartbeat=timedelta(seconds=0.02))
+    runner = Runner(store, clock, settings, owner="w1")
+    runner.register("noop", first)
+    job = await enqueue(store)
+    await runner.tick()
+    await first.started.wait()
+
+    def unreachable() -> object:
+        raise OSError("database unreachable")
+
+    with monkeypatch.context() as outage:
+        outage.setattr(store, "transaction", unreachable)
+        await asyncio.sleep(0.1)  # failed heartbeats well within the lease: the job runs on
+        assert (first.cancelled, runner.running_jobs) == (0, frozenset({job.id}))
+        clock.advance(timedelta(seconds=54))
+        await _until(lambda: _true(first.cancelled == 1))
+        await _until(lambda: _true(runner.running_jobs == frozenset()))
+    lost = await get(store, job.id)
+    assert (lost.state, lost.lease_owner, lost.attempts) == (JobState.RUNNING, "w1", 1)
+    other = Runner(store, clock, SETTINGS, owner="w2")
+    second = Blocker()
+    other.register("noop", second)
+    assert await other.tick() == []  # the lease has not expired yet
+    clock.advance(timedelta(seconds=6))
+    [again] = await other.tick()
+    assert (again.id, again.attempts, again.lease_owner) == (job.id, 2, "w2")
+    second.release.set()
+    await other.stop()
+    await runner.stop()
+    assert (await get(store, job.id)).state is JobState.SUCCEEDED
+
+
+async def test_a_renewal_that_hangs_stops_the_job_before_its_lease_expires(
+    store: MetadataStore, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Measured by the monotonic clock too: a renewal that never answers (the injected clock
+    stands still here) stops the job at LEASE_MARGIN of the lease."""
+    loop = asyncio.get_running_loop()
+    started = asyncio.Event()
+    cancelled_at: list[float] = []
+
+    async def handle(job: Job, progress: JobProgress) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled_at.append(loop.time())
+            raise
+
+    settings = RunnerSettings(lease=timedelta(seconds=1), heartbeat=timedelta(seconds=0.1))
+    runner = Runner(store, clock, settings, owner="w1")
+    runner.register("noop", handle)
+    job = await enqueue(store)
+    claimed_at = loop.time()
+    await runner.tick()
+    await started.wait()
+
+    @contextlib.asynccontextmanager
+    async def hanging() -> AsyncIterator[object]:
+        await asyncio.Event().wait()
+        yield None  # pragma: no cover
+
+    monkeypatch.setattr(store, "transaction", hanging)
+    await _until(lambda: _true(runner.running_jobs == frozenset()))
+    [when] = cancelled_at
+    assert when - claimed_at < 1.0  # the lease, which nobody renewed, is not over yet
+    monkeypatch.undo()
+    lost = await get(store, job.id)
+    assert (lost.state, lost.lease_owner) == (JobState.RUNNING, "w1")
+    await runner.stop()
