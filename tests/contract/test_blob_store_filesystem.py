@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from moorage.domain.digests import Digest
-from moorage.domain.errors import BlobUnknown, RangeInvalid
+from moorage.domain.errors import BlobUnknown, RangeInvalid, UploadUnknown
 from moorage.ports.blobs import BlobStore
+from moorage.storage.blobs import filesystem
 from moorage.storage.blobs.checked import CheckedBlobStore
 from moorage.storage.blobs.filesystem import FilesystemBlobStore
 
@@ -92,6 +93,32 @@ async def test_commit_of_existing_digest_keeps_the_file(root: Path) -> None:
     inode = location.path.stat().st_ino
     await put(store, data)
     assert location.path.stat().st_ino == inode
+    await empty(store)
+
+
+async def test_commit_whose_staging_area_goes_meanwhile_is_an_unknown_upload(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Garbage collection may remove a staging area while its upload commits (a monolithic
+    upload has no session, so its area looks orphaned). Removed after the staged bytes were
+    checked, just before the rename that publishes them, the upload is unknown (the client
+    uploads again), never an internal error, and nothing is published."""
+    store = CheckedBlobStore(FilesystemBlobStore(root))
+    data = payload(1_000)
+    digest = Digest.of(data)
+    upload_id = await stage(store, data)
+    make_dirs = filesystem._make_dirs
+
+    def removed_first(path: Path) -> None:
+        # Between the checks of the staged bytes and the rename that publishes them.
+        filesystem._remove_staging(root / "uploads" / upload_id)
+        make_dirs(path)
+
+    monkeypatch.setattr(filesystem, "_make_dirs", removed_first)
+    with pytest.raises(UploadUnknown):
+        await store.commit_upload(upload_id, digest, len(data))
+    assert await store.stat(digest) is None
+    assert await uploads_in(store) == []
     await empty(store)
 
 

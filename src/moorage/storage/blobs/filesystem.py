@@ -458,7 +458,14 @@ def _commit(staging: Path, upload_id: str, final: Path, size: int) -> None:
         os.close(fd)
     if not exists:
         _make_dirs(final.parent)
-        os.replace(data, final)
+        try:
+            os.replace(data, final)
+        except FileNotFoundError:
+            # The staged bytes went since they were checked (garbage collection removed the
+            # staging area: a monolithic upload has no session, so its area looks orphaned).
+            # The fan-out directory exists (made just above, never removed): only the
+            # source can be missing.
+            raise _upload_unknown(upload_id) from None
         _sync_dir(final.parent)
     _remove_staging(staging)
 
