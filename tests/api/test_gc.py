@@ -82,6 +82,61 @@ async def test_grace_period_spares_recent_blobs(client: Client, registry: Regist
     assert await stored(registry) == set()
 
 
+async def age_blobs(registry: Registry, blobs: tuple[bytes, ...], age: timedelta) -> None:
+    """Make ``blobs`` look uploaded ``age`` ago (and never used since)."""
+    async with registry.metadata.transaction() as tx:
+        for blob in blobs:
+            await tx.put_blob(Digest.parse(digest_of(blob)), len(blob), system_clock() - age)
+
+
+async def test_grace_period_starts_when_the_last_manifest_goes(
+    client: Client, registry: Registry
+) -> None:
+    """A layer uploaded long ago whose image is deleted is not collectable at once: a client
+    re-pushing that image may just have been told by a HEAD that the layer exists."""
+    config = b'{"architecture":"amd64","os":"linux","old":true}'
+    layers = (b"layer pushed months ago",)
+    digest, payload = await push_image(client, NAME, "old", layers=layers, config=config)
+    await age_blobs(registry, (config, *layers), timedelta(days=90))
+    response = await client.delete(f"/v2/{NAME}/manifests/{digest}")
+    assert response.status == 202
+
+    day = timedelta(days=1)
+    spared = await collector(registry, grace_period=day).run()
+    assert spared.blobs_deleted == 0
+    # The re-push: the layers are there, no upload is needed, and the manifest is accepted.
+    for blob in (config, *layers):
+        assert (await client.head(f"/v2/{NAME}/blobs/{digest_of(blob)}")).status == 200
+    assert (await put_manifest(client, NAME, "old", payload)).status == 201
+
+    response = await client.delete(f"/v2/{NAME}/manifests/{digest}")
+    assert response.status == 202
+    later = GarbageCollector(
+        registry.metadata,
+        registry.blob_store,
+        lambda: system_clock() + 2 * day,
+        grace_period=day,
+    )
+    assert (await later.run()).blobs_deleted == 2  # once the grace period is over
+    assert await stored(registry) == set()
+
+
+async def test_grace_period_starts_when_the_repository_goes(
+    client: Client, registry: Registry
+) -> None:
+    config = b'{"architecture":"amd64","os":"linux","repository":"gone"}'
+    layers = (b"layer of a deleted repository",)
+    await push_image(client, NAME, "v1", layers=layers, config=config)
+    await age_blobs(registry, (config, *layers), timedelta(days=90))
+    await registry.repositories.delete(REGISTRY_ID, NAME, force=True)
+
+    day = timedelta(days=1)
+    assert (await collector(registry, grace_period=day).run()).blobs_deleted == 0
+    assert await stored(registry) == {digest_of(blob) for blob in (config, *layers)}
+    await collector(registry).run()  # leave nothing behind
+    assert await stored(registry) == set()
+
+
 async def test_gc_removes_abandoned_uploads_and_orphans(client: Client, registry: Registry) -> None:
     response = await client.post(f"/v2/{NAME}/blobs/uploads/")
     assert response.status == 202

@@ -69,9 +69,11 @@ class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protoco
         self, registry_id: str, *, after: str | None = None, limit: int | None = None
     ) -> list[Repository]: ...
 
-    async def delete_repository(self, repository_id: int) -> None:
+    async def delete_repository(self, repository_id: int, *, now: datetime | None = None) -> None:
         """Delete the repository with its manifests, tags, blob links and upload sessions,
-        its resource tags and its policy."""
+        its resource tags and its policy. The blobs its manifests referenced count as used
+        at ``now`` (default: the system time): their garbage-collection grace period starts
+        again."""
         ...
 
     # -- repository settings, resource tags and policies ------------------------------------
@@ -253,8 +255,12 @@ class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protoco
         """Digests of the indexes in the repository that list ``digest`` as a child."""
         ...
 
-    async def delete_manifest(self, repository_id: int, digest: Digest) -> bool:
-        """Delete a manifest with its tags and references; False when absent."""
+    async def delete_manifest(
+        self, repository_id: int, digest: Digest, *, now: datetime | None = None
+    ) -> bool:
+        """Delete a manifest with its tags and references; False when absent. The blobs it
+        referenced count as used at ``now`` (default: the system time): their
+        garbage-collection grace period starts again."""
         ...
 
     async def list_referrers(

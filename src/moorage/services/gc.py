@@ -32,9 +32,12 @@ The race with a push that is about to reference a blob, and how each step is ord
    bytes are still there (``services/uploads.py``), so bytes an upload relies on are never
    deleted. A crash between the two steps leaves orphan bytes, swept by a later run.
 4. Uses refresh the grace period: an upload's completion (``put_blob``), a mount or a link
-   (``link_blob``). A HEAD does not, to keep the read path free of writes: a client that
-   HEADs an unreferenced blob in its last moment of grace and then PUTs a manifest after
-   collection may see MANIFEST_BLOB_UNKNOWN once, and its retry uploads the blob.
+   (``link_blob``), and the end of a reference: deleting a manifest (or its repository)
+   refreshes the blobs it referenced, so the period starts when a blob becomes
+   unreferenced, not when it was uploaded. A HEAD does not, to keep the read path free of
+   writes: a client that HEADs an unreferenced blob in its last moment of grace and then
+   PUTs a manifest after collection may see MANIFEST_BLOB_UNKNOWN once, and its retry
+   uploads the blob.
 
 Every step is idempotent and works in batches of ``batch_size``: a run that dies half-way
 is finished by the next one. Collection never holds a transaction across the whole run.

@@ -289,7 +289,7 @@ class RepositoryService:
                     f"The repository with name '{valid}' in registry with id '{registry_id}' "
                     "cannot be deleted because it still contains images"
                 )
-            await tx.delete_repository(repository.id)
+            await tx.delete_repository(repository.id, now=self._clock())
             return repository
 
 

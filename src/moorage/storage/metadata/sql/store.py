@@ -26,12 +26,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     Integer,
     Row,
     Table,
@@ -429,7 +430,11 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
             query = query.where(repositories.c.name > after)
         return [_repository(row) for row in await self._c.execute(query)]
 
-    async def delete_repository(self, repository_id: int) -> None:
+    async def delete_repository(self, repository_id: int, *, now: datetime | None = None) -> None:
+        # As in delete_manifest: the grace period of its images' blobs starts now.
+        await self._touch_referenced_blobs(
+            manifest_references.c.repository_id == repository_id, now
+        )
         # Foreign keys cascade to manifests, their references and tags, links and uploads,
         # resource tags and the repository policy.
         await self._c.execute(delete(repositories).where(repositories.c.id == repository_id))
@@ -697,6 +702,32 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
 
     # -- garbage collection (docs/gc.md) ------------------------------------------------
 
+    async def _touch_referenced_blobs(
+        self, references: ColumnElement[bool], now: datetime | None
+    ) -> None:
+        """Set ``last_used_at`` to ``now`` (default: the system time; never backwards) on the
+        blobs that the ``references`` rows (of kind blob) name, so that a blob's grace period
+        starts when a manifest stops referencing it rather than when it was uploaded.
+
+        Rows are locked in digest order first (``FOR NO KEY UPDATE``, which a manifest PUT's
+        ``FOR KEY SHARE`` does not wait for), as collection's ``FOR UPDATE`` locks them:
+        the two wait for each other without deadlocking, and collection re-checks
+        ``last_used_at`` after the wait."""
+        moment = now if now is not None else datetime.now(UTC)
+        named = select(manifest_references.c.child_digest).where(
+            references, manifest_references.c.kind == ReferenceKind.BLOB.value
+        )
+        stale = blobs.c.digest.in_(named), blobs.c.last_used_at < moment
+        if self._c.dialect.name == "postgresql":
+            lock = (
+                select(blobs.c.digest)
+                .where(*stale)
+                .order_by(blobs.c.digest)
+                .with_for_update(key_share=True)
+            )
+            await self._c.execute(lock)
+        await self._c.execute(update(blobs).where(*stale).values(last_used_at=moment))
+
     async def gc_blob_candidates(
         self, cutoff: datetime, *, after: Digest | None = None, limit: int = 1000
     ) -> list[BlobRecord]:
@@ -821,7 +852,16 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         # Sorted here, as in tags_of: with an ORDER BY SQLite walks the primary key.
         return [_digest(text) for text in sorted(await self._c.scalars(query))]
 
-    async def delete_manifest(self, repository_id: int, digest: Digest) -> bool:
+    async def delete_manifest(
+        self, repository_id: int, digest: Digest, *, now: datetime | None = None
+    ) -> bool:
+        # Its blobs' grace period starts now, before the cascade removes the references
+        # that say which blobs they are.
+        await self._touch_referenced_blobs(
+            (manifest_references.c.repository_id == repository_id)
+            & (manifest_references.c.manifest_digest == str(digest)),
+            now,
+        )
         # Foreign keys cascade to its tags and to the references it makes.
         statement = delete(manifests).where(
             manifests.c.repository_id == repository_id, manifests.c.digest == str(digest)

@@ -207,8 +207,8 @@ blobs = Table(
     Column("digest", binary_string(DIGEST_LENGTH), primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
-    # The last upload, mount or link of the blob: garbage collection spares an unreferenced
-    # blob for a grace period after it (docs/gc.md).
+    # The last upload, mount or link of the blob, or deletion of a manifest referencing it:
+    # garbage collection spares an unreferenced blob for a grace period after it (docs/gc.md).
     Column("last_used_at", UtcDateTime, nullable=False),
 )
 
