@@ -12,6 +12,7 @@ imports it last).
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import timedelta
 from typing import Any
@@ -92,7 +93,9 @@ async def collect(
 
 
 class _ProgressBars:
-    """One click progress bar per phase, opened when the phase reports its total."""
+    """One click progress bar per phase, opened at the phase's first report. Phases do not
+    count their work first, so a bar counts items handled and shows its total once the
+    phase ends."""
 
     def __init__(self) -> None:
         self._stack = ExitStack()
@@ -111,15 +114,20 @@ class _ProgressBars:
             self._stack.close()  # the previous phase is over
             self._stack = ExitStack()
             bar = self._stack.enter_context(
-                click.progressbar(
-                    length=max(progress.total, 1), label=progress.phase, file=sys.stderr
-                )
+                click.progressbar(_unknown_length(), label=progress.phase, file=sys.stderr)
             )
             self._bars[progress.phase] = bar
             self._done[progress.phase] = 0
-        if progress.total > (bar.length or 0):
+        if progress.total is not None:
             bar.length = progress.total
         step = progress.done - self._done[progress.phase]
         if step > 0:
             bar.update(step)
             self._done[progress.phase] = progress.done
+        elif progress.total is not None:
+            bar.render_progress()  # the total alone changed the bar
+
+
+def _unknown_length() -> Iterator[int]:
+    """An iterable without a length hint: click then draws a counter, not a percentage."""
+    yield from ()

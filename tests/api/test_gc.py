@@ -4,16 +4,24 @@ protocol layer: what it frees, what it keeps, and the race with concurrent pushe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import random
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from moorage.app import Registry
 from moorage.domain.digests import Digest
 from moorage.ports.clock import system_clock
-from moorage.services.gc import GarbageCollector, GcProgress, GcReport
+from moorage.services.gc import (
+    FILE_BATCH_SIZE,
+    PHASES,
+    GarbageCollector,
+    GcProgress,
+    GcReport,
+)
 
 from .conftest import REGISTRY_ID
 from .oci import OCI_LAYER, Client, digest_of, image_manifest, push_blob, push_image, put_manifest
@@ -265,3 +273,130 @@ async def test_gc_under_concurrent_pushes_loses_no_referenced_blob(
         for blob in (json.loads(payload)["config"], *json.loads(payload)["layers"])
     }
     assert await stored(registry) == wanted
+
+
+class _Spies:
+    """Wraps a registry's stores to see what a run does, and when: how far listings got,
+    and which blob store calls happen inside a write transaction."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.metadata = registry.metadata
+        self.blobs = registry.blob_store
+        self.listed = 0
+        self.transaction = 0  # the number of the write transaction open, 0 when none
+        self.opened = 0
+        self.deletes: dict[int, int] = {}  # per write transaction: files deleted
+        self.stats_in_transactions = 0
+
+    def collector(self, **options: object) -> GarbageCollector:
+        spies = self
+
+        class Metadata:
+            def __getattr__(self, name: str) -> object:
+                return getattr(spies.metadata, name)
+
+            @contextlib.asynccontextmanager
+            async def transaction(self) -> AsyncIterator[object]:
+                async with spies.metadata.transaction() as tx:
+                    spies.opened += 1
+                    spies.transaction = spies.opened
+                    try:
+                        yield tx
+                    finally:
+                        spies.transaction = 0
+
+        class Blobs:
+            def __getattr__(self, name: str) -> object:
+                return getattr(spies.blobs, name)
+
+            async def list_digests(self, modified_before: object = None) -> AsyncIterator[Digest]:
+                async for digest in spies.blobs.list_digests(modified_before):  # type: ignore[arg-type]
+                    spies.listed += 1
+                    yield digest
+
+            async def stat(self, digest: Digest) -> int | None:
+                spies.stats_in_transactions += spies.transaction != 0
+                return await spies.blobs.stat(digest)
+
+            async def delete(self, digest: Digest) -> bool:
+                if spies.transaction:
+                    spies.deletes[spies.transaction] = spies.deletes.get(spies.transaction, 0) + 1
+                return await spies.blobs.delete(digest)
+
+        options = {"grace_period": timedelta(0), "upload_grace_period": timedelta(0), **options}
+        return GarbageCollector(Metadata(), Blobs(), system_clock, **options)  # type: ignore[arg-type]
+
+
+async def orphan_files(registry: Registry, count: int) -> None:
+    """Blob files that no row records, as a crash between publishing and recording leaves."""
+    store = registry.blob_store
+    for number in range(count):
+        data = b"orphan %d" % number
+
+        async def chunks(data: bytes = data) -> AsyncIterator[bytes]:
+            yield data
+
+        upload_id = str(uuid.uuid4())
+        await store.start_upload(upload_id)
+        await store.write_upload(upload_id, 0, chunks())
+        await store.commit_upload(upload_id, Digest.of(data), len(data))
+
+
+async def test_files_are_deleted_a_few_per_write_transaction(registry: Registry) -> None:
+    """On SQLite the file lock is the single write lock: a run holds it for a few file
+    deletions at a time, and reads no file while it holds it."""
+    await orphan_files(registry, 45)
+    spies = _Spies(registry)
+    report = await spies.collector(batch_size=200).run()
+    assert report.orphan_files_removed == 45
+    assert sum(spies.deletes.values()) == 45
+    assert max(spies.deletes.values()) <= FILE_BATCH_SIZE < 45
+    assert spies.stats_in_transactions == 0
+    assert await stored(registry) == set()
+
+
+async def test_a_run_streams_its_work(client: Client, registry: Registry) -> None:
+    """Memory does not grow with the store: files are handled while they are listed, not
+    after the listing, and no phase counts its work before doing it."""
+    await orphan_files(registry, 10)
+    for number in range(7):
+        await push_blob(client, NAME, b"unreferenced %d" % number)
+    spies = _Spies(registry)
+    listed_at_first_report: list[int] = []
+    seen: list[GcProgress] = []
+
+    def progress(update: GcProgress) -> None:
+        seen.append(update)
+        if update.phase == "orphan blob files" and update.done and not listed_at_first_report:
+            listed_at_first_report.append(spies.listed)
+
+    report = await spies.collector(batch_size=3).run(progress=progress)
+    assert (report.blobs_deleted, report.orphan_files_removed) == (7, 10)
+    assert listed_at_first_report == [3]
+    for phase in PHASES:
+        updates = [update for update in seen if update.phase == phase]
+        assert all(update.total is None for update in updates[:-1]), updates
+        assert updates[-1].total == updates[-1].done
+        assert [update.done for update in updates] == sorted(update.done for update in updates)
+    blob_updates = [update.done for update in seen if update.phase == "blobs"]
+    assert blob_updates == [3, 6, 7]
+    assert await stored(registry) == set()
+
+
+async def test_dry_run_counts_upload_sessions_a_page_at_a_time(
+    client: Client, registry: Registry
+) -> None:
+    for _ in range(7):
+        response = await client.post(f"/v2/{NAME}/blobs/uploads/")
+        assert response.status == 202
+        response = await client.patch(
+            response.headers["Location"],
+            data=b"some bytes",
+            headers={"Content-Type": "application/octet-stream"},
+        )
+        assert response.status == 202
+    dry = await collector(registry).run(dry_run=True)  # batch_size 3: three pages
+    assert (dry.uploads_removed, dry.bytes_freed) == (7, 7 * len(b"some bytes"))
+    report = await collector(registry).run()
+    assert (report.uploads_removed, report.bytes_freed) == (7, 7 * len(b"some bytes"))
+    assert (await collector(registry).run(dry_run=True)).uploads_removed == 0

@@ -362,7 +362,12 @@ class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protoco
 
     async def delete_upload(self, upload_id: str) -> None: ...
 
-    async def list_uploads_updated_before(self, cutoff: datetime) -> list[UploadSession]: ...
+    async def list_uploads_updated_before(
+        self, cutoff: datetime, *, after: UploadSession | None = None, limit: int | None = None
+    ) -> list[UploadSession]:
+        """Sessions not updated since ``cutoff``, oldest first (then by id); with ``after``,
+        those that come after that session in this order; at most ``limit``."""
+        ...
 
     async def delete_stale_uploads(self, cutoff: datetime, limit: int) -> list[UploadSession]:
         """End up to ``limit`` sessions not updated since ``cutoff`` (oldest first) and return

@@ -39,39 +39,54 @@ The race with a push that is about to reference a blob, and how each step is ord
    PUTs a manifest after collection may see MANIFEST_BLOB_UNKNOWN once, and its retry
    uploads the blob.
 
-Every step is idempotent and works in batches of ``batch_size``: a run that dies half-way
-is finished by the next one. Collection never holds a transaction across the whole run.
+Every step is idempotent and streams its work in batches of ``batch_size``: a run that
+dies half-way is finished by the next one, and its memory does not grow with the store.
+Collection never holds a transaction across the whole run, and holds the file lock (on
+SQLite, the single write lock) for at most ``FILE_BATCH_SIZE`` file deletions at a time.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import UploadUnknown
+from moorage.domain.models import UploadSession
 from moorage.ports.blobs import BlobStore
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore
 
 log = logging.getLogger(__name__)
 
+_T = TypeVar("_T")
+
 DEFAULT_GRACE_PERIOD = timedelta(hours=24)
 DEFAULT_UPLOAD_GRACE_PERIOD = timedelta(hours=24)
 DEFAULT_BATCH_SIZE = 200
+# Files deleted per write transaction. Deleting a file must happen under the blob's file
+# lock, which on SQLite is the single write lock: a few deletions at a time keep every
+# other writer's wait short, even on a slow disk.
+FILE_BATCH_SIZE = 20
 
 PHASES = ("upload sessions", "blobs", "orphan blob files", "orphan staging areas")
 
 
 @dataclass(frozen=True, slots=True)
 class GcProgress:
-    """``done`` of ``total`` items of ``phase`` (one of :data:`PHASES`) handled so far."""
+    """``done`` items of ``phase`` (one of :data:`PHASES`) handled so far.
+
+    Phases stream their work rather than list it first, so ``total`` is None while a phase
+    runs: a phase reports as its batches are done, then once with ``total == done`` when
+    it ends (only that report when it found nothing to do).
+    """
 
     phase: str
     done: int
-    total: int
+    total: int | None = None
 
 
 Progress = Callable[[GcProgress], None]
@@ -103,7 +118,8 @@ class GcReport:
 
 class GarbageCollector:
     """Runs collections; holds no state between runs (any process may run one, and two
-    concurrent runs only do some work twice)."""
+    concurrent runs only do some work twice). A run's memory does not grow with the store:
+    it holds one batch at a time."""
 
     def __init__(
         self,
@@ -125,6 +141,7 @@ class GarbageCollector:
         self._grace = grace_period
         self._upload_grace = upload_grace_period
         self._batch = batch_size
+        self._file_batch = min(batch_size, FILE_BATCH_SIZE)
 
     async def run(self, dry_run: bool = False, progress: Progress | None = None) -> GcReport:
         """Collect once. With ``dry_run`` nothing is deleted and the report says what would
@@ -145,84 +162,83 @@ class GarbageCollector:
 
     async def _upload_sessions(self, report: GcReport, cutoff: datetime, notify: Progress) -> None:
         phase = PHASES[0]
-        async with self._metadata.read() as tx:
-            stale = await tx.list_uploads_updated_before(cutoff)
-        notify(GcProgress(phase, 0, len(stale)))
-        if report.dry_run:
-            report.uploads_removed += len(stale)
-            report.bytes_freed += sum(session.size for session in stale)
-            notify(GcProgress(phase, len(stale), len(stale)))
-            return
         done = 0
+        after: UploadSession | None = None
         while True:
-            async with self._metadata.transaction() as tx:
-                removed = await tx.delete_stale_uploads(cutoff, self._batch)
-            for session in removed:  # after the commit: bytes go after their metadata
-                await self._blobs.cancel_upload(session.id)
-            report.uploads_removed += len(removed)
-            report.bytes_freed += sum(session.size for session in removed)
-            done += len(removed)
-            notify(GcProgress(phase, min(done, len(stale)), max(done, len(stale))))
-            if len(removed) < self._batch:
-                return
+            if report.dry_run:
+                async with self._metadata.read() as tx:
+                    batch = await tx.list_uploads_updated_before(
+                        cutoff, after=after, limit=self._batch
+                    )
+                after = batch[-1] if batch else None
+            else:
+                async with self._metadata.transaction() as tx:
+                    batch = await tx.delete_stale_uploads(cutoff, self._batch)
+                for session in batch:  # after the commit: bytes go after their metadata
+                    await self._blobs.cancel_upload(session.id)
+            report.uploads_removed += len(batch)
+            report.bytes_freed += sum(session.size for session in batch)
+            done += len(batch)
+            if len(batch) < self._batch:
+                break
+            notify(GcProgress(phase, done))
+        notify(GcProgress(phase, done, done))
 
     async def _unreferenced_blobs(
         self, report: GcReport, cutoff: datetime, notify: Progress
     ) -> None:
+        """Candidates a page at a time, by digest; each page is re-checked as it is deleted."""
         phase = PHASES[1]
-        candidates: list[tuple[Digest, int]] = []
+        done = 0
         after: Digest | None = None
         while True:
             async with self._metadata.read() as tx:
                 page = await tx.gc_blob_candidates(cutoff, after=after, limit=self._batch)
-            candidates += [(blob.digest, blob.size) for blob in page]
-            if len(page) < self._batch:
-                break
-            after = page[-1].digest
-        notify(GcProgress(phase, 0, len(candidates)))
-        for start in range(0, len(candidates), self._batch):
-            batch = candidates[start : start + self._batch]
             if report.dry_run:
-                report.blobs_deleted += len(batch)
-                report.bytes_freed += sum(size for _, size in batch)
-            else:
+                report.blobs_deleted += len(page)
+                report.bytes_freed += sum(blob.size for blob in page)
+            elif page:
                 async with self._metadata.transaction() as tx:
-                    deleted = await tx.delete_unreferenced_blobs([d for d, _ in batch], cutoff)
+                    deleted = await tx.delete_unreferenced_blobs([b.digest for b in page], cutoff)
                 await self._delete_unrecorded_files([blob.digest for blob in deleted])
                 report.blobs_deleted += len(deleted)
                 report.bytes_freed += sum(blob.size for blob in deleted)
-            notify(GcProgress(phase, start + len(batch), len(candidates)))
+            done += len(page)
+            if len(page) < self._batch:
+                break
+            after = page[-1].digest
+            notify(GcProgress(phase, done))
+        notify(GcProgress(phase, done, done))
 
     async def _orphan_blob_files(
         self, report: GcReport, cutoff: datetime, notify: Progress
     ) -> None:
         phase = PHASES[2]
-        listed = [digest async for digest in self._blobs.list_digests(cutoff)]
-        notify(GcProgress(phase, 0, len(listed)))
-        for start in range(0, len(listed), self._batch):
-            batch = listed[start : start + self._batch]
+        done = 0
+        async for batch in _batches(self._blobs.list_digests(cutoff), self._batch):
+            # Most files listed are recorded: sort them out in a read, not under the lock.
+            async with self._metadata.read() as tx:
+                orphans = [d for d in batch if await tx.get_blob(d) is None]
             if report.dry_run:
-                async with self._metadata.read() as tx:
-                    orphans = [d for d in batch if await tx.get_blob(d) is None]
                 for digest in orphans:
                     size = await self._blobs.stat(digest)
                     if size is not None:
                         report.orphan_files_removed += 1
                         report.bytes_freed += size
             else:
-                removed, freed = await self._delete_unrecorded_files(batch)
+                removed, freed = await self._delete_unrecorded_files(orphans)
                 report.orphan_files_removed += removed
                 report.bytes_freed += freed
-            notify(GcProgress(phase, start + len(batch), len(listed)))
+            done += len(batch)
+            notify(GcProgress(phase, done))
+        notify(GcProgress(phase, done, done))
 
     async def _orphan_staging_areas(
         self, report: GcReport, cutoff: datetime, notify: Progress
     ) -> None:
         phase = PHASES[3]
-        listed = [upload_id async for upload_id in self._blobs.list_uploads(cutoff)]
-        notify(GcProgress(phase, 0, len(listed)))
-        for start in range(0, len(listed), self._batch):
-            batch = listed[start : start + self._batch]
+        done = 0
+        async for batch in _batches(self._blobs.list_uploads(cutoff), self._batch):
             async with self._metadata.read() as tx:
                 orphans = [u for u in batch if await tx.get_upload(u) is None]
             for upload_id in orphans:
@@ -234,23 +250,45 @@ class GarbageCollector:
                     await self._blobs.cancel_upload(upload_id)
                 report.orphan_files_removed += 1
                 report.bytes_freed += size
-            notify(GcProgress(phase, start + len(batch), len(listed)))
+            done += len(batch)
+            notify(GcProgress(phase, done))
+        notify(GcProgress(phase, done, done))
 
     # -- helpers ------------------------------------------------------------------------
 
     async def _delete_unrecorded_files(self, digests: Sequence[Digest]) -> tuple[int, int]:
         """Delete the bytes of those of ``digests`` that no row records, under the file lock
-        (step 3 of the module docstring); return how many files went and their bytes."""
-        if not digests:
-            return 0, 0
+        (step 3 of the module docstring); return how many files went and their bytes.
+
+        The lock is held for at most ``FILE_BATCH_SIZE`` deletions at a time. Sizes are
+        read before it is taken: a digest's bytes, hence its size, never change."""
         removed = freed = 0
-        async with self._metadata.transaction() as tx:
-            for digest in sorted(await tx.lock_blob_files(digests), key=str):
+        for start in range(0, len(digests), self._file_batch):
+            sizes: dict[Digest, int] = {}
+            for digest in digests[start : start + self._file_batch]:
                 size = await self._blobs.stat(digest)
-                if size is not None and await self._blobs.delete(digest):
-                    removed += 1
-                    freed += size
+                if size is not None:
+                    sizes[digest] = size
+            if not sizes:
+                continue
+            async with self._metadata.transaction() as tx:
+                for digest in sorted(await tx.lock_blob_files(sizes), key=str):
+                    if await self._blobs.delete(digest):
+                        removed += 1
+                        freed += sizes[digest]
         return removed, freed
+
+
+async def _batches(items: AsyncIterator[_T], size: int) -> AsyncIterator[list[_T]]:
+    """``items`` in lists of ``size`` (the last one shorter), as they come."""
+    batch: list[_T] = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _count(number: int, noun: str) -> str:

@@ -1115,12 +1115,25 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
     async def delete_upload(self, upload_id: str) -> None:
         await self._c.execute(_DELETE_UPLOAD, {"upload_id": upload_id})
 
-    async def list_uploads_updated_before(self, cutoff: datetime) -> list[UploadSession]:
+    async def list_uploads_updated_before(
+        self, cutoff: datetime, *, after: UploadSession | None = None, limit: int | None = None
+    ) -> list[UploadSession]:
         query = (
             select(upload_sessions)
             .where(upload_sessions.c.updated_at < cutoff)
             .order_by(upload_sessions.c.updated_at, upload_sessions.c.id)
+            .limit(limit)
         )
+        if after is not None:
+            query = query.where(
+                or_(
+                    upload_sessions.c.updated_at > after.updated_at,
+                    and_(
+                        upload_sessions.c.updated_at == after.updated_at,
+                        upload_sessions.c.id > after.id,
+                    ),
+                )
+            )
         return [_upload(row) for row in await self._c.execute(query)]
 
     async def delete_stale_uploads(self, cutoff: datetime, limit: int) -> list[UploadSession]:
