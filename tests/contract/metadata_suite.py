@@ -1185,6 +1185,58 @@ class MetadataStoreSuite:
         await asyncio.gather(first(), second())
         assert order == ["first done", "second locked"]
 
+    async def test_lock_manifest_waits_for_a_tag_being_pushed(self, store: MetadataStore) -> None:
+        """A lifecycle run locks an image, then compares its tags with those it evaluated:
+        a tag pushed meanwhile must be among them."""
+        repository = await create_repository(store)
+        record = manifest_record(repository.id, b"an image")
+        async with store.transaction() as tx:
+            await tx.put_manifest(record, [])
+        tagging = asyncio.Event()
+
+        async def tag() -> None:
+            async with store.transaction() as tx:
+                await tx.put_tag(repository.id, "prod", record.digest, T0)
+                tagging.set()
+                await asyncio.sleep(0.2)  # the lock is asked for now, and must wait
+
+        async def lock() -> list[str]:
+            await tagging.wait()
+            async with store.transaction() as tx:
+                assert await tx.lock_manifest(repository.id, record.digest)
+                return await tx.tags_of(repository.id, record.digest)
+
+        _, tags = await asyncio.gather(tag(), lock())
+        assert tags == ["prod"]
+        async with store.transaction() as tx:
+            assert not await tx.lock_manifest(repository.id, digest_of("absent"))
+        await delete_repositories(store, repository)
+
+    async def test_a_tag_push_waits_for_a_manifest_lock(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        record = manifest_record(repository.id, b"an image")
+        async with store.transaction() as tx:
+            await tx.put_manifest(record, [])
+        order: list[str] = []
+        locked = asyncio.Event()
+
+        async def lock() -> None:
+            async with store.transaction() as tx:
+                assert await tx.lock_manifest(repository.id, record.digest)
+                locked.set()
+                await asyncio.sleep(0.2)
+                order.append("lock released")
+
+        async def tag() -> None:
+            await locked.wait()
+            async with store.transaction() as tx:
+                await tx.put_tag(repository.id, "prod", record.digest, T0)
+            order.append("tagged")
+
+        await asyncio.gather(lock(), tag())
+        assert order == ["lock released", "tagged"]
+        await delete_repositories(store, repository)
+
     async def test_gc_waits_for_a_manifest_put_that_checked_its_blobs(
         self, store: MetadataStore
     ) -> None:

@@ -72,7 +72,8 @@ class PreviewResult:
 @dataclass(frozen=True, slots=True)
 class RunImage:
     """One image a run expired (``deleted``), or decided to expire and did not: a dry run, or
-    the image changed after the evaluation (an index lists it now, or it is gone)."""
+    the image changed after the evaluation (its tags changed, an index lists it now, or it is
+    gone). ``tags`` are those it was evaluated with."""
 
     digest: Digest
     tags: tuple[str, ...]

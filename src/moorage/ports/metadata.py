@@ -263,6 +263,12 @@ class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protoco
         garbage-collection grace period starts again."""
         ...
 
+    async def lock_manifest(self, repository_id: int, digest: Digest) -> bool:
+        """Whether the manifest exists; until the transaction ends, no other transaction can
+        tag it or delete it (a write transaction: PostgreSQL locks its row, SQLite has one
+        writer)."""
+        ...
+
     async def list_referrers(
         self, repository_id: int, subject: Digest, artifact_type: str | None = None
     ) -> list[ManifestRecord]:

@@ -151,6 +151,23 @@ class BatchDeleteResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectedImage:
+    """An image as someone last saw it: its digest and all its tags then."""
+
+    digest: Digest
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnchangedDeleteResult:
+    """``deleted``: the digests of the images deleted; ``kept``: each image left alone, with
+    why (its tags changed, or BatchDeleteImage's reason: gone, listed by an index)."""
+
+    deleted: list[Digest]
+    kept: list[tuple[Digest, str]]
+
+
+@dataclass(frozen=True, slots=True)
 class ImageDetail:
     """DescribeImages' view of one image. ``manifest`` carries no payload."""
 
@@ -419,6 +436,35 @@ class ImageService:
                 else:
                     deleted.extend(outcome)
         return BatchDeleteResult(deleted, failures)
+
+    async def delete_unchanged(
+        self, registry_id: str, name: str, images: Sequence[ExpectedImage]
+    ) -> UnchangedDeleteResult:
+        """Delete each image by digest, as BatchDeleteImage does, only when its tags are still
+        exactly ``tags`` (in any order): an image tagged or untagged since it was seen is kept.
+        One transaction; the image is locked before its tags are read, so a concurrent tag
+        push either lands first (and the image is kept) or waits for the deletion. Raises
+        InvalidName, RepositoryNotFound.
+        """
+        deleted: list[Digest] = []
+        kept: list[tuple[Digest, str]] = []
+        async with self._metadata.transaction() as tx:
+            repository = await require(tx, registry_id, RepositoryName(name))
+            for image in images:
+                image_id = ImageId(str(image.digest))
+                if not await tx.lock_manifest(repository.id, image.digest):
+                    kept.append((image.digest, _not_found(image_id).reason))
+                    continue
+                tags = await tx.tags_of(repository.id, image.digest)
+                if sorted(tags) != sorted(image.tags):
+                    kept.append((image.digest, f"its tags changed to {sorted(tags)}"))
+                    continue
+                outcome = await _delete_by_digest(tx, repository.id, image.digest, image_id)
+                if isinstance(outcome, ImageFailure):
+                    kept.append((image.digest, outcome.reason))
+                else:
+                    deleted.append(image.digest)
+        return UnchangedDeleteResult(deleted, kept)
 
     async def list_image_ids(
         self,
@@ -695,6 +741,14 @@ async def _delete_one(
                 await tx.delete_manifest(repository_id, tag.digest)
             return [ImageId(str(tag.digest), wanted.tag)]
     assert digest is not None
+    return await _delete_by_digest(tx, repository_id, digest, image_id)
+
+
+async def _delete_by_digest(
+    tx: MetadataTransaction, repository_id: int, digest: Digest, image_id: ImageId
+) -> list[ImageId] | ImageFailure:
+    """Delete the image and all its tags unless an index lists it; ``image_id`` names it in
+    a failure."""
     if await tx.get_manifest(repository_id, digest) is None:
         return _not_found(image_id)
     parents = await tx.manifest_parents(repository_id, digest)

@@ -3,20 +3,34 @@
 One evaluation path serves the preview and the run (shared reference §5.4): read the policy
 and the repository's candidates (``LifecycleRecords.lifecycle_candidates``) in one read
 transaction, then :func:`plan` them with ``moorage.domain.lifecycle.evaluate`` at one instant.
-A preview stores the plan; a run deletes the images the plan expires, by digest, through
-``ImageService.batch_delete`` (BatchDeleteImage's own path, so an image an index lists is
-refused there too), then records what it did in the audit trail and the policy's
-``last_evaluated_at``, in one transaction.
+Evaluation is CPU work (about a second for 100,000 images), so :func:`plan` runs in a thread,
+off the event loop that serves requests. A preview stores the plan; a run deletes the images
+the plan expires, by digest, through ``ImageService.delete_unchanged`` (BatchDeleteImage's own
+path, so an image an index lists is refused there too), which keeps an image whose tags are
+no longer those it was evaluated with (tagged or untagged since: the decision was about
+another image), then records what it did in the audit trail (a kept image with
+``deleted=False``) and the policy's ``last_evaluated_at``, in one transaction.
 
 Previews run as jobs (kind :data:`PREVIEW_JOB`, on the job runner of ``moorage serve`` or
 ``moorage worker``): :meth:`LifecycleService.start_preview` records an ``IN_PROGRESS`` preview
 and enqueues its job in one transaction; the job completes it (``COMPLETE``, or ``FAILED``
-when the evaluation raised). A preview still in progress after :data:`PREVIEW_STALE_AFTER`
-(its job lost for good) no longer blocks a new start. Scheduled runs are jobs of kind
-:data:`RUN_JOB` over every repository with a policy.
+when the evaluation raised, or when the job's last attempt failed). A preview still in progress
+after :data:`PREVIEW_STALE_AFTER` (its job lost for good, or so late that the candidates have
+moved on) is reported ``FAILED``, is finished ``FAILED`` if its job ever runs, and no longer
+blocks a new start. Scheduled runs are jobs of kind :data:`RUN_JOB` over every repository with
+a policy; a repository that fails is logged and skipped, and the job fails (to be retried)
+only when every repository failed.
 
-moorage decisions:
+Our decisions:
 
+- ``EXPIRED``: ECR's status enum has it and neither its model nor its documentation (shared
+  reference §5.5) says when it applies. A ``COMPLETE`` preview finished more than
+  :data:`PREVIEW_EXPIRE_AFTER` ago is reported ``EXPIRED``: its results are still returned,
+  but they describe the repository as it was then. ``FAILED`` previews stay ``FAILED``.
+- Referrers (signatures, SBOMs: manifests with a subject) and indexes are candidates like any
+  image: ECR's lifecycle counts them too ("keep 1 image" keeps one image, signature or index:
+  https://github.com/aws/containers-roadmap/issues/2613). An image an index lists is still
+  never expired while the index exists.
 - ``transition`` decisions (archive storage) appear in previews, as ECR would report them, and
   are ignored by runs: there is no archive storage class here yet.
 - A dry run evaluates and records its audit entry (each image ``deleted=False``) but leaves
@@ -26,13 +40,15 @@ moorage decisions:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from moorage.domain.digests import Digest, is_digest
 from moorage.domain.errors import (
+    InvalidParameter,
     LifecyclePolicyInvalid,
     LifecyclePolicyNotFound,
     LifecyclePolicyPreviewInProgress,
@@ -59,7 +75,7 @@ from moorage.ports.lifecycle import (
     RunImage,
 )
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
-from moorage.services.images import MAX_BATCH_IDS, ImageId, ImageService
+from moorage.services.images import MAX_BATCH_IDS, ExpectedImage, ImageId, ImageService
 from moorage.services.repositories import require
 
 log = logging.getLogger("moorage.lifecycle")
@@ -67,8 +83,14 @@ log = logging.getLogger("moorage.lifecycle")
 PREVIEW_JOB = "lifecycle.preview"
 RUN_JOB = "lifecycle.run"
 RUN_SCHEDULE = "lifecycle"
-# A preview whose job has not finished it by then was lost; a new start may replace it.
+# A preview whose job has not finished it by then was lost: it is reported FAILED, and a new
+# start may replace it.
 PREVIEW_STALE_AFTER = timedelta(minutes=15)
+# A COMPLETE preview finished that long ago is reported EXPIRED (see "Our decisions").
+PREVIEW_EXPIRE_AFTER = timedelta(hours=24)
+# How many tagged preview results GetLifecyclePolicyPreview reads at a time to find imageIds
+# named by tag.
+_NAMED_TAG_PAGE = 1000
 # The scheduled run forgets audit entries older than this.
 AUDIT_RETENTION = timedelta(days=90)
 
@@ -178,7 +200,9 @@ class LifecycleService:
 
     async def complete_preview(self, repository_id: int, started_at: datetime) -> bool:
         """Evaluate the preview started at ``started_at`` and store its results; False when
-        that preview is no longer the repository's, or no longer in progress. Idempotent."""
+        that preview is no longer the repository's, or no longer in progress. A preview
+        started more than :data:`PREVIEW_STALE_AFTER` ago is finished ``FAILED`` unevaluated
+        (it has been reported so since then). Idempotent."""
         async with self._metadata.read() as tx:
             preview = await tx.get_lifecycle_preview(repository_id)
             if (
@@ -187,24 +211,49 @@ class LifecycleService:
                 or preview.status is not PreviewStatus.IN_PROGRESS
             ):
                 return False
-            candidates = await tx.lifecycle_candidates(repository_id)
+            stale = _stale(preview, self._clock())
+            candidates = [] if stale else await tx.lifecycle_candidates(repository_id)
         now = self._clock()
         status = PreviewStatus.COMPLETE
         results: list[PreviewResult] = []
-        try:
-            results = plan(preview.text, candidates, now)
-        except Exception:
-            log.exception("lifecycle preview of repository %d failed", repository_id)
+        if stale:
+            log.warning("lifecycle preview of repository %d ran too late", repository_id)
             status = PreviewStatus.FAILED
+        else:
+            try:
+                results = await asyncio.to_thread(plan, preview.text, candidates, now)
+            except Exception:
+                log.exception("lifecycle preview of repository %d failed", repository_id)
+                status = PreviewStatus.FAILED
         async with self._metadata.transaction() as tx:
             return await tx.finish_lifecycle_preview(
                 repository_id, started_at, status, results, self._clock()
             )
 
     async def handle_preview_job(self, job: Job, _progress: object = None) -> None:
-        """The job runner's handler for :data:`PREVIEW_JOB`."""
+        """The job runner's handler for :data:`PREVIEW_JOB`. When the job's last attempt
+        fails, the preview is finished ``FAILED`` before the error goes to the runner: nothing
+        would finish it otherwise."""
+        repository_id = int(job.payload["repository_id"])
         started_at = datetime.fromisoformat(str(job.payload["started_at"]))
-        await self.complete_preview(int(job.payload["repository_id"]), started_at)
+        try:
+            await self.complete_preview(repository_id, started_at)
+        except Exception:
+            if job.attempts >= job.max_attempts:
+                await self._fail_preview(repository_id, started_at)
+            raise
+
+    async def _fail_preview(self, repository_id: int, started_at: datetime) -> None:
+        """Finish the preview ``FAILED``; a failure to do so is logged, not raised (the
+        caller is handling the error that matters, and the preview is reported ``FAILED``
+        once stale anyway)."""
+        try:
+            async with self._metadata.transaction() as tx:
+                await tx.finish_lifecycle_preview(
+                    repository_id, started_at, PreviewStatus.FAILED, [], self._clock()
+                )
+        except Exception:
+            log.exception("lifecycle: could not record the failed preview of %d", repository_id)
 
     async def get_preview(
         self,
@@ -214,11 +263,19 @@ class LifecycleService:
         image_ids: Sequence[ImageId] | None = None,
         tagged: bool | None = None,
         after: str | None = None,
-        limit: int = 100,
+        limit: int | None = None,
     ) -> PreviewPage:
-        """GetLifecyclePolicyPreview: the current preview and a page of its results (all the
-        results naming ``image_ids`` when given, unpaged). Raises RepositoryNotFound,
-        LifecyclePolicyPreviewNotFound, InvalidDigest (a malformed cursor)."""
+        """GetLifecyclePolicyPreview: the current preview and a page of ``limit`` (default
+        100) of its results, or all the results naming ``image_ids`` when given, unpaged. The
+        status is as ECR would report it: a preview in progress for more than
+        :data:`PREVIEW_STALE_AFTER` is ``FAILED``, one complete for more than
+        :data:`PREVIEW_EXPIRE_AFTER` ``EXPIRED``. Raises RepositoryNotFound,
+        LifecyclePolicyPreviewNotFound, InvalidDigest (a malformed cursor), InvalidParameter
+        (``after`` or ``limit`` together with ``image_ids``)."""
+        if image_ids is not None and (after is not None or limit is not None):
+            raise InvalidParameter(
+                "Invalid parameter: nextToken and maxResults cannot be used with imageIds"
+            )
         valid = RepositoryName(name)
         async with self._metadata.read() as tx:
             repository = await require(tx, registry_id, valid)
@@ -234,6 +291,7 @@ class LifecycleService:
                 next_after = None
             else:
                 cursor = None if after is None else Digest.parse(after)
+                limit = 100 if limit is None else limit
                 page = await tx.list_lifecycle_preview_results(
                     repository.id, tagged=tagged, after=cursor, limit=limit + 1
                 )
@@ -244,7 +302,7 @@ class LifecycleService:
             if action is ActionType.TRANSITION and target is not None:
                 transitioning[target] = transitioning.get(target, 0) + count
         return PreviewPage(
-            preview=preview,
+            preview=_as_reported(preview, self._clock()),
             results=results,
             after=next_after,
             expiring=sum(n for (action, _), n in counts.items() if action is ActionType.EXPIRE),
@@ -264,17 +322,33 @@ class LifecycleService:
         """Evaluate the policy of every repository that has one (optionally only those of
         ``registry_id`` and/or named ``repository``) and expire what it decides, unless
         ``dry_run``. Returns the audit records, in the order run; ``on_run`` sees each as
-        soon as it is recorded. A repository deleted meanwhile is skipped."""
+        soon as it is recorded. A repository deleted meanwhile is skipped.
+
+        A repository whose run raises is logged and skipped, so that it does not starve the
+        others; the last error is raised at the end only when every repository failed (the
+        scheduled job then fails and is retried). A retry cannot repeat an audit entry: it
+        happens only when no repository completed, and a repository that failed midway
+        recorded what it had deleted, which a retry no longer finds."""
         async with self._metadata.read() as tx:
             targets = await tx.list_lifecycle_policies(registry_id=registry_id, name=repository)
         runs = []
+        error: Exception | None = None
+        failed = 0
         for target, _ in targets:
-            recorded = await self._run_one(target, dry_run=dry_run)
+            try:
+                recorded = await self._run_one(target, dry_run=dry_run)
+            except Exception as exc:
+                log.exception("lifecycle: the run over %s failed", target.name)
+                error = exc
+                failed += 1
+                continue
             if recorded is None:
                 continue
             runs.append(recorded)
             if on_run is not None:
                 on_run(recorded)
+        if error is not None and failed == len(targets):
+            raise error
         return runs
 
     async def handle_run_job(self, job: Job, _progress: object = None) -> None:
@@ -295,18 +369,37 @@ class LifecycleService:
         if record is None:
             return None  # deleted since it was listed
         try:
-            planned = plan(record.text, candidates, started)
+            planned = await asyncio.to_thread(plan, record.text, candidates, started)
         except LifecyclePolicyInvalid:
             # Valid when put; only a stricter parser can refuse it now. Keep the images.
             log.exception("lifecycle: the policy of %s no longer parses", repository.name)
             return None
         expiring = [result for result in planned if result.action is ActionType.EXPIRE]
-        deleted: set[str] = set()
+        deleted: set[Digest] = set()
         if not dry_run:
             try:
-                deleted = await self._delete(repository, expiring)
+                await self._delete(repository, expiring, deleted)
             except RepositoryNotFound:
                 return None
+            except Exception:
+                # Audit what was deleted before the failure: a retry will not find it again.
+                if deleted:
+                    done = [result for result in expiring if result.digest in deleted]
+                    await self._record(repository, record.text, started, done, deleted, dry_run)
+                raise
+        return await self._record(repository, record.text, started, expiring, deleted, dry_run)
+
+    async def _record(
+        self,
+        repository: Repository,
+        text: str,
+        started: datetime,
+        expiring: list[PreviewResult],
+        deleted: set[Digest],
+        dry_run: bool,
+    ) -> LifecycleRun:
+        """Record the run in the audit trail (and, unless ``dry_run``, that ``text`` was
+        evaluated), in one transaction."""
         images = tuple(
             RunImage(
                 digest=result.digest,
@@ -314,7 +407,7 @@ class LifecycleService:
                 rule_priority=result.rule_priority,
                 action=result.action,
                 dry_run=dry_run,
-                deleted=str(result.digest) in deleted,
+                deleted=result.digest in deleted,
             )
             for result in expiring
         )
@@ -324,7 +417,7 @@ class LifecycleService:
                 LifecycleRun(
                     registry_id=repository.registry_id,
                     repository_name=repository.name,
-                    policy_text=record.text,
+                    policy_text=text,
                     dry_run=dry_run,
                     started_at=started,
                     finished_at=finished,
@@ -332,29 +425,26 @@ class LifecycleService:
                 )
             )
             if not dry_run:
-                await tx.mark_lifecycle_evaluated(repository.id, record.text, finished)
+                await tx.mark_lifecycle_evaluated(repository.id, text, finished)
         return recorded
 
-    async def _delete(self, repository: Repository, expiring: list[PreviewResult]) -> set[str]:
-        """Delete by digest, BatchDeleteImage's way, a batch per transaction; the digests
-        deleted. Raises RepositoryNotFound when the repository went away."""
-        deleted: set[str] = set()
+    async def _delete(
+        self, repository: Repository, expiring: list[PreviewResult], deleted: set[Digest]
+    ) -> None:
+        """Delete by digest, BatchDeleteImage's way, a batch per transaction, each image only
+        if its tags are still those it was evaluated with; add the digests deleted to
+        ``deleted`` as each batch commits. Raises RepositoryNotFound when the repository went
+        away."""
         for start in range(0, len(expiring), MAX_BATCH_IDS):
             batch = expiring[start : start + MAX_BATCH_IDS]
-            result = await self._images.batch_delete(
+            result = await self._images.delete_unchanged(
                 repository.registry_id,
                 repository.name,
-                [ImageId(digest=str(result.digest)) for result in batch],
+                [ExpectedImage(result.digest, result.tags) for result in batch],
             )
-            deleted.update(image_id.digest for image_id in result.deleted if image_id.digest)
-            for failure in result.failures:
-                log.info(
-                    "lifecycle: %s@%s kept: %s",
-                    repository.name,
-                    failure.image_id.digest,
-                    failure.reason,
-                )
-        return deleted
+            deleted.update(result.deleted)
+            for digest, reason in result.kept:
+                log.info("lifecycle: %s@%s kept: %s", repository.name, digest, reason)
 
 
 async def _named_results(
@@ -373,11 +463,40 @@ async def _named_results(
             repository.id, digests=digests, tagged=tagged
         )
     }
-    if wanted_tags and tagged is not False:  # an image found by a tag is tagged
-        for result in await records.list_lifecycle_preview_results(repository.id, tagged=True):
-            if wanted_tags.intersection(result.tags):
+    # An image found by a tag is tagged. A tag named one image when the preview ran, so the
+    # search stops once each tag is found; the pages keep memory bounded meanwhile. (A query
+    # by tag in the store would spare the scan of the results.)
+    missing = set(wanted_tags) if tagged is not False else set()
+    after: Digest | None = None
+    while missing:
+        page = await records.list_lifecycle_preview_results(
+            repository.id, tagged=True, after=after, limit=_NAMED_TAG_PAGE
+        )
+        for result in page:
+            if missing.intersection(result.tags):
+                missing.difference_update(result.tags)
                 found.setdefault(str(result.digest), result)
+        if len(page) < _NAMED_TAG_PAGE:
+            break
+        after = page[-1].digest
     return [found[digest] for digest in sorted(found)]
+
+
+def _stale(preview: LifecyclePreview, now: datetime) -> bool:
+    return preview.started_at < now - PREVIEW_STALE_AFTER
+
+
+def _as_reported(preview: LifecyclePreview, now: datetime) -> LifecyclePreview:
+    """``preview`` with the status GetLifecyclePolicyPreview reports at ``now``."""
+    if preview.status is PreviewStatus.IN_PROGRESS and _stale(preview, now):
+        return replace(preview, status=PreviewStatus.FAILED)
+    if (
+        preview.status is PreviewStatus.COMPLETE
+        and preview.finished_at is not None
+        and preview.finished_at < now - PREVIEW_EXPIRE_AFTER
+    ):
+        return replace(preview, status=PreviewStatus.EXPIRED)
+    return preview
 
 
 def _policy_not_found(registry_id: str, name: str) -> LifecyclePolicyNotFound:

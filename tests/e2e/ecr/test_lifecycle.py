@@ -262,7 +262,9 @@ def test_example_a_through_the_aws_cli(
     }
     assert answer["status"] == "COMPLETE"
     assert answer["lifecyclePolicyText"] == text
-    assert answer["summary"] == {"expiringImageTotalCount": 1, "transitioningImageTotalCounts": []}
+    # The model: transitioningImageTotalCounts is "only present if at least one image will be
+    # transitioned".
+    assert answer["summary"] == {"expiringImageTotalCount": 1}
 
 
 def test_example_b_priorities_swapped(ecr: Any, iam_server: IamServer) -> None:
@@ -347,6 +349,19 @@ def test_preview_pages_filters_and_image_ids(ecr: Any, iam_server: IamServer) ->
 
     code, _ = aws_error(ecr.get_lifecycle_policy_preview, repositoryName=name, nextToken="bogus")
     assert code == "InvalidParameterException"
+
+    # botocore's model: maxResults and nextToken cannot be used with imageIds.
+    token = ecr.get_lifecycle_policy_preview(repositoryName=name, maxResults=2)["nextToken"]
+    for extra in ({"maxResults": 2}, {"nextToken": token}):
+        assert aws_error(
+            ecr.get_lifecycle_policy_preview,
+            repositoryName=name,
+            imageIds=[{"imageDigest": untagged[0]}],
+            **extra,
+        ) == (
+            "InvalidParameterException",
+            "Invalid parameter: nextToken and maxResults cannot be used with imageIds",
+        )
 
 
 # -- runs: moorage lifecycle run ---------------------------------------------------------------

@@ -6,8 +6,11 @@ ECR's ``InvalidParameterException`` texts (``moorage.domain.lifecycle``). A prev
 ``IN_PROGRESS`` and a background job completes it, usually within a second: the
 ``LifecyclePolicyPreviewComplete`` waiter sees both states. Preview pages are in binary order
 of digest, with tokens scoped to the operation and repository (``pagination.py``);
-``maxResults`` defaults to 100, as ECR documents, and does not apply to ``imageIds``.
-``summary`` counts every result of the preview, whatever the filter.
+``maxResults`` defaults to 100, as ECR documents; neither it nor ``nextToken`` may come with
+``imageIds`` (botocore's model says so; ``InvalidParameterException``, as for DescribeImages).
+``summary`` counts every result of the preview, whatever the filter, and has
+``transitioningImageTotalCounts`` only when some image transitions (the model: "only present
+if at least one image will be transitioned").
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ async def get_lifecycle_policy_preview(
     ctx: ApiContext[Registry], params: dict[str, Any]
 ) -> Mapping[str, Any]:
     """Raises RepositoryNotFound, LifecyclePolicyPreviewNotFound, InvalidParameter (a token
-    of another listing)."""
+    of another listing; ``nextToken`` or ``maxResults`` with ``imageIds``)."""
     name: str = params["repository_name"]
     scope = f"GetLifecyclePolicyPreview:{ctx.registry_id}/{name}"
     cursor = decode_token(scope, params.get("next_token"))
@@ -110,7 +113,7 @@ async def get_lifecycle_policy_preview(
         else [ImageId(item.get("image_digest"), item.get("image_tag")) for item in named],
         tagged=tag_status.tagged,
         after=cursor[0] if cursor else None,
-        limit=params.get("max_results", DEFAULT_PREVIEW_PAGE),
+        limit=params.get("max_results", DEFAULT_PREVIEW_PAGE if named is None else None),
     )
     preview = page.preview
     return {
@@ -125,7 +128,8 @@ async def get_lifecycle_policy_preview(
             "transitioning_image_total_counts": [
                 {"target_storage_class": target.value.upper(), "image_total_count": count}
                 for target, count in sorted(page.transitioning.items())
-            ],
+            ]
+            or None,
         },
     }
 

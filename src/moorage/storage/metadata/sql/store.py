@@ -868,6 +868,17 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         )
         return bool((await self._c.execute(statement)).rowcount)
 
+    async def lock_manifest(self, repository_id: int, digest: Digest) -> bool:
+        # FOR UPDATE conflicts with the FOR KEY SHARE that a new tag's foreign key check takes
+        # on this row: a tag pushed meanwhile is either committed before the lock is granted
+        # (and seen by the caller's next statement) or waits for this transaction.
+        query = (
+            select(manifests.c.digest)
+            .where(manifests.c.repository_id == repository_id, manifests.c.digest == str(digest))
+            .with_for_update()
+        )
+        return (await self._c.scalar(query)) is not None
+
     async def list_referrers(
         self, repository_id: int, subject: Digest, artifact_type: str | None = None
     ) -> list[ManifestRecord]:
