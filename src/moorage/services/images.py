@@ -307,7 +307,7 @@ class ImageService:
             if parents:
                 listed = ", ".join(str(p) for p in parents)
                 raise Unsupported(f"Requested image referenced by manifest list: [{listed}]")
-            if not await tx.delete_manifest(repository.id, reference.digest):
+            if not await tx.delete_manifest(repository.id, reference.digest, now=self._clock()):
                 raise ManifestUnknown("Requested image not found")
 
     async def list_tags(
@@ -427,10 +427,11 @@ class ImageService:
         """
         deleted: list[ImageId] = []
         failures: list[ImageFailure] = []
+        now = self._clock()
         async with self._metadata.transaction() as tx:
             repository = await require(tx, registry_id, RepositoryName(name))
             for image_id in image_ids:
-                outcome = await _delete_one(tx, repository.id, image_id)
+                outcome = await _delete_one(tx, repository.id, image_id, now)
                 if isinstance(outcome, ImageFailure):
                     failures.append(outcome)
                 else:
@@ -448,6 +449,7 @@ class ImageService:
         """
         deleted: list[Digest] = []
         kept: list[tuple[Digest, str]] = []
+        now = self._clock()
         async with self._metadata.transaction() as tx:
             repository = await require(tx, registry_id, RepositoryName(name))
             for image in images:
@@ -459,7 +461,7 @@ class ImageService:
                 if sorted(tags) != sorted(image.tags):
                     kept.append((image.digest, f"its tags changed to {sorted(tags)}"))
                     continue
-                outcome = await _delete_by_digest(tx, repository.id, image.digest, image_id)
+                outcome = await _delete_by_digest(tx, repository.id, image.digest, image_id, now)
                 if isinstance(outcome, ImageFailure):
                     kept.append((image.digest, outcome.reason))
                 else:
@@ -718,7 +720,7 @@ async def _find_or_raise(
 
 
 async def _delete_one(
-    tx: MetadataTransaction, repository_id: int, image_id: ImageId
+    tx: MetadataTransaction, repository_id: int, image_id: ImageId, now: datetime
 ) -> list[ImageId] | ImageFailure:
     wanted = _check_id(image_id)
     if isinstance(wanted, ImageFailure):
@@ -738,14 +740,14 @@ async def _delete_one(
             if not await tx.tags_of(repository_id, tag.digest) and not await tx.manifest_parents(
                 repository_id, tag.digest
             ):
-                await tx.delete_manifest(repository_id, tag.digest)
+                await tx.delete_manifest(repository_id, tag.digest, now=now)
             return [ImageId(str(tag.digest), wanted.tag)]
     assert digest is not None
-    return await _delete_by_digest(tx, repository_id, digest, image_id)
+    return await _delete_by_digest(tx, repository_id, digest, image_id, now)
 
 
 async def _delete_by_digest(
-    tx: MetadataTransaction, repository_id: int, digest: Digest, image_id: ImageId
+    tx: MetadataTransaction, repository_id: int, digest: Digest, image_id: ImageId, now: datetime
 ) -> list[ImageId] | ImageFailure:
     """Delete the image and all its tags unless an index lists it; ``image_id`` names it in
     a failure."""
@@ -760,7 +762,7 @@ async def _delete_by_digest(
             f"Requested image referenced by manifest list: [{listed}]",
         )
     tags = await tx.tags_of(repository_id, digest)
-    await tx.delete_manifest(repository_id, digest)
+    await tx.delete_manifest(repository_id, digest, now=now)
     return [ImageId(str(digest), tag) for tag in tags] or [ImageId(str(digest))]
 
 

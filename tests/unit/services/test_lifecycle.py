@@ -274,9 +274,11 @@ class _Recorder:
         self._tx = tx
         self.read_candidates = False
 
-    async def lifecycle_candidates(self, repository_id: int) -> list[Candidate]:
+    async def lifecycle_candidates(
+        self, repository_id: int, *, after: Digest | None = None, limit: int | None = None
+    ) -> list[Candidate]:
         self.read_candidates = True
-        return await self._tx.lifecycle_candidates(repository_id)
+        return await self._tx.lifecycle_candidates(repository_id, after=after, limit=limit)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._tx, name)
