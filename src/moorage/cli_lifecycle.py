@@ -4,6 +4,8 @@ Runs the lifecycle policies now, exactly as the scheduled job does (``services/l
 every repository with a policy, or those named ``R`` (in every account, or in ``--account-id``).
 It prints one line per image expired (or, with ``--dry-run``, that would be) with the rule
 that decided, then one summary line per repository. Each run is recorded in the audit trail.
+A repository whose run fails is reported on stderr and the others still run; the exit status
+is then 1.
 
 It takes the storage options of ``moorage serve`` (``--data-dir``, ``--config``,
 ``--database-url``) and works while a server runs on the same data: each deletion is one
@@ -23,6 +25,7 @@ from moorage.cli import _with_registry, main, storage_options
 
 if TYPE_CHECKING:
     from moorage.app import Registry
+    from moorage.domain.models import Repository
     from moorage.ports.lifecycle import LifecycleRun
 
 
@@ -39,15 +42,33 @@ def lifecycle() -> None:
 def run(repository: str | None, account_id: str | None, dry_run: bool, **options: Any) -> None:
     """Evaluate lifecycle policies now and expire what they decide."""
 
+    failed: list[str] = []
+
+    def report_failure(target: Repository, error: Exception) -> None:
+        failed.append(target.name)
+        click.echo(f"failed {target.registry_id}/{target.name}: {error}", err=True)
+
     async def work(registry: Registry) -> None:
         runs = await registry.lifecycle.run(
-            registry_id=account_id, repository=repository, dry_run=dry_run, on_run=_report
+            registry_id=account_id,
+            repository=repository,
+            dry_run=dry_run,
+            on_run=_report,
+            on_failure=report_failure,
         )
-        if not runs:
+        if not runs and not failed:
             where = f" named {repository}" if repository else ""
             click.echo(f"no repository{where} has a lifecycle policy")
 
-    _with_registry(options, work)
+    try:
+        _with_registry(options, work)
+    except Exception:
+        if not failed:
+            raise
+        # Every repository failed (the service raises then); each was reported above.
+    if failed:
+        plural = "repository" if len(failed) == 1 else "repositories"
+        raise click.ClickException(f"{len(failed)} {plural} failed: {', '.join(failed)}")
 
 
 def _report(run: LifecycleRun) -> None:

@@ -342,11 +342,13 @@ class LifecycleService:
         repository: str | None = None,
         dry_run: bool = False,
         on_run: Callable[[LifecycleRun], None] | None = None,
+        on_failure: Callable[[Repository, Exception], None] | None = None,
     ) -> list[LifecycleRun]:
         """Evaluate the policy of every repository that has one (optionally only those of
         ``registry_id`` and/or named ``repository``) and expire what it decides, unless
         ``dry_run``. Returns the audit records, in the order run; ``on_run`` sees each as
-        soon as it is recorded. A repository deleted meanwhile is skipped.
+        soon as it is recorded, and ``on_failure`` each repository whose run raised. A
+        repository deleted meanwhile is skipped.
 
         A repository whose run raises is logged and skipped, so that it does not starve the
         others; the last error is raised at the end only when every repository failed (the
@@ -365,6 +367,8 @@ class LifecycleService:
                 log.exception("lifecycle: the run over %s failed", target.name)
                 error = exc
                 failed += 1
+                if on_failure is not None:
+                    on_failure(target, exc)
                 continue
             if recorded is None:
                 continue
