@@ -539,6 +539,135 @@ class MetadataStoreSuite:
             assert await tx.get_manifest(repository.id, child.digest) == child
         await delete_repositories(store, repository)
 
+    async def test_manifest_parents_many(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        children = [manifest_record(repository.id, b'{"child": %d}' % i) for i in range(3)]
+        indexes = [
+            manifest_record(repository.id, b'{"index": %d}' % i, media_type=OCI_INDEX)
+            for i in range(3)
+        ]
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, repository.id, "layer")
+            for child in children:
+                await tx.put_manifest(child, [blob_ref(layer)])
+            # children[0] is listed by all three indexes, children[1] by one, children[2] by
+            # none; indexes[2] is itself listed by indexes[0] (an index of indexes).
+            await tx.put_manifest(indexes[2], [child_ref(children[0].digest)])
+            await tx.put_manifest(indexes[1], [child_ref(children[0].digest)])
+            await tx.put_manifest(
+                indexes[0],
+                [
+                    child_ref(children[0].digest),
+                    child_ref(children[1].digest),
+                    child_ref(indexes[2].digest),
+                ],
+            )
+            # The same digests in another repository are not parents here.
+            await tx.put_manifest(replace(children[2], repository_id=other.id), [])
+            await tx.put_manifest(
+                replace(indexes[0], repository_id=other.id), [child_ref(children[2].digest)]
+            )
+        async with store.read() as tx:
+            parents = await tx.manifest_parents_many(
+                repository.id, [*(c.digest for c in children), indexes[2].digest, layer]
+            )
+            assert await tx.manifest_parents_many(repository.id, []) == {}
+        assert parents == {
+            children[0].digest: sorted((i.digest for i in indexes), key=str),
+            children[1].digest: [indexes[0].digest],
+            indexes[2].digest: [indexes[0].digest],
+        }
+        await delete_repositories(store, repository, other)
+        await delete_blobs(store, layer)
+
+    async def test_delete_manifests_removes_them_with_their_tags_and_references(
+        self, store: MetadataStore
+    ) -> None:
+        repository = await create_repository(store)
+        other = await create_repository(store, "team/other")
+        child = manifest_record(repository.id, b'{"child": 1}')
+        index = manifest_record(repository.id, b'{"index": 1}', media_type=OCI_INDEX)
+        doomed = manifest_record(repository.id, b'{"doomed": 1}')
+        async with store.transaction() as tx:
+            for record in (child, doomed):
+                await tx.put_manifest(record, [])
+                await tx.put_manifest(replace(record, repository_id=other.id), [])
+            await tx.put_manifest(index, [child_ref(child.digest)])
+            await tx.put_tag(repository.id, "multi", index.digest, T0)
+            await tx.put_tag(repository.id, "doomed", doomed.digest, T0)
+            await tx.put_tag(repository.id, "single", child.digest, T0)
+            await tx.put_tag(other.id, "doomed", doomed.digest, T0)
+        async with store.transaction() as tx:
+            absent = digest_of("absent")
+            deleted = await tx.delete_manifests(
+                repository.id, [index.digest, doomed.digest, absent, index.digest]
+            )
+            assert deleted == 2
+            assert await tx.delete_manifests(repository.id, [index.digest, doomed.digest]) == 0
+            assert await tx.delete_manifests(repository.id, []) == 0
+        async with store.read() as tx:
+            assert await tx.missing_manifests(repository.id, [index.digest, doomed.digest]) == {
+                index.digest,
+                doomed.digest,
+            }
+            assert await tx.list_tags(repository.id) == ["single"]
+            assert await tx.manifest_parents(repository.id, child.digest) == []
+            assert await tx.get_manifest(repository.id, child.digest) == child
+            # The same digest in another repository stays, with its tag.
+            assert await tx.list_tags(other.id) == ["doomed"]
+        await delete_repositories(store, repository, other)
+
+    async def test_deleting_manifests_starts_the_grace_period_of_their_blobs(
+        self, store: MetadataStore
+    ) -> None:
+        """More manifests than one statement's list of digests holds, each with a layer of
+        its own, and one layer they share: every one of those blobs counts as used when
+        they go, so that garbage collection spares it for its grace period."""
+        repository = await create_repository(store)
+        count = 1100
+        records = [manifest_record(repository.id, b'{"m": %d}' % i) for i in range(count)]
+        async with store.transaction() as tx:
+            shared = await push_blob(tx, repository.id, "shared")
+            own = [await push_blob(tx, repository.id, f"own {i}") for i in range(0, count, 100)]
+            for i, record in enumerate(records):
+                layers = [shared, own[i // 100]] if i % 100 == 0 else [shared]
+                await tx.put_manifest(record, [blob_ref(layer) for layer in layers])
+            untouched = await push_blob(tx, repository.id, "never referenced")
+        deleted_at = T0 + timedelta(days=1)
+        async with store.transaction() as tx:
+            assert (
+                await tx.delete_manifests(
+                    repository.id, [r.digest for r in records], now=deleted_at
+                )
+                == count
+            )
+        async with store.read() as tx:
+            before = await tx.gc_blob_candidates(deleted_at - timedelta(seconds=1))
+            after = await tx.gc_blob_candidates(deleted_at + timedelta(seconds=1))
+        assert [blob.digest for blob in before] == [untouched]
+        assert {blob.digest for blob in after} == {shared, untouched, *own}
+        await delete_repositories(store, repository)
+        await delete_blobs(store, shared, untouched, *own)
+
+    async def test_delete_manifest_starts_the_grace_period_of_its_blobs(
+        self, store: MetadataStore
+    ) -> None:
+        repository = await create_repository(store)
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, repository.id, "layer")
+            record = manifest_record(repository.id, b'{"m": 1}')
+            await tx.put_manifest(record, [blob_ref(layer)])
+        deleted_at = T0 + timedelta(days=1)
+        async with store.transaction() as tx:
+            assert await tx.delete_manifest(repository.id, record.digest, now=deleted_at)
+        async with store.read() as tx:
+            assert await tx.gc_blob_candidates(deleted_at - timedelta(seconds=1)) == []
+            [candidate] = await tx.gc_blob_candidates(deleted_at + timedelta(seconds=1))
+        assert candidate.digest == layer
+        await delete_repositories(store, repository)
+        await delete_blobs(store, layer)
+
     async def test_list_referrers(self, store: MetadataStore) -> None:
         repository = await create_repository(store)
         other = await create_repository(store, "team/other")
@@ -1235,6 +1364,94 @@ class MetadataStoreSuite:
 
         await asyncio.gather(lock(), tag())
         assert order == ["lock released", "tagged"]
+        await delete_repositories(store, repository)
+
+    async def test_lock_manifests_wait_for_a_tag_being_pushed(self, store: MetadataStore) -> None:
+        """A lifecycle run locks a batch of images, then compares their tags with those it
+        evaluated: a tag pushed meanwhile must be among them."""
+        repository = await create_repository(store)
+        records = [manifest_record(repository.id, b"image %d" % i) for i in range(3)]
+        async with store.transaction() as tx:
+            for record in records:
+                await tx.put_manifest(record, [])
+        tagging = asyncio.Event()
+
+        async def tag() -> None:
+            async with store.transaction() as tx:
+                await tx.put_tag(repository.id, "prod", records[1].digest, T0)
+                tagging.set()
+                await asyncio.sleep(0.2)  # the locks are asked for now, and must wait
+
+        async def lock() -> dict[Digest, list[str]]:
+            await tagging.wait()
+            async with store.transaction() as tx:
+                digests = [r.digest for r in records]
+                absent = digest_of("absent")
+                assert await tx.lock_manifests(repository.id, [*digests, absent]) == set(digests)
+                return await tx.tags_by_manifest(repository.id, digests)
+
+        _, tags = await asyncio.gather(tag(), lock())
+        assert tags == {records[1].digest: ["prod"]}
+        async with store.transaction() as tx:
+            assert await tx.lock_manifests(repository.id, [digest_of("absent")]) == set()
+            assert await tx.lock_manifests(repository.id, []) == set()
+        await delete_repositories(store, repository)
+
+    async def test_a_tag_push_waits_for_manifest_locks(self, store: MetadataStore) -> None:
+        repository = await create_repository(store)
+        records = [manifest_record(repository.id, b"image %d" % i) for i in range(3)]
+        async with store.transaction() as tx:
+            for record in records:
+                await tx.put_manifest(record, [])
+        order: list[str] = []
+        locked = asyncio.Event()
+
+        async def lock() -> None:
+            async with store.transaction() as tx:
+                await tx.lock_manifests(repository.id, [r.digest for r in records])
+                locked.set()
+                await asyncio.sleep(0.2)
+                order.append("locks released")
+
+        async def tag() -> None:
+            await locked.wait()
+            async with store.transaction() as tx:
+                await tx.put_tag(repository.id, "prod", records[2].digest, T0)
+            order.append("tagged")
+
+        await asyncio.gather(lock(), tag())
+        assert order == ["locks released", "tagged"]
+        await delete_repositories(store, repository)
+
+    async def test_overlapping_manifest_locks_take_turns(self, store: MetadataStore) -> None:
+        """Two lifecycle runs locking overlapping batches, listed in opposite orders: the
+        second waits for the first (neither deadlocks), then finds what it left."""
+        repository = await create_repository(store)
+        records = [manifest_record(repository.id, b"image %d" % i) for i in range(4)]
+        async with store.transaction() as tx:
+            for record in records:
+                await tx.put_manifest(record, [])
+        order: list[str] = []
+        locked = asyncio.Event()
+
+        async def first() -> None:
+            async with store.transaction() as tx:
+                assert len(await tx.lock_manifests(repository.id, [r.digest for r in records])) == 4
+                locked.set()
+                await asyncio.sleep(0.2)
+                await tx.delete_manifests(repository.id, [records[0].digest])
+                order.append("first done")
+
+        async def second() -> set[Digest]:
+            await locked.wait()
+            async with store.transaction() as tx:
+                found = await tx.lock_manifests(repository.id, [r.digest for r in records[::-1]])
+                order.append("second locked")
+            return found
+
+        _, found = await asyncio.gather(first(), second())
+        assert order == ["first done", "second locked"]
+        assert found == {r.digest for r in records[1:]}
         await delete_repositories(store, repository)
 
     async def test_gc_waits_for_a_manifest_put_that_checked_its_blobs(

@@ -255,6 +255,13 @@ class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protoco
         """Digests of the indexes in the repository that list ``digest`` as a child."""
         ...
 
+    async def manifest_parents_many(
+        self, repository_id: int, digests: Iterable[Digest]
+    ) -> dict[Digest, list[Digest]]:
+        """:meth:`manifest_parents` of each of ``digests`` (sorted); a digest no index in the
+        repository lists is absent."""
+        ...
+
     async def delete_manifest(
         self, repository_id: int, digest: Digest, *, now: datetime | None = None
     ) -> bool:
@@ -263,10 +270,22 @@ class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protoco
         garbage-collection grace period starts again."""
         ...
 
+    async def delete_manifests(
+        self, repository_id: int, digests: Iterable[Digest], *, now: datetime | None = None
+    ) -> int:
+        """:meth:`delete_manifest` for each of ``digests`` at once; how many were deleted
+        (absent ones are ignored)."""
+        ...
+
     async def lock_manifest(self, repository_id: int, digest: Digest) -> bool:
         """Whether the manifest exists; until the transaction ends, no other transaction can
         tag it or delete it (a write transaction: PostgreSQL locks its row, SQLite has one
         writer)."""
+        ...
+
+    async def lock_manifests(self, repository_id: int, digests: Iterable[Digest]) -> set[Digest]:
+        """:meth:`lock_manifest` for each of ``digests``: those that exist, locked until the
+        transaction ends. Two transactions locking overlapping sets do not deadlock."""
         ...
 
     async def list_referrers(

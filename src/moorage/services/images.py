@@ -443,29 +443,43 @@ class ImageService:
     ) -> UnchangedDeleteResult:
         """Delete each image by digest, as BatchDeleteImage does, only when its tags are still
         exactly ``tags`` (in any order): an image tagged or untagged since it was seen is kept.
-        One transaction; the image is locked before its tags are read, so a concurrent tag
-        push either lands first (and the image is kept) or waits for the deletion. Raises
-        InvalidName, RepositoryNotFound.
+        One transaction; the images are locked before their tags are read, so a concurrent tag
+        push either lands first (and the image is kept) or waits for the deletion. The images
+        are decided in the order given, as if deleted one after another: an index deleted
+        earlier in ``images`` no longer keeps the images it lists. A handful of statements
+        whatever the number of images. Raises InvalidName, RepositoryNotFound.
         """
         deleted: list[Digest] = []
         kept: list[tuple[Digest, str]] = []
         now = self._clock()
         async with self._metadata.transaction() as tx:
             repository = await require(tx, registry_id, RepositoryName(name))
+            present = await tx.lock_manifests(repository.id, [i.digest for i in images])
+            tags = {
+                digest: sorted(names)
+                for digest, names in (await tx.tags_by_manifest(repository.id, present)).items()
+            }
+
+            def unchanged(image: ExpectedImage) -> bool:
+                return tags.get(image.digest, []) == sorted(image.tags)
+
+            candidates = {i.digest for i in images if i.digest in present and unchanged(i)}
+            parents = await tx.manifest_parents_many(repository.id, candidates)
+            # Decided in the order given, as one deletion after another would be: an index
+            # deleted earlier in the batch no longer keeps the images it lists.
+            gone: set[Digest] = set()
             for image in images:
                 image_id = ImageId(str(image.digest))
-                if not await tx.lock_manifest(repository.id, image.digest):
+                if image.digest not in present or image.digest in gone:
                     kept.append((image.digest, _not_found(image_id).reason))
-                    continue
-                tags = await tx.tags_of(repository.id, image.digest)
-                if sorted(tags) != sorted(image.tags):
-                    kept.append((image.digest, f"its tags changed to {sorted(tags)}"))
-                    continue
-                outcome = await _delete_by_digest(tx, repository.id, image.digest, image_id, now)
-                if isinstance(outcome, ImageFailure):
-                    kept.append((image.digest, outcome.reason))
+                elif not unchanged(image):
+                    kept.append((image.digest, f"its tags changed to {tags.get(image.digest, [])}"))
+                elif listed := [p for p in parents.get(image.digest, []) if p not in gone]:
+                    kept.append((image.digest, _listed_by(image_id, listed).reason))
                 else:
+                    gone.add(image.digest)
                     deleted.append(image.digest)
+            await tx.delete_manifests(repository.id, deleted, now=now)
         return UnchangedDeleteResult(deleted, kept)
 
     async def list_image_ids(
@@ -755,15 +769,19 @@ async def _delete_by_digest(
         return _not_found(image_id)
     parents = await tx.manifest_parents(repository_id, digest)
     if parents:
-        listed = ", ".join(str(p) for p in parents)
-        return ImageFailure(
-            image_id,
-            ImageFailureCode.IMAGE_REFERENCED_BY_MANIFEST_LIST,
-            f"Requested image referenced by manifest list: [{listed}]",
-        )
+        return _listed_by(image_id, parents)
     tags = await tx.tags_of(repository_id, digest)
     await tx.delete_manifest(repository_id, digest, now=now)
     return [ImageId(str(digest), tag) for tag in tags] or [ImageId(str(digest))]
+
+
+def _listed_by(image_id: ImageId, parents: Sequence[Digest]) -> ImageFailure:
+    listed = ", ".join(str(p) for p in parents)
+    return ImageFailure(
+        image_id,
+        ImageFailureCode.IMAGE_REFERENCED_BY_MANIFEST_LIST,
+        f"Requested image referenced by manifest list: [{listed}]",
+    )
 
 
 async def _details(

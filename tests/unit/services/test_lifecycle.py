@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import (
@@ -394,6 +396,82 @@ async def test_delete_unchanged_says_why_it_kept_each_image(
     }
     again = await images.delete_unchanged(REGISTRY, "web", [ExpectedImage(tagged, ("v1",))])
     assert again.deleted == [tagged]
+
+
+async def put_index(store: SqlMetadataStore, repository: Repository, *children: Digest) -> Digest:
+    payload = b"an index of " + b", ".join(str(c).encode() for c in children)
+    async with store.transaction() as tx:
+        await tx.put_manifest(
+            ManifestRecord(
+                repository_id=repository.id,
+                digest=Digest.of(payload),
+                media_type=OCI_INDEX,
+                size=len(payload),
+                payload=payload,
+                pushed_at=NOW,
+                annotations={},
+            ),
+            [ManifestReference(c, ReferenceKind.MANIFEST) for c in children],
+        )
+    return Digest.of(payload)
+
+
+async def test_delete_unchanged_decides_in_the_order_given(
+    store: SqlMetadataStore, lifecycle: LifecycleService
+) -> None:
+    """As if deleted one after another: an index deleted earlier in the batch no longer keeps
+    the images it lists; an image named twice is gone the second time."""
+    repository, [first, second, third] = await old_images(store, "web", 3)
+    early = await put_index(store, repository, first)
+    late = await put_index(store, repository, second, third)
+    nested = await put_index(store, repository, late)
+    result = await lifecycle._images.delete_unchanged(
+        REGISTRY,
+        "web",
+        [
+            ExpectedImage(early, ()),
+            ExpectedImage(first, ()),  # its only index went just before
+            ExpectedImage(second, ()),  # ``late`` goes after it
+            ExpectedImage(nested, ()),
+            ExpectedImage(late, ()),  # ``nested`` went just before
+            ExpectedImage(third, ()),
+            ExpectedImage(first, ()),  # already deleted
+        ],
+    )
+    assert result.deleted == [early, first, nested, late, third]
+    assert result.kept == [
+        (second, f"Requested image referenced by manifest list: [{late}]"),
+        (first, "Requested image not found"),
+    ]
+    async with store.read() as tx:
+        assert await tx.count_manifests(repository.id) == 1
+
+
+async def test_delete_unchanged_runs_as_many_statements_for_many_images_as_for_one(
+    store: SqlMetadataStore, lifecycle: LifecycleService
+) -> None:
+    repository, digests = await old_images(store, "web", 101)
+    await put_index(store, repository, digests[0])
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    async def statements_to_delete(images: Sequence[Digest]) -> int:
+        statements.clear()
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            await lifecycle._images.delete_unchanged(
+                REGISTRY, "web", [ExpectedImage(d, ()) for d in images]
+            )
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+        return len(statements)
+
+    # The first is listed by an index (kept); the others are deleted.
+    few = await statements_to_delete(digests[:2])
+    many = await statements_to_delete(digests[2:])
+    assert 0 < few == many
 
 
 async def _trail(store: SqlMetadataStore, name: str) -> list[LifecycleRun]:

@@ -707,17 +707,22 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
     ) -> None:
         """Set ``last_used_at`` to ``now`` (default: the system time; never backwards) on the
         blobs that the ``references`` rows (of kind blob) name, so that a blob's grace period
-        starts when a manifest stops referencing it rather than when it was uploaded.
+        starts when a manifest stops referencing it rather than when it was uploaded."""
+        named = select(manifest_references.c.child_digest).where(
+            references, manifest_references.c.kind == ReferenceKind.BLOB.value
+        )
+        await self._touch_blobs(blobs.c.digest.in_(named), now)
+
+    async def _touch_blobs(self, which: ColumnElement[bool], now: datetime | None) -> None:
+        """Set ``last_used_at`` to ``now`` (as above) on the blobs ``which`` selects.
 
         Rows are locked in digest order first (``FOR NO KEY UPDATE``, which a manifest PUT's
         ``FOR KEY SHARE`` does not wait for), as collection's ``FOR UPDATE`` locks them:
         the two wait for each other without deadlocking, and collection re-checks
-        ``last_used_at`` after the wait."""
+        ``last_used_at`` after the wait. A caller touching blobs in several statements must
+        give them in ascending ranges of digest, for the same reason."""
         moment = now if now is not None else datetime.now(UTC)
-        named = select(manifest_references.c.child_digest).where(
-            references, manifest_references.c.kind == ReferenceKind.BLOB.value
-        )
-        stale = blobs.c.digest.in_(named), blobs.c.last_used_at < moment
+        stale = which, blobs.c.last_used_at < moment
         if self._c.dialect.name == "postgresql":
             lock = (
                 select(blobs.c.digest)
@@ -840,6 +845,27 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
     async def manifest_parents(self, repository_id: int, digest: Digest) -> list[Digest]:
         return await self._referencing(repository_id, digest, ReferenceKind.MANIFEST)
 
+    async def manifest_parents_many(
+        self, repository_id: int, digests: Iterable[Digest]
+    ) -> dict[Digest, list[Digest]]:
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks({str(d) for d in digests}, _IN_CHUNK):
+            # No ORDER BY (sorted below), so that SQLite looks each child up in the index by
+            # child rather than walking the repository's references (see _referencing).
+            query = select(
+                manifest_references.c.child_digest, manifest_references.c.manifest_digest
+            ).where(
+                manifest_references.c.child_digest.in_(chunk),
+                manifest_references.c.repository_id == repository_id,
+                manifest_references.c.kind == ReferenceKind.MANIFEST.value,
+            )
+            for row in await self._c.execute(query):
+                found.setdefault(row.child_digest, []).append(row.manifest_digest)
+        return {
+            _digest(child): [_digest(parent) for parent in sorted(parents)]
+            for child, parents in found.items()
+        }
+
     async def _referencing(
         self, repository_id: int, digest: Digest, kind: ReferenceKind
     ) -> list[Digest]:
@@ -855,29 +881,64 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
     async def delete_manifest(
         self, repository_id: int, digest: Digest, *, now: datetime | None = None
     ) -> bool:
-        # Its blobs' grace period starts now, before the cascade removes the references
+        return bool(await self.delete_manifests(repository_id, [digest], now=now))
+
+    async def delete_manifests(
+        self, repository_id: int, digests: Iterable[Digest], *, now: datetime | None = None
+    ) -> int:
+        chunks = list(_chunks(sorted({str(d) for d in digests}), _IN_CHUNK))
+        if not chunks:
+            return 0
+        # Their blobs' grace period starts now, before the cascade removes the references
         # that say which blobs they are.
-        await self._touch_referenced_blobs(
-            (manifest_references.c.repository_id == repository_id)
-            & (manifest_references.c.manifest_digest == str(digest)),
-            now,
-        )
-        # Foreign keys cascade to its tags and to the references it makes.
-        statement = delete(manifests).where(
-            manifests.c.repository_id == repository_id, manifests.c.digest == str(digest)
-        )
-        return bool((await self._c.execute(statement)).rowcount)
+        in_repository = manifest_references.c.repository_id == repository_id
+        if len(chunks) == 1:
+            await self._touch_referenced_blobs(
+                in_repository & manifest_references.c.manifest_digest.in_(chunks[0]), now
+            )
+        else:
+            # One touch per chunk of manifests would lock blobs out of digest order: name
+            # the blobs first, then touch them in ascending chunks.
+            named: set[str] = set()
+            for chunk in chunks:
+                query = select(manifest_references.c.child_digest).where(
+                    in_repository,
+                    manifest_references.c.manifest_digest.in_(chunk),
+                    manifest_references.c.kind == ReferenceKind.BLOB.value,
+                )
+                named.update(await self._c.scalars(query))
+            moment = now if now is not None else datetime.now(UTC)
+            for chunk in _chunks(sorted(named), _IN_CHUNK):
+                await self._touch_blobs(blobs.c.digest.in_(chunk), moment)
+        # Foreign keys cascade to their tags and to the references they make.
+        deleted = 0
+        for chunk in chunks:
+            statement = delete(manifests).where(
+                manifests.c.repository_id == repository_id, manifests.c.digest.in_(chunk)
+            )
+            deleted += (await self._c.execute(statement)).rowcount
+        return deleted
 
     async def lock_manifest(self, repository_id: int, digest: Digest) -> bool:
+        return bool(await self.lock_manifests(repository_id, [digest]))
+
+    async def lock_manifests(self, repository_id: int, digests: Iterable[Digest]) -> set[Digest]:
         # FOR UPDATE conflicts with the FOR KEY SHARE that a new tag's foreign key check takes
-        # on this row: a tag pushed meanwhile is either committed before the lock is granted
-        # (and seen by the caller's next statement) or waits for this transaction.
-        query = (
-            select(manifests.c.digest)
-            .where(manifests.c.repository_id == repository_id, manifests.c.digest == str(digest))
-            .with_for_update()
-        )
-        return (await self._c.scalar(query)) is not None
+        # on a manifest row: a tag pushed meanwhile is either committed before the lock is
+        # granted (and seen by the caller's next statement) or waits for this transaction.
+        # Rows are locked in digest order (ORDER BY sits below the lock, and the chunks
+        # ascend), so two callers locking overlapping sets wait instead of deadlocking.
+        wanted = {str(d): d for d in digests}
+        locked: set[Digest] = set()
+        for chunk in _chunks(sorted(wanted), _IN_CHUNK):
+            query = (
+                select(manifests.c.digest)
+                .where(manifests.c.repository_id == repository_id, manifests.c.digest.in_(chunk))
+                .order_by(manifests.c.digest)
+                .with_for_update()
+            )
+            locked.update(wanted[text] for text in await self._c.scalars(query))
+        return locked
 
     async def list_referrers(
         self, repository_id: int, subject: Digest, artifact_type: str | None = None
