@@ -362,20 +362,7 @@ async def test_delete_unchanged_says_why_it_kept_each_image(
     store: SqlMetadataStore, lifecycle: LifecycleService
 ) -> None:
     repository, [tagged, untagged, listed] = await old_images(store, "web", 3, "v1")
-    payload = b"an index"
-    async with store.transaction() as tx:
-        await tx.put_manifest(
-            ManifestRecord(
-                repository_id=repository.id,
-                digest=Digest.of(payload),
-                media_type=OCI_INDEX,
-                size=len(payload),
-                payload=payload,
-                pushed_at=NOW,
-                annotations={},
-            ),
-            [ManifestReference(listed, ReferenceKind.MANIFEST)],
-        )
+    index = await put_index(store, repository, listed)
     gone = Digest.of(b"never pushed")
     images = lifecycle._images
     result = await images.delete_unchanged(
@@ -391,7 +378,7 @@ async def test_delete_unchanged_says_why_it_kept_each_image(
     assert result.deleted == [untagged]
     assert dict(result.kept) == {
         tagged: "its tags changed to ['v1']",
-        listed: f"Requested image referenced by manifest list: [{Digest.of(payload)}]",
+        listed: f"Requested image referenced by manifest list: [{index}]",
         gone: "Requested image not found",
     }
     again = await images.delete_unchanged(REGISTRY, "web", [ExpectedImage(tagged, ("v1",))])
