@@ -14,10 +14,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
-from itertools import islice
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Row, String, delete, func, literal, or_, select, type_coerce, update
@@ -33,6 +32,7 @@ from moorage.ports.lifecycle import (
     PreviewStatus,
     RunImage,
 )
+from moorage.storage.metadata.sql.rows import chunks, repository_of, stored_digest, stored_time
 from moorage.storage.metadata.sql.tables import (
     lifecycle_policies,
     lifecycle_preview_results,
@@ -48,8 +48,6 @@ from moorage.storage.metadata.sql.tables import (
 if TYPE_CHECKING:
     from moorage.storage.metadata.sql.store import _InsertFactory, _Statements
 
-# Rows per INSERT of preview results or run images, and digests per IN list.
-_BATCH = 500
 _IN_PROGRESS = PreviewStatus.IN_PROGRESS.value
 _RAW = String()
 # digest, pushed_at and last_pulled_at as stored, a tag name or None, and whether listed.
@@ -108,8 +106,6 @@ class SqlLifecycleRecords:
     async def list_lifecycle_policies(
         self, *, registry_id: str | None = None, name: str | None = None
     ) -> list[tuple[Repository, LifecyclePolicyRecord]]:
-        from moorage.storage.metadata.sql.store import _repository  # store imports this module
-
         query = (
             select(repositories, lifecycle_policies)
             .join(lifecycle_policies, lifecycle_policies.c.repository_id == repositories.c.id)
@@ -119,16 +115,7 @@ class SqlLifecycleRecords:
             query = query.where(repositories.c.registry_id == registry_id)
         if name is not None:
             query = query.where(repositories.c.name == name)
-        found = []
-        for row in await self._c.execute(query):
-            policy = LifecyclePolicyRecord(
-                repository_id=row.id,
-                text=row.policy_text,
-                set_at=row.set_at,
-                last_evaluated_at=row.last_evaluated_at,
-            )
-            found.append((_repository(row), policy))
-        return found
+        return [(repository_of(row), _policy(row)) for row in await self._c.execute(query)]
 
     async def lifecycle_candidates(
         self, repository_id: int, *, after: Digest | None = None, limit: int | None = None
@@ -158,7 +145,7 @@ class SqlLifecycleRecords:
             .label("listed")
         )
         # Times as stored: SQLite's text parses far faster with fromisoformat than through
-        # the column type, and 100,000 rows make that a second (see _time).
+        # the column type, and 100,000 rows make that a second (see stored_time).
         query = (
             select(
                 page.c.digest,
@@ -275,7 +262,7 @@ class SqlLifecycleRecords:
             }
             for result in results
         )
-        for batch in _batches(rows):
+        for batch in chunks(rows):
             await self._c.execute(lifecycle_preview_results.insert(), batch)
         return True
 
@@ -302,7 +289,7 @@ class SqlLifecycleRecords:
         if digests is None:
             return [_result(row) for row in await self._c.execute(query)]
         found: list[PreviewResult] = []
-        for batch in _batches(sorted({str(d) for d in digests})):
+        for batch in chunks(sorted({str(d) for d in digests})):
             found.extend(
                 _result(row)
                 for row in await self._c.execute(query.where(table.c.digest.in_(batch)))
@@ -354,7 +341,7 @@ class SqlLifecycleRecords:
             }
             for image in run.images
         )
-        for batch in _batches(rows):
+        for batch in chunks(rows):
             await self._c.execute(lifecycle_run_images.insert(), batch)
         return LifecycleRun(
             registry_id=run.registry_id,
@@ -384,7 +371,7 @@ class SqlLifecycleRecords:
             query = query.where(lifecycle_runs.c.repository_name == repository_name)
         runs = list(await self._c.execute(query))
         images: dict[int, list[RunImage]] = {}
-        for batch in _batches([run.id for run in runs]):
+        for batch in chunks([run.id for run in runs]):
             image_query = (
                 select(lifecycle_run_images)
                 .where(lifecycle_run_images.c.run_id.in_(batch))
@@ -393,7 +380,7 @@ class SqlLifecycleRecords:
             for row in await self._c.execute(image_query):
                 images.setdefault(row.run_id, []).append(
                     RunImage(
-                        digest=_digest(row.digest),
+                        digest=stored_digest(row.digest),
                         tags=tuple(row.tags),
                         rule_priority=row.rule_priority,
                         action=ActionType(row.action),
@@ -420,38 +407,18 @@ class SqlLifecycleRecords:
         return int((await self._c.execute(statement)).rowcount)
 
 
-def _batches(items: Iterable[Any]) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, _BATCH)):
-        yield batch
-
-
-def _digest(text: str) -> Digest:
-    # Written from a validated Digest; splitting is enough (and cheaper than parsing).
-    algorithm, _, encoded = text.partition(":")
-    return Digest(algorithm, encoded)
-
-
 def _candidate(
     digest: str, pushed_at: Any, last_pulled_at: Any, names: list[str], listed: Any
 ) -> Candidate:
     return Candidate(
-        _digest(digest),
-        _time(pushed_at),
+        stored_digest(digest),
+        stored_time(pushed_at),
         frozenset(names),
-        None if last_pulled_at is None else _time(last_pulled_at),
+        None if last_pulled_at is None else stored_time(last_pulled_at),
         StorageClass.STANDARD,
         None,
         bool(listed),
     )
-
-
-def _time(value: datetime | str) -> datetime:
-    """A time column read without its type: SQLite's UTC text (``UtcDateTime``), or the
-    driver's aware datetime on PostgreSQL."""
-    if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 def _policy(row: Row[Any]) -> LifecyclePolicyRecord:
@@ -476,7 +443,7 @@ def _preview(row: Row[Any]) -> LifecyclePreview:
 def _result(row: Row[Any]) -> PreviewResult:
     target = row.target_storage_class
     return PreviewResult(
-        digest=_digest(row.digest),
+        digest=stored_digest(row.digest),
         tags=tuple(row.tags),
         pushed_at=row.pushed_at,
         rule_priority=row.rule_priority,

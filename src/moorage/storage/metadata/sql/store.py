@@ -24,10 +24,9 @@ Beyond the port's docstrings, this adapter promises (and the contract suite chec
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
-from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import (
@@ -82,6 +81,7 @@ from moorage.storage.metadata.sql.engine import (
 from moorage.storage.metadata.sql.identities import SqlIdentityRecords
 from moorage.storage.metadata.sql.jobs import SqlJobRecords
 from moorage.storage.metadata.sql.lifecycle import SqlLifecycleRecords
+from moorage.storage.metadata.sql.rows import chunks, repository_of, stored_digest
 from moorage.storage.metadata.sql.tables import (
     UtcDateTime,
     account_settings,
@@ -102,9 +102,6 @@ from moorage.storage.metadata.sql.tables import (
 # The job runner's schedules are the server's configuration, not data: without them
 # the periodic jobs (lifecycle, gc) would stop until a runner next restores them.
 _KEPT_BY_WIPE = frozenset({job_schedules})
-
-# Digests per ``IN (...)`` list: far below SQLite's and asyncpg's bound-parameter limits.
-_IN_CHUNK = 500
 
 _InsertFactory = Callable[[Table], postgresql.Insert | sqlite.Insert]
 
@@ -409,13 +406,13 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
                 f"'{registry_id}'",
                 detail={"name": name},
             )
-        return _repository(row)
+        return repository_of(row)
 
     async def get_repository(self, registry_id: str, name: str) -> Repository | None:
         row = (
             await self._c.execute(_GET_REPOSITORY, {"registry_id": registry_id, "name": name})
         ).first()
-        return None if row is None else _repository(row)
+        return None if row is None else repository_of(row)
 
     async def list_repositories(
         self, registry_id: str, *, after: str | None = None, limit: int | None = None
@@ -428,7 +425,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         )
         if after is not None:
             query = query.where(repositories.c.name > after)
-        return [_repository(row) for row in await self._c.execute(query)]
+        return [repository_of(row) for row in await self._c.execute(query)]
 
     async def delete_repository(self, repository_id: int, *, now: datetime | None = None) -> None:
         # As in delete_manifest: the grace period of its images' blobs starts now.
@@ -467,7 +464,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
                 .returning(*repositories.c)
             )
             row = (await self._c.execute(statement)).first()
-        return None if row is None else _repository(row)
+        return None if row is None else repository_of(row)
 
     async def get_repository_tag(self, repository_id: int, key: str) -> str | None:
         query = select(repository_tags.c.value).where(
@@ -505,7 +502,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
 
     async def delete_repository_tags(self, repository_id: int, keys: Iterable[str]) -> int:
         removed = 0
-        for chunk in _chunks(set(keys), _IN_CHUNK):
+        for chunk in chunks(set(keys)):
             statement = delete(repository_tags).where(
                 repository_tags.c.repository_id == repository_id, repository_tags.c.key.in_(chunk)
             )
@@ -602,7 +599,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         registry = await self.read_policies(registry_id, None)
         policies: dict[str, str] = {}
         tags: dict[str, dict[str, str]] = {}
-        for chunk in _chunks(dict.fromkeys(repository_names), _IN_CHUNK):
+        for chunk in chunks(dict.fromkeys(repository_names)):
             in_registry = (
                 repositories.c.registry_id == registry_id,
                 repositories.c.name.in_(chunk),
@@ -689,7 +686,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         and sees the references it records (docs/gc.md). SQLite has one writer."""
         wanted = {str(d): d for d in digests}
         found: set[str] = set()
-        for chunk in _chunks(sorted(wanted), _IN_CHUNK):
+        for chunk in chunks(sorted(wanted)):
             query = (
                 select(blobs.c.digest)
                 .join(blob_links, blob_links.c.digest == blobs.c.digest)
@@ -757,7 +754,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         snapshot sees every reference committed by a transaction that held one; any later
         manifest PUT waits for this transaction and then finds the blob gone."""
         deleted: list[BlobRecord] = []
-        for chunk in _chunks(sorted({str(d) for d in digests}), _IN_CHUNK):
+        for chunk in chunks(sorted({str(d) for d in digests})):
             lock = (
                 select(blobs.c.digest)
                 .where(blobs.c.digest.in_(chunk), blobs.c.last_used_at < cutoff)
@@ -782,7 +779,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
             for key in sorted({_file_lock_key(d) for d in wanted.values()}):
                 await self._c.execute(select(func.pg_advisory_xact_lock(_FILE_LOCK_SPACE, key)))
         recorded: set[str] = set()
-        for chunk in _chunks(wanted, _IN_CHUNK):
+        for chunk in chunks(wanted):
             recorded.update(
                 await self._c.scalars(select(blobs.c.digest).where(blobs.c.digest.in_(chunk)))
             )
@@ -849,7 +846,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         self, repository_id: int, digests: Iterable[Digest]
     ) -> dict[Digest, list[Digest]]:
         found: dict[str, list[str]] = {}
-        for chunk in _chunks({str(d) for d in digests}, _IN_CHUNK):
+        for chunk in chunks({str(d) for d in digests}):
             # No ORDER BY (sorted below), so that SQLite looks each child up in the index by
             # child rather than walking the repository's references (see _referencing).
             query = select(
@@ -862,7 +859,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
             for row in await self._c.execute(query):
                 found.setdefault(row.child_digest, []).append(row.manifest_digest)
         return {
-            _digest(child): [_digest(parent) for parent in sorted(parents)]
+            stored_digest(child): [stored_digest(parent) for parent in sorted(parents)]
             for child, parents in found.items()
         }
 
@@ -876,7 +873,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
             manifest_references.c.kind == kind.value,
         )
         # Sorted here, as in tags_of: with an ORDER BY SQLite walks the primary key.
-        return [_digest(text) for text in sorted(await self._c.scalars(query))]
+        return [stored_digest(text) for text in sorted(await self._c.scalars(query))]
 
     async def delete_manifest(
         self, repository_id: int, digest: Digest, *, now: datetime | None = None
@@ -886,21 +883,21 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
     async def delete_manifests(
         self, repository_id: int, digests: Iterable[Digest], *, now: datetime | None = None
     ) -> int:
-        chunks = list(_chunks(sorted({str(d) for d in digests}), _IN_CHUNK))
-        if not chunks:
+        batches = list(chunks(sorted({str(d) for d in digests})))
+        if not batches:
             return 0
         # Their blobs' grace period starts now, before the cascade removes the references
         # that say which blobs they are.
         in_repository = manifest_references.c.repository_id == repository_id
-        if len(chunks) == 1:
+        if len(batches) == 1:
             await self._touch_referenced_blobs(
-                in_repository & manifest_references.c.manifest_digest.in_(chunks[0]), now
+                in_repository & manifest_references.c.manifest_digest.in_(batches[0]), now
             )
         else:
             # One touch per chunk of manifests would lock blobs out of digest order: name
-            # the blobs first, then touch them in ascending chunks.
+            # the blobs first, then touch them in ascending batches.
             named: set[str] = set()
-            for chunk in chunks:
+            for chunk in batches:
                 query = select(manifest_references.c.child_digest).where(
                     in_repository,
                     manifest_references.c.manifest_digest.in_(chunk),
@@ -908,11 +905,11 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
                 )
                 named.update(await self._c.scalars(query))
             moment = now if now is not None else datetime.now(UTC)
-            for chunk in _chunks(sorted(named), _IN_CHUNK):
+            for chunk in chunks(sorted(named)):
                 await self._touch_blobs(blobs.c.digest.in_(chunk), moment)
         # Foreign keys cascade to their tags and to the references they make.
         deleted = 0
-        for chunk in chunks:
+        for chunk in batches:
             statement = delete(manifests).where(
                 manifests.c.repository_id == repository_id, manifests.c.digest.in_(chunk)
             )
@@ -930,7 +927,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         # ascend), so two callers locking overlapping sets wait instead of deadlocking.
         wanted = {str(d): d for d in digests}
         locked: set[Digest] = set()
-        for chunk in _chunks(sorted(wanted), _IN_CHUNK):
+        for chunk in chunks(sorted(wanted)):
             query = (
                 select(manifests.c.digest)
                 .where(manifests.c.repository_id == repository_id, manifests.c.digest.in_(chunk))
@@ -1027,27 +1024,27 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
             query = query.where(
                 or_(manifests.c.digest > digest, and_(manifests.c.digest == digest, tag_key > tag))
             )
-        return [(_digest(row.digest), row.tag) for row in await self._c.execute(query)]
+        return [(stored_digest(row.digest), row.tag) for row in await self._c.execute(query)]
 
     async def tags_by_manifest(
         self, repository_id: int, digests: Iterable[Digest]
     ) -> dict[Digest, list[str]]:
         found: dict[Digest, list[str]] = {}
-        for chunk in _chunks({str(d) for d in digests}, _IN_CHUNK):
+        for chunk in chunks({str(d) for d in digests}):
             query = (
                 select(tags.c.manifest_digest, tags.c.name)
                 .where(tags.c.repository_id == repository_id, tags.c.manifest_digest.in_(chunk))
                 .order_by(tags.c.manifest_digest, tags.c.name)
             )
             for row in await self._c.execute(query):
-                found.setdefault(_digest(row.manifest_digest), []).append(row.name)
+                found.setdefault(stored_digest(row.manifest_digest), []).append(row.name)
         return found
 
     async def blob_totals(self, repository_id: int, digests: Iterable[Digest]) -> dict[Digest, int]:
         # manifest_references holds each (manifest, kind, child) once: a layer listed twice
         # counts once, as it is stored once.
         totals: dict[Digest, int] = {}
-        for chunk in _chunks({str(d) for d in digests}, _IN_CHUNK):
+        for chunk in chunks({str(d) for d in digests}):
             query = (
                 select(manifest_references.c.manifest_digest, func.sum(blobs.c.size).label("total"))
                 .join(blobs, blobs.c.digest == manifest_references.c.child_digest)
@@ -1059,14 +1056,14 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
                 .group_by(manifest_references.c.manifest_digest)
             )
             for row in await self._c.execute(query):
-                totals[_digest(row.manifest_digest)] = int(row.total)
+                totals[stored_digest(row.manifest_digest)] = int(row.total)
         return totals
 
     async def manifest_children(
         self, repository_id: int, digests: Iterable[Digest]
     ) -> dict[Digest, list[Digest]]:
         children: dict[Digest, list[Digest]] = {}
-        for chunk in _chunks({str(d) for d in digests}, _IN_CHUNK):
+        for chunk in chunks({str(d) for d in digests}):
             query = (
                 select(manifest_references.c.manifest_digest, manifest_references.c.child_digest)
                 .where(
@@ -1077,8 +1074,8 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
                 .order_by(manifest_references.c.manifest_digest, manifest_references.c.child_digest)
             )
             for row in await self._c.execute(query):
-                children.setdefault(_digest(row.manifest_digest), []).append(
-                    _digest(row.child_digest)
+                children.setdefault(stored_digest(row.manifest_digest), []).append(
+                    stored_digest(row.child_digest)
                 )
         return children
 
@@ -1107,7 +1104,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         if old == str(digest):
             return digest
         if old is not None and not move:
-            return _digest(old)
+            return stored_digest(old)
         # From the manifests row: an unknown digest inserts nothing (see link_blob).
         source = select(
             literal(repository_id), literal(tag), manifests.c.digest, literal(now, UtcDateTime())
@@ -1129,11 +1126,11 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
             statement = insert.on_conflict_do_nothing(index_elements=["repository_id", "name"])
         if not (await self._c.execute(statement)).rowcount:
             if not move and (winner := await self._c.scalar(current)) is not None:
-                return _digest(winner)
+                return stored_digest(winner)
             raise ManifestUnknown(
                 f"manifest {digest} is not in the repository", detail={"digest": str(digest)}
             )
-        return None if old is None else _digest(old)
+        return None if old is None else stored_digest(old)
 
     async def delete_tag(self, repository_id: int, tag: str) -> bool:
         statement = delete(tags).where(tags.c.repository_id == repository_id, tags.c.name == tag)
@@ -1237,7 +1234,7 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         """Those of ``digests`` with no row where ``scope == repository_id``, ``key == digest``."""
         wanted = {str(d): d for d in digests}
         found: set[str] = set()
-        for chunk in _chunks(wanted, _IN_CHUNK):
+        for chunk in chunks(wanted):
             query = select(key).where(scope == repository_id, key.in_(chunk))
             found.update(await self._c.scalars(query))
         return {digest for text, digest in wanted.items() if text not in found}
@@ -1258,34 +1255,8 @@ def _file_lock_key(digest: Digest) -> int:
     return value - (1 << 32) if value >= 1 << 31 else value
 
 
-def _chunks(items: Iterable[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def _digest(text: str) -> Digest:
-    # Written from a validated Digest; splitting is enough (and cheaper than parsing).
-    algorithm, _, encoded = text.partition(":")
-    return Digest(algorithm, encoded)
-
-
-def _repository(row: Row[Any]) -> Repository:
-    return Repository(
-        id=row.id,
-        registry_id=row.registry_id,
-        name=row.name,
-        created_at=row.created_at,
-        image_tag_mutability=TagMutability(row.image_tag_mutability),
-        mutability_exclusion_filters=tuple(row.mutability_exclusion_filters),
-        scan_on_push=bool(row.scan_on_push),
-        encryption_type=row.encryption_type,
-        kms_key=row.kms_key,
-    )
-
-
 def _blob(row: Row[Any]) -> BlobRecord:
-    return BlobRecord(digest=_digest(row.digest), size=row.size, created_at=row.created_at)
+    return BlobRecord(digest=stored_digest(row.digest), size=row.size, created_at=row.created_at)
 
 
 def _manifest_row(manifest: ManifestRecord) -> dict[str, object]:
@@ -1309,14 +1280,14 @@ def _manifest(row: Row[Any]) -> ManifestRecord:
     mapping = row._mapping
     return ManifestRecord(
         repository_id=row.repository_id,
-        digest=_digest(row.digest),
+        digest=stored_digest(row.digest),
         media_type=row.media_type,
         size=row.size,
         payload=bytes(mapping["payload"]) if "payload" in mapping else b"",
         pushed_at=row.pushed_at,
         artifact_type=row.artifact_type,
         config_media_type=row.config_media_type,
-        subject=None if row.subject is None else _digest(row.subject),
+        subject=None if row.subject is None else stored_digest(row.subject),
         annotations=dict(row.annotations),
         last_pulled_at=row.last_pulled_at,
     )
@@ -1326,7 +1297,7 @@ def _tag(row: Row[Any]) -> TagRecord:
     return TagRecord(
         repository_id=row.repository_id,
         name=row.name,
-        digest=_digest(row.manifest_digest),
+        digest=stored_digest(row.manifest_digest),
         updated_at=row.updated_at,
     )
 
