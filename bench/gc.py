@@ -58,6 +58,7 @@ from bench.servers import (
     RunningServer,
     ServerError,
     start_server,
+    stop_on_sigterm,
     wait_for_quiet,
 )
 
@@ -626,6 +627,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the gc section of this Markdown file")
     parser.add_argument("--quiet-wait", type=float, default=30.0, metavar="SECONDS")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     p = GcParams(blobs=2000 if args.quick else args.blobs)
     started = datetime.now(UTC)
     command = shlex.join(["python", "-m", "bench.gc", *sys.argv[1:]])

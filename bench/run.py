@@ -37,6 +37,7 @@ from bench.servers import (
     RunningServer,
     ServerError,
     start_server,
+    stop_on_sigterm,
     system_busy_s,
     wait_for_quiet,
 )
@@ -205,6 +206,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; return 0 when every workload succeeded on every registry."""
     args = parse_args(argv)
+    stop_on_sigterm()
     registries = [r.strip() for r in args.registries.split(",") if r.strip()]
     names = [n.strip() for n in args.only.split(",")] if args.only else list(WORKLOADS)
     unknown = [r for r in registries if r not in SERVERS] + [n for n in names if n not in WORKLOADS]

@@ -268,3 +268,13 @@ SERVERS: dict[str, ServerSpec] = {
     "moorage": ServerSpec("moorage", _moorage_command, _moorage_version),
     "distribution": ServerSpec("distribution", _distribution_command, _distribution_version),
 }
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM interrupt the benchmark as Ctrl-C does, so that its ``finally`` blocks
+    stop the registries it started (by default SIGTERM ends Python at once, leaving them)."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
