@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.aws import aws_cli, aws_json, ecr_client
+from tests.e2e.aws import admin_init, aws_cli, aws_json, ecr_client
 from tests.e2e.client import OCI_INDEX, digest_of, image_index
 from tests.e2e.conftest import IamServer
 from tests.e2e.ecr.helpers import aws_error
 from tests.e2e.ecr.layer_api import config_blob, put_image
-from tests.e2e.server import run_cli
+from tests.e2e.server import ServerProcess, run_cli
 
 pytestmark = pytest.mark.e2e
 
@@ -430,3 +430,54 @@ def test_a_run_deletes_exactly_what_the_preview_named(ecr: Any, iam_server: IamS
 def test_run_without_a_policy_says_so(iam_server: IamServer) -> None:
     out = lifecycle_run(iam_server, "--repository", "lifecycle/none-here")
     assert out.strip() == "no repository named lifecycle/none-here has a lifecycle policy"
+
+
+# -- the scheduled run -------------------------------------------------------------------------
+
+
+def test_the_scheduled_run_deletes_what_the_preview_named(tmp_path: Path) -> None:
+    """A server with the schedule off prepares the repository and the preview; the same data
+    served again with ``--lifecycle-interval 1`` expires exactly what the preview named."""
+    data_dir = tmp_path / "data"
+    admin = admin_init(data_dir)
+    name = "lifecycle/scheduled"
+    first = ServerProcess(
+        data_dir=data_dir, extra_args=["--lifecycle-interval", "0"], emulator=False
+    ).start()
+    try:
+        ecr = ecr_client(first.url, admin)
+        ecr.create_repository(repositoryName=name)
+        old = [image(ecr, name, f"scheduled old {n}", f"release-{n}") for n in range(3)]
+        scratch = [image(ecr, name, f"scheduled scratch {n}") for n in range(2)]
+        newest = image(ecr, name, "scheduled newest", "release-9")
+        age(
+            IamServer(first, admin),
+            name,
+            {**{d: 30 - n for n, d in enumerate(old)}, **dict.fromkeys(scratch, 20)},
+        )
+        text = policy(
+            rule(1, "tagged", "imageCountMoreThan", 1, tagPrefixList=["release"]),
+            rule(2, "untagged", "sinceImagePushed", 7),
+        )
+        ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=text)
+        named = set(expiring(preview(ecr, name)))
+        assert named == set(old) | set(scratch)
+        before = images_of(ecr, name)
+        time.sleep(1.5)  # the schedule is off: nothing runs
+        assert images_of(ecr, name) == before
+        assert "lastEvaluatedAt" not in ecr.get_lifecycle_policy(repositoryName=name)
+    finally:
+        assert first.stop() == 0, first.log()
+
+    second = ServerProcess(
+        data_dir=data_dir, extra_args=["--lifecycle-interval", "1"], emulator=False
+    ).start()
+    try:
+        ecr = ecr_client(second.url, admin)
+        deadline = time.monotonic() + 30
+        while "lastEvaluatedAt" not in ecr.get_lifecycle_policy(repositoryName=name):
+            assert time.monotonic() < deadline, second.log()
+            time.sleep(0.2)
+        assert images_of(ecr, name) == before - named == {newest}
+    finally:
+        assert second.stop() == 0, second.log()
