@@ -1,15 +1,18 @@
-"""``moorage lifecycle run [--repository R] [--account-id ID] [--dry-run]``.
+"""``moorage lifecycle run [--repository R] [--account-id ID] [--dry-run]`` and
+``moorage lifecycle history [--repository R] [--account-id ID] [--limit N] [--images]``.
 
 Runs the lifecycle policies now, exactly as the scheduled job does (``services/lifecycle.py``):
 every repository with a policy, or those named ``R`` (in every account, or in ``--account-id``).
 It prints one line per image expired (or, with ``--dry-run``, that would be) with the rule
 that decided, then one summary line per repository. Each run is recorded in the audit trail.
 A repository whose run fails is reported on stderr and the others still run; the exit status
-is then 1.
+is then 1. ``history`` prints that trail (scheduled runs, ``run`` and dry runs alike), one line
+per run, newest first; with ``--images``, the image lines under each.
 
 It takes the storage options of ``moorage serve`` (``--data-dir``, ``--config``,
-``--database-url``) and works while a server runs on the same data: each deletion is one
-BatchDeleteImage-like transaction, which SQLite queues behind the server's writers.
+``--database-url``) and works while a server runs on the same data: deletions go in
+BatchDeleteImage-like transactions of up to 100 images, which SQLite queues behind the
+server's writers.
 
 This module adds the ``lifecycle`` group to ``moorage.cli.main`` when imported (``cli.py``
 imports it last).
@@ -71,17 +74,70 @@ def run(repository: str | None, account_id: str | None, dry_run: bool, **options
         raise click.ClickException(f"{len(failed)} {plural} failed: {', '.join(failed)}")
 
 
-def _report(run: LifecycleRun) -> None:
+@lifecycle.command("history")
+@click.option("--repository", metavar="NAME", help="Only the repositories named NAME.")
+@click.option("--account-id", metavar="ID", help="Only repositories of this account.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=20, show_default=True, help="Newest N runs."
+)
+@click.option("--images", is_flag=True, help="Also list each image a run expired or kept.")
+@storage_options
+def history(
+    repository: str | None, account_id: str | None, limit: int, images: bool, **options: Any
+) -> None:
+    """Show the audit trail of lifecycle runs, newest first."""
+
+    async def work(registry: Registry) -> None:
+        runs = await registry.lifecycle.history(
+            registry_id=account_id, repository=repository, limit=limit
+        )
+        if not runs:
+            click.echo("no lifecycle run recorded")
+        for run in runs:
+            click.echo(_history_line(run))
+            if images:
+                for line in _image_lines(run):
+                    click.echo(f"  {line}")
+
+    _with_registry(options, work)
+
+
+def _history_line(run: LifecycleRun) -> str:
+    """``2026-11-27T01:00:00Z 123456789012/web: expired 5 images, kept 1 (dry run)``."""
+    expired = sum(1 for image in run.images if image.deleted or run.dry_run)
+    kept = len(run.images) - expired
+    verb = "would expire" if run.dry_run else "expired"
+    line = (
+        f"{run.finished_at:%Y-%m-%dT%H:%M:%SZ} {run.registry_id}/{run.repository_name}: "
+        f"{verb} {expired} image{'s' if expired != 1 else ''}"
+    )
+    if kept:
+        line += f", kept {kept} that changed since the evaluation"
+    return line + (" (dry run)" if run.dry_run else "")
+
+
+def _image_lines(run: LifecycleRun) -> list[str]:
+    """One line per image of ``run``: what happened to it and by which rule."""
     verb = "would expire" if run.dry_run else "expired"
     where = f"{run.registry_id}/{run.repository_name}"
+    lines = []
     for image in run.images:
         tags = ",".join(image.tags) or "<untagged>"
         if image.deleted or run.dry_run:
-            click.echo(f"{verb} {where}@{image.digest} [{tags}] by rule {image.rule_priority}")
+            lines.append(f"{verb} {where}@{image.digest} [{tags}] by rule {image.rule_priority}")
         else:
-            click.echo(
+            lines.append(
                 f"kept {where}@{image.digest} [{tags}] (rule {image.rule_priority}): "
                 "it changed since the evaluation"
             )
+    return lines
+
+
+def _report(run: LifecycleRun) -> None:
+    for line in _image_lines(run):
+        click.echo(line)
     count = sum(1 for image in run.images if image.deleted or run.dry_run)
-    click.echo(f"{where}: {verb} {count} image{'s' if count != 1 else ''}")
+    verb = "would expire" if run.dry_run else "expired"
+    click.echo(
+        f"{run.registry_id}/{run.repository_name}: {verb} {count} image{'s' if count != 1 else ''}"
+    )

@@ -86,3 +86,26 @@ def test_when_every_repository_fails_the_command_says_so_in_one_line(tmp_path: P
     assert result.stderr.strip().endswith("1 repository failed: broken")
     assert "Traceback" not in result.stderr
     assert "no repository" not in result.stdout
+
+
+def test_history_lists_the_recorded_runs_newest_first(tmp_path: Path) -> None:
+    asyncio.run(_repositories_with_policies(tmp_path, ["app", "web"]))
+    env = {name: None for name in os.environ if name.startswith("MOORAGE_")}
+    runner = CliRunner()
+    data = ["--data-dir", str(tmp_path)]
+    empty = runner.invoke(main, ["lifecycle", "history", *data], env=env)
+    assert (empty.exit_code, empty.stdout) == (0, "no lifecycle run recorded\n")
+    real = ["lifecycle", "run", "--repository", "app", *data]
+    assert runner.invoke(main, real, env=env).exit_code == 0
+    dry = ["lifecycle", "run", "--repository", "web", "--dry-run", *data]
+    assert runner.invoke(main, dry, env=env).exit_code == 0
+    result = runner.invoke(main, ["lifecycle", "history", *data], env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith(f" {ACCOUNT}/web: would expire 0 images (dry run)")
+    assert lines[1].endswith(f" {ACCOUNT}/app: expired 0 images")
+    only = runner.invoke(main, ["lifecycle", "history", "--limit", "1", *data], env=env)
+    assert only.stdout.splitlines() == lines[:1]
+    app = runner.invoke(main, ["lifecycle", "history", "--repository", "app", *data], env=env)
+    assert app.stdout.splitlines() == lines[1:]

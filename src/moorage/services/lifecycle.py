@@ -379,6 +379,20 @@ class LifecycleService:
             raise error
         return runs
 
+    async def history(
+        self,
+        *,
+        registry_id: str | None = None,
+        repository: str | None = None,
+        limit: int | None = None,
+    ) -> list[LifecycleRun]:
+        """The audit trail: recorded runs with their images, newest first (the last
+        :data:`AUDIT_RETENTION` of them)."""
+        async with self._metadata.read() as tx:
+            return await tx.list_lifecycle_runs(
+                registry_id=registry_id, repository_name=repository, limit=limit
+            )
+
     async def handle_run_job(self, job: Job, _progress: object = None) -> None:
         """The job runner's handler for :data:`RUN_JOB` (the schedule): every repository, then
         forget audit entries older than :data:`AUDIT_RETENTION`. Idempotent: a second run

@@ -426,6 +426,26 @@ def test_a_run_deletes_exactly_what_the_preview_named(ecr: Any, iam_server: IamS
     assert f"{name}: expired 0 images" in again
     assert images_of(ecr, name) == before - set(named)
 
+    # The audit trail: the three runs, newest first, and what the real one expired.
+    result = run_cli(
+        "lifecycle",
+        "history",
+        "--repository",
+        name,
+        "--images",
+        "--data-dir",
+        str(iam_server.process.data_dir),
+    )
+    assert result.returncode == 0, result.stderr
+    runs = [line for line in result.stdout.splitlines() if not line.startswith("  ")]
+    assert [line.split(" ", 1)[1] for line in runs] == [
+        f"{iam_server.admin.account_id}/{name}: expired 0 images",
+        f"{iam_server.admin.account_id}/{name}: expired 5 images",
+        f"{iam_server.admin.account_id}/{name}: would expire 5 images (dry run)",
+    ]
+    for digest in named:
+        assert f"  expired {iam_server.admin.account_id}/{name}@{digest} [" in result.stdout
+
 
 def test_run_without_a_policy_says_so(iam_server: IamServer) -> None:
     out = lifecycle_run(iam_server, "--repository", "lifecycle/none-here")
