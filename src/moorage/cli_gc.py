@@ -39,7 +39,10 @@ from moorage.services.gc import (
     default=DEFAULT_GRACE_PERIOD.total_seconds(),
     show_default=True,
     metavar="SECONDS",
-    help="Spare unreferenced blobs (and orphan files) used more recently than this.",
+    help=(
+        "Spare unreferenced blobs (and orphan files) used more recently than this, and"
+        " referrers whose subject is missing pushed more recently than this."
+    ),
 )
 @click.option(
     "--upload-grace-period",
@@ -50,7 +53,8 @@ from moorage.services.gc import (
     help="Spare upload sessions (and staging areas) written more recently than this.",
 )
 def gc(dry_run: bool, grace_period: float, upload_grace_period: float, **options: Any) -> None:
-    """Delete unreferenced blobs, abandoned uploads and orphan files."""
+    """Delete referrers of deleted images, unreferenced blobs, abandoned uploads and orphan
+    files."""
     settings = settings_from(options)
     report = run_async(
         collect(

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from moorage.app import Registry
 from moorage.domain.digests import Digest
+from moorage.domain.manifests import OCI_MANIFEST
 from moorage.ports.clock import system_clock
 from moorage.services.gc import (
     FILE_BATCH_SIZE,
@@ -24,7 +25,15 @@ from moorage.services.gc import (
 )
 
 from .conftest import REGISTRY_ID
-from .oci import OCI_LAYER, Client, digest_of, image_manifest, push_blob, push_image, put_manifest
+from .oci import (
+    OCI_LAYER,
+    Client,
+    digest_of,
+    image_manifest,
+    push_blob,
+    push_image,
+    put_manifest,
+)
 
 NAME = "team/app"
 
@@ -68,7 +77,7 @@ async def test_gc_frees_unreferenced_blobs_and_keeps_referenced_ones(
     )
     assert await stored(registry) == before - {digest_of(b"gone only"), stray}
     assert {p.phase for p in seen} >= {"blobs"}
-    assert report.summary().startswith("freed 25 B: 2 blobs, 0 upload sessions")
+    assert report.summary().startswith("freed 25 B: 2 blobs, 0 referrers, 0 upload sessions")
     # The kept image still pulls whole; the deleted blobs are unknown now.
     assert (await client.get(f"/v2/{NAME}/manifests/{kept}")).status == 200
     for blob in (b"shared", b"kept only"):
@@ -143,6 +152,85 @@ async def test_grace_period_starts_when_the_repository_goes(
     assert await stored(registry) == {digest_of(blob) for blob in (config, *layers)}
     await collector(registry).run()  # leave nothing behind
     assert await stored(registry) == set()
+
+
+EMPTY = "application/vnd.oci.empty.v1+json"
+SIGNATURE = "application/vnd.example.signature"
+
+
+async def push_referrer(
+    client: Client, subject: tuple[str, bytes], layer: bytes, reference: str | None = None
+) -> tuple[str, bytes]:
+    """Push a signature of ``subject`` (digest, bytes) holding ``layer``; return its digest
+    and bytes."""
+    for blob in (b"{}", layer):
+        await push_blob(client, NAME, blob)
+    payload = image_manifest(
+        b"{}",
+        (layer,),
+        config_type=EMPTY,
+        artifactType=SIGNATURE,
+        subject={"mediaType": OCI_MANIFEST, "digest": subject[0], "size": len(subject[1])},
+    )
+    digest = digest_of(payload)
+    response = await put_manifest(client, NAME, reference or digest, payload)
+    assert response.status == 201, await response.text()
+    return digest, payload
+
+
+async def referrers(client: Client, digest: str) -> list[str]:
+    response = await client.get(f"/v2/{NAME}/referrers/{digest}")
+    assert response.status == 200
+    return [entry["digest"] for entry in (await response.json())["manifests"]]
+
+
+async def test_gc_removes_the_untagged_referrers_of_a_deleted_image(
+    client: Client, registry: Registry
+) -> None:
+    """As ECR does: the signatures (and the signatures of those) of a deleted image go,
+    unless a user tagged them. Their blobs go in a later run: deleting a manifest restarts
+    its blobs' grace period."""
+    image = await push_image(client, NAME, "v1", layers=(b"image layer",))
+    signature = await push_referrer(client, image, b"signature")
+    countersignature, _ = await push_referrer(client, signature, b"countersignature")
+    signature_digest = signature[0]
+    other = await push_image(
+        client, NAME, "v2", layers=(b"other layer",), config=b'{"os":"linux","other":1}'
+    )
+    tagged, _ = await push_referrer(client, other, b"tagged signature", reference="signed-v2")
+    assert await referrers(client, image[0]) == [signature_digest]
+    assert await referrers(client, signature_digest) == [countersignature]
+    for digest in (image[0], other[0]):
+        response = await client.delete(f"/v2/{NAME}/manifests/{digest}")
+        assert response.status == 202
+
+    dry = await collector(registry).run(dry_run=True)
+    assert dry.referrers_deleted == 2
+    assert "2 referrers" in dry.summary()
+    for digest in (signature_digest, countersignature, tagged):
+        assert (await client.get(f"/v2/{NAME}/manifests/{digest}")).status == 200
+
+    seen: list[GcProgress] = []
+    report = await collector(registry).run(progress=seen.append)
+    assert report.referrers_deleted == 2
+    assert " blobs, 2 referrers, " in report.summary()
+    # Two passes found one each (the countersignature once the signature was gone).
+    assert [p for p in seen if p.phase == "referrers"][-1] == GcProgress("referrers", 2, 2)
+    for digest in (signature_digest, countersignature):
+        assert (await client.get(f"/v2/{NAME}/manifests/{digest}")).status == 404
+    assert await referrers(client, image[0]) == []
+    assert await referrers(client, signature_digest) == []
+    # The tagged referrer stays, by its tag and as a referrer of its (deleted) subject.
+    assert (await client.get(f"/v2/{NAME}/manifests/signed-v2")).status == 200
+    assert await referrers(client, other[0]) == [tagged]
+    # The signatures' layers became unreferenced during this run: the next one frees them.
+    assert {digest_of(b"signature"), digest_of(b"countersignature")} <= await stored(registry)
+    again = await collector(registry).run()
+    assert again.referrers_deleted == 0
+    assert {digest_of(b"signature"), digest_of(b"countersignature")}.isdisjoint(
+        await stored(registry)
+    )
+    assert digest_of(b"tagged signature") in await stored(registry)
 
 
 async def test_gc_removes_abandoned_uploads_and_orphans(client: Client, registry: Registry) -> None:

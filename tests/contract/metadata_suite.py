@@ -1281,6 +1281,146 @@ class MetadataStoreSuite:
         await delete_repositories(store, here, there)
         await delete_blobs(store, referenced, used)
 
+    async def test_gc_referrer_candidates_are_orphaned_untagged_and_old(
+        self, store: MetadataStore
+    ) -> None:
+        here = await create_repository(store, "team/here")
+        there = await create_repository(store, "team/there")
+        cutoff = T0 + timedelta(hours=1)
+        gone = digest_of("deleted image")
+        image = manifest_record(here.id, b'{"image": 1}')
+        orphans = [
+            manifest_record(here.id, b'{"sig": %d}' % i, artifact_type=SIGNATURE, subject=gone)
+            for i in range(3)
+        ]
+        present = manifest_record(
+            here.id, b'{"sig": "p"}', artifact_type=SIGNATURE, subject=image.digest
+        )
+        tagged = manifest_record(here.id, b'{"sig": "t"}', artifact_type=SIGNATURE, subject=gone)
+        young = manifest_record(
+            here.id, b'{"sig": "y"}', artifact_type=SIGNATURE, subject=gone, pushed_at=cutoff
+        )
+        # Its subject's digest is a manifest of "here" only: in "there" it is orphaned.
+        elsewhere = replace(present, repository_id=there.id)
+        async with store.transaction() as tx:
+            for record in [image, *orphans, present, tagged, young, elsewhere]:
+                await tx.put_manifest(record, [])
+            await tx.put_tag(here.id, "signed", tagged.digest, T0)
+        expected = sorted([(r.repository_id, str(r.digest)) for r in [*orphans, elsewhere]])
+        async with store.read() as tx:
+            everything = await tx.gc_referrer_candidates(cutoff)
+            first = await tx.gc_referrer_candidates(cutoff, limit=2)
+            last = first[-1]
+            rest = await tx.gc_referrer_candidates(
+                cutoff, after=(last.repository_id, last.digest), limit=10
+            )
+            none_yet = await tx.gc_referrer_candidates(T0)
+        assert [(r.repository_id, str(r.digest)) for r in everything] == expected
+        assert [(r.repository_id, str(r.digest)) for r in first + rest] == expected
+        assert everything[0].subject == gone
+        assert everything[-1].subject == image.digest
+        assert everything[0].payload == b""
+        assert none_yet == []
+        await delete_repositories(store, here, there)
+
+    async def test_delete_orphaned_referrers(self, store: MetadataStore) -> None:
+        """Deleted as images are (tags and references go, the blobs' grace period restarts),
+        after a re-check: a tag or a subject pushed since the candidates were read saves a
+        referrer. The referrers of a deleted referrer are orphaned in turn."""
+        repository = await create_repository(store)
+        cutoff = T0 + timedelta(hours=1)
+        deleted_at = T0 + timedelta(hours=2)
+        gone = digest_of("deleted image")
+        async with store.transaction() as tx:
+            layer = await push_blob(tx, repository.id, "signature layer")
+        orphan, later_tagged, subject_arrives, young = (
+            manifest_record(
+                repository.id,
+                b'{"sig": "%s"}' % name,
+                artifact_type=SIGNATURE,
+                subject=digest_of(name.decode()) if name == b"arrives" else gone,
+                pushed_at=cutoff if name == b"young" else T0,
+            )
+            for name in (b"orphan", b"tagged", b"arrives", b"young")
+        )
+        of_orphan = manifest_record(
+            repository.id, b'{"sig": "of orphan"}', artifact_type=SIGNATURE, subject=orphan.digest
+        )
+        async with store.transaction() as tx:
+            await tx.put_manifest(orphan, [blob_ref(layer)])
+            for record in (later_tagged, subject_arrives, young, of_orphan):
+                await tx.put_manifest(record, [])
+        async with store.read() as tx:
+            candidates = await tx.gc_referrer_candidates(cutoff)
+        assert {r.digest for r in candidates} == {
+            orphan.digest,
+            later_tagged.digest,
+            subject_arrives.digest,
+        }
+        # Meanwhile a tag, and the subject of another, are pushed.
+        arrived = manifest_record(repository.id, b"arrives")
+        assert arrived.digest == subject_arrives.subject
+        async with store.transaction() as tx:
+            await tx.put_manifest(arrived, [])
+            await tx.put_tag(repository.id, "keep", later_tagged.digest, T0)
+        unknown = digest_of("never pushed")
+        async with store.transaction() as tx:
+            deleted = await tx.delete_orphaned_referrers(
+                repository.id,
+                [r.digest for r in candidates] + [young.digest, unknown],
+                cutoff,
+                now=deleted_at,
+            )
+        assert deleted == [orphan.digest]
+        async with store.read() as tx:
+            assert await tx.get_manifest(repository.id, orphan.digest) is None
+            for kept in (later_tagged, subject_arrives, young, of_orphan):
+                assert await tx.get_manifest(repository.id, kept.digest) is not None
+            # Its layer's grace period starts again at the deletion.
+            assert await tx.gc_blob_candidates(deleted_at - timedelta(seconds=1)) == []
+            assert [
+                b.digest for b in await tx.gc_blob_candidates(deleted_at + timedelta(seconds=1))
+            ] == [layer]
+            # The next pass finds the referrer of the referrer.
+            assert [r.digest for r in await tx.gc_referrer_candidates(cutoff)] == [of_orphan.digest]
+        async with store.transaction() as tx:
+            assert await tx.delete_orphaned_referrers(
+                repository.id, [of_orphan.digest], cutoff, now=deleted_at
+            ) == [of_orphan.digest]
+            assert await tx.delete_orphaned_referrers(repository.id, [], cutoff) == []
+        await delete_repositories(store, repository)
+        await delete_blobs(store, layer)
+
+    async def test_gc_of_a_referrer_waits_for_a_tag_being_pushed(
+        self, store: MetadataStore
+    ) -> None:
+        repository = await create_repository(store)
+        referrer = manifest_record(
+            repository.id, b'{"sig": 1}', artifact_type=SIGNATURE, subject=digest_of("gone")
+        )
+        async with store.transaction() as tx:
+            await tx.put_manifest(referrer, [])
+        tagging = asyncio.Event()
+
+        async def tag() -> None:
+            async with store.transaction() as tx:
+                await tx.put_tag(repository.id, "keep", referrer.digest, T0)
+                tagging.set()
+                await asyncio.sleep(0.2)  # collection runs now, and must wait
+
+        async def collect() -> list[Digest]:
+            await tagging.wait()
+            async with store.transaction() as tx:
+                return await tx.delete_orphaned_referrers(
+                    repository.id, [referrer.digest], T0 + timedelta(days=1)
+                )
+
+        _, deleted = await asyncio.gather(tag(), collect())
+        assert deleted == []
+        async with store.read() as tx:
+            assert await tx.tags_of(repository.id, referrer.digest) == ["keep"]
+        await delete_repositories(store, repository)
+
     async def test_lock_blob_files_names_the_unrecorded(self, store: MetadataStore) -> None:
         repository = await create_repository(store)
         async with store.transaction() as tx:

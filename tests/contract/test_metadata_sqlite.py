@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import StatementError
 
+from moorage.domain.digests import Digest
 from moorage.ports.metadata import MetadataStore
 from moorage.storage.metadata.migrate import upgrade_database
 from moorage.storage.metadata.sql.engine import SQLITE_BUSY_TIMEOUT_MS, create_sql_engine
@@ -165,3 +170,31 @@ async def test_naive_datetimes_are_refused(sqlite_url: str) -> None:
 def test_unsupported_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match=r"SQLite|unsupported"):
         create_sql_engine(url)
+
+
+async def test_referrer_candidates_look_subjects_and_tags_up_by_index(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Garbage collection's referrer query walks the manifests once per page; for each one it
+    finds the subject by primary key and the tags by index, never by a scan."""
+    store = await open_sql_metadata_store(sqlite_url)
+    captured: list[tuple[str, Any]] = []
+
+    def capture(*args: Any) -> None:
+        captured.append((args[2], args[3]))
+
+    event.listen(Engine, "before_cursor_execute", capture)
+    try:
+        async with store.read() as tx:
+            await tx.gc_referrer_candidates(T0, after=(1, Digest.of(b"x")), limit=10)
+    finally:
+        event.remove(Engine, "before_cursor_execute", capture)
+        await store.close()
+    [(statement, parameters)] = [c for c in captured if "manifests" in c[0]]
+    with contextlib.closing(sqlite3.connect(tmp_path / "data" / "moorage.db")) as connection:
+        plan = [row[3] for row in connection.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+    scans = [step for step in plan if step.startswith("SCAN")]
+    assert scans == [], plan
+    lookups = [step for step in plan if step.startswith("SEARCH")]
+    assert any("subject USING INDEX sqlite_autoindex_manifests_1" in s for s in lookups), plan
+    assert any("tags USING" in s and "manifest_digest=?" in s for s in lookups), plan

@@ -36,17 +36,17 @@ def test_gc_shrinks_the_data_folder_while_the_server_runs(server: ServerProcess)
         before = disk_usage(server.data_dir)
         dry = run_cli("gc", "--dry-run", "--grace-period", "0", "--data-dir", data_dir)
         assert dry.returncode == 0, dry.stderr
-        assert dry.stdout.startswith("would free 8.0 MiB: 3 blobs"), dry.stdout
+        assert dry.stdout.startswith("would free 8.0 MiB: 3 blobs, 0 referrers, "), dry.stdout
         assert disk_usage(server.data_dir) >= before, "a dry run deleted something"
 
         # The default grace period spares blobs used a moment ago.
         spared = run_cli("gc", "--data-dir", data_dir)
         assert spared.returncode == 0, spared.stderr
-        assert spared.stdout.startswith("freed 0 B: 0 blobs"), spared.stdout
+        assert spared.stdout.startswith("freed 0 B: 0 blobs, 0 referrers, "), spared.stdout
 
         freed = run_cli("gc", "--grace-period", "0", "--data-dir", data_dir)
         assert freed.returncode == 0, freed.stderr
-        assert freed.stdout.startswith("freed 8.0 MiB: 3 blobs"), freed.stdout
+        assert freed.stdout.startswith("freed 8.0 MiB: 3 blobs, 0 referrers, "), freed.stdout
         # 8 MiB of blobs went; the database's log grew by a few pages for the deletions.
         assert disk_usage(server.data_dir) <= before - 7 * MiB
         for layer in gone_layers:

@@ -18,6 +18,8 @@ def test_gc_prints_a_summary_and_a_bar_per_phase(tmp_path: Path) -> None:
         main, ["gc", "--data-dir", str(tmp_path), "--grace-period", "0"], env=env
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "freed 0 B: 0 blobs, 0 upload sessions, 0 orphan files"
+    assert result.stdout.strip() == (
+        "freed 0 B: 0 blobs, 0 referrers, 0 upload sessions, 0 orphan files"
+    )
     for phase in PHASES:
         assert phase in result.stderr

@@ -224,6 +224,33 @@ class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protoco
         """
         ...
 
+    async def gc_referrer_candidates(
+        self, cutoff: datetime, *, after: tuple[int, Digest] | None = None, limit: int = 1000
+    ) -> list[ManifestRecord]:
+        """Up to ``limit`` orphaned referrers, in order of repository id then binary order of
+        digest, strictly after ``after`` (a ``(repository_id, digest)``): manifests with a
+        subject that is no manifest of *their own* repository, with no tag, pushed before
+        ``cutoff``. The records' ``payload`` is empty. A hint, as for blobs."""
+        ...
+
+    async def delete_orphaned_referrers(
+        self,
+        repository_id: int,
+        digests: Iterable[Digest],
+        cutoff: datetime,
+        *,
+        now: datetime | None = None,
+    ) -> list[Digest]:
+        """Delete those of ``digests`` that are, at the moment of deletion, still orphaned
+        referrers of the repository pushed before ``cutoff`` (as in
+        :meth:`gc_referrer_candidates`), as :meth:`delete_manifest` does (tags, references,
+        and the grace period of their blobs restarting at ``now``); return them, sorted.
+
+        Write transactions only. A tag, or the subject, committed before the re-check saves
+        the referrer; a tag pushed later waits for this transaction and finds it gone.
+        """
+        ...
+
     async def lock_blob_files(self, digests: Iterable[Digest]) -> set[Digest]:
         """Until this write transaction ends, keep every other transaction that calls this
         for one of ``digests`` waiting; return those of ``digests`` that no blob row records.

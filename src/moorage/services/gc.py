@@ -7,6 +7,14 @@ What is garbage (docs/gc.md explains the choices):
   repository link to it, then its bytes. Links are not collected one repository at a time:
   a blob still referenced elsewhere costs no storage, and a second rule for links would
   need a second lock protocol for no byte freed.
+- **Orphaned referrers.** A manifest with an OCI 1.1 ``subject`` (a signature, an SBOM)
+  whose subject is no manifest of its repository, that carries no tag, and that was pushed
+  more than ``grace_period`` ago (ECR removes the referrers of a deleted image too). A
+  referrer may legally be pushed before its subject: the grace period gives the subject
+  time to arrive. A tagged referrer stays, by decision: a tag is a name a user gave
+  explicitly. Each pass also frees the referrers of those the previous pass deleted (a
+  signature of an SBOM of a deleted image), up to ``REFERRER_ROUNDS`` passes per run. The
+  deletion restarts the grace period of the blobs they held, so those go in a later run.
 - **Abandoned upload sessions.** Sessions not updated for ``upload_grace_period``, with
   their staged bytes.
 - **Orphans.** Blob files no row records, and staging areas no session records, last
@@ -14,7 +22,8 @@ What is garbage (docs/gc.md explains the choices):
   died between publishing its bytes and recording them; a collection that died between
   deleting rows and deleting files).
 
-The race with a push that is about to reference a blob, and how each step is ordered:
+The races with a push (about to reference a blob, or to tag a referrer), and how each step
+is ordered:
 
 1. A manifest PUT checks that its blobs are linked to the repository *and locks those blob
    rows* (``missing_blobs``: ``FOR KEY SHARE`` on PostgreSQL; SQLite has one writer), then
@@ -31,7 +40,15 @@ The race with a push that is about to reference a blob, and how each step is ord
    upload records a blob it has just published under the same lock and checks that the
    bytes are still there (``services/uploads.py``), so bytes an upload relies on are never
    deleted. A crash between the two steps leaves orphan bytes, swept by a later run.
-4. Uses refresh the grace period: an upload's completion (``put_blob``), a mount or a link
+4. Referrers are deleted by ``delete_orphaned_referrers``, which locks them
+   (``lock_manifests``) and re-checks, under the lock, that their subject is still missing
+   and that they are still untagged: a tag pushed meanwhile either committed first (the
+   referrer stays) or waits for the deletion (a manifest PUT by tag then stores the
+   referrer again); a subject committed before the re-check saves it too. On PostgreSQL a
+   subject committed between the re-check and the deletion's commit does not (docs/gc.md).
+   The deletion is ``delete_manifests``'s: tags and references cascade, and the blobs the
+   referrers held count as used (step 5).
+5. Uses refresh the grace period: an upload's completion (``put_blob``), a mount or a link
    (``link_blob``), and the end of a reference: deleting a manifest (or its repository)
    refreshes the blobs it referenced, so the period starts when a blob becomes
    unreferenced, not when it was uploaded. A HEAD does not, to keep the read path free of
@@ -51,11 +68,12 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from itertools import groupby
 from typing import TypeVar
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import UploadUnknown
-from moorage.domain.models import UploadSession
+from moorage.domain.models import ManifestRecord, UploadSession
 from moorage.ports.blobs import BlobStore
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore
@@ -72,7 +90,12 @@ DEFAULT_BATCH_SIZE = 200
 # other writer's wait short, even on a slow disk.
 FILE_BATCH_SIZE = 20
 
-PHASES = ("upload sessions", "blobs", "orphan blob files", "orphan staging areas")
+# Passes over the orphaned referrers per run. Each pass also finds the referrers of those
+# the previous one deleted; a chain deeper than this (never seen in practice: a signature
+# of an SBOM of an image is three) is finished by the next runs.
+REFERRER_ROUNDS = 8
+
+PHASES = ("upload sessions", "referrers", "blobs", "orphan blob files", "orphan staging areas")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +121,8 @@ class GcReport:
 
     dry_run: bool
     blobs_deleted: int = 0
+    referrers_deleted: int = 0
+    """Manifests whose subject is gone (signatures, SBOMs of deleted images)."""
     uploads_removed: int = 0
     orphan_files_removed: int = 0
     """Blob files without a row, and staging areas without a session."""
@@ -111,6 +136,7 @@ class GcReport:
         verb = "would free" if self.dry_run else "freed"
         return (
             f"{verb} {_human(self.bytes_freed)}: {_count(self.blobs_deleted, 'blob')}, "
+            f"{_count(self.referrers_deleted, 'referrer')}, "
             f"{_count(self.uploads_removed, 'upload session')}, "
             f"{_count(self.orphan_files_removed, 'orphan file')}"
         )
@@ -152,6 +178,9 @@ class GarbageCollector:
         upload_cutoff = now - self._upload_grace
         notify = progress or (lambda _: None)
         await self._upload_sessions(report, upload_cutoff, notify)
+        # Before the blobs: the referrers' blobs are then unreferenced, although their grace
+        # period restarts now (deleting a manifest is a use of its blobs).
+        await self._orphaned_referrers(report, blob_cutoff, now, notify)
         await self._unreferenced_blobs(report, blob_cutoff, notify)
         await self._orphan_blob_files(report, blob_cutoff, notify)
         await self._orphan_staging_areas(report, upload_cutoff, notify)
@@ -184,11 +213,70 @@ class GarbageCollector:
             notify(GcProgress(phase, done))
         notify(GcProgress(phase, done, done))
 
+    async def _orphaned_referrers(
+        self, report: GcReport, cutoff: datetime, now: datetime, notify: Progress
+    ) -> None:
+        """Passes over the candidates a page at a time, by repository then digest, until a
+        pass deletes nothing (at most ``REFERRER_ROUNDS``). Each page is one transaction
+        that re-checks its candidates under their locks. A dry run deletes nothing, so it
+        follows each page's chains of referrers instead, to the same depth."""
+        phase = PHASES[1]
+        done = 0
+        for _ in range(REFERRER_ROUNDS):
+            deleted = 0
+            after: tuple[int, Digest] | None = None
+            while True:
+                async with self._metadata.read() as tx:
+                    page = await tx.gc_referrer_candidates(cutoff, after=after, limit=self._batch)
+                if report.dry_run:
+                    report.referrers_deleted += await self._count_chains(page, cutoff)
+                elif page:
+                    async with self._metadata.transaction() as tx:
+                        # In (repository, digest) order, the order of every manifest lock.
+                        for repository_id, records in groupby(page, _repository_id):
+                            gone = await tx.delete_orphaned_referrers(
+                                repository_id, [r.digest for r in records], cutoff, now=now
+                            )
+                            deleted += len(gone)
+                            report.referrers_deleted += len(gone)
+                done += len(page)
+                if len(page) < self._batch:
+                    break
+                after = (page[-1].repository_id, page[-1].digest)
+                notify(GcProgress(phase, done))
+            if report.dry_run or not deleted:
+                break
+        notify(GcProgress(phase, done, done))
+
+    async def _count_chains(self, page: Sequence[ManifestRecord], cutoff: datetime) -> int:
+        """How many manifests deleting ``page`` would free, with the untagged referrers
+        pushed before ``cutoff`` of those, and of those, ``REFERRER_ROUNDS`` levels deep."""
+        counted = 0
+        level = list(page)
+        for _ in range(REFERRER_ROUNDS):
+            if not level:
+                break
+            counted += len(level)
+            below: list[ManifestRecord] = []
+            async with self._metadata.read() as tx:
+                for record in level:
+                    referrers = [
+                        referrer
+                        for referrer in await tx.list_referrers(record.repository_id, record.digest)
+                        if referrer.pushed_at < cutoff
+                    ]
+                    tagged = await tx.tags_by_manifest(
+                        record.repository_id, [referrer.digest for referrer in referrers]
+                    )
+                    below.extend(r for r in referrers if r.digest not in tagged)
+            level = below
+        return counted
+
     async def _unreferenced_blobs(
         self, report: GcReport, cutoff: datetime, notify: Progress
     ) -> None:
         """Candidates a page at a time, by digest; each page is re-checked as it is deleted."""
-        phase = PHASES[1]
+        phase = PHASES[2]
         done = 0
         after: Digest | None = None
         while True:
@@ -213,7 +301,7 @@ class GarbageCollector:
     async def _orphan_blob_files(
         self, report: GcReport, cutoff: datetime, notify: Progress
     ) -> None:
-        phase = PHASES[2]
+        phase = PHASES[3]
         done = 0
         async for batch in _batches(self._blobs.list_digests(cutoff), self._batch):
             # Most files listed are recorded: sort them out in a read, not under the lock.
@@ -236,7 +324,7 @@ class GarbageCollector:
     async def _orphan_staging_areas(
         self, report: GcReport, cutoff: datetime, notify: Progress
     ) -> None:
-        phase = PHASES[3]
+        phase = PHASES[4]
         done = 0
         async for batch in _batches(self._blobs.list_uploads(cutoff), self._batch):
             async with self._metadata.read() as tx:
@@ -289,6 +377,10 @@ async def _batches(items: AsyncIterator[_T], size: int) -> AsyncIterator[list[_T
             batch = []
     if batch:
         yield batch
+
+
+def _repository_id(record: ManifestRecord) -> int:
+    return record.repository_id
 
 
 def _count(number: int, noun: str) -> str:

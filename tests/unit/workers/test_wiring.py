@@ -107,6 +107,48 @@ async def test_garbage_collection_is_a_scheduled_job(tmp_path: Path) -> None:
         await registry.close()
 
 
+async def test_the_garbage_collection_job_removes_referrers_of_deleted_images(
+    tmp_path: Path,
+) -> None:
+    from moorage.app import wire
+    from moorage.config import Settings
+    from moorage.domain.models import ManifestRecord
+    from moorage.storage.blobs import build_blob_store
+    from moorage.storage.metadata.sql.store import open_sql_metadata_store
+    from moorage.workers.wiring import collect_garbage_job
+
+    settings = Settings(data_dir=tmp_path, gc_interval=0.0, lifecycle_interval=0.0)
+    metadata = await open_sql_metadata_store(settings.resolved_database_url)
+    registry = wire(settings, metadata, build_blob_store("memory"))
+    payload = b'{"signature": "of a deleted image"}'
+    try:
+        async with metadata.transaction() as tx:
+            repository = await tx.create_repository("000000000000", "app", datetime.now(UTC))
+            referrer = ManifestRecord(
+                repository_id=repository.id,
+                digest=Digest.of(payload),
+                media_type="application/vnd.oci.image.manifest.v1+json",
+                size=len(payload),
+                payload=payload,
+                pushed_at=datetime.now(UTC) - timedelta(days=2),
+                subject=Digest.of(b"a deleted image"),
+            )
+            await tx.put_manifest(referrer, [])
+        recorded: list[Mapping[str, object]] = []
+
+        async def progress(report: Mapping[str, object]) -> None:
+            recorded.append(report)
+
+        await collect_garbage_job(registry)(None, progress)  # type: ignore[arg-type]
+        assert recorded[-1]["referrers_deleted"] == 1
+        async with metadata.read() as tx:
+            assert await tx.get_manifest(repository.id, referrer.digest) is None
+        async with metadata.transaction() as tx:
+            await tx.delete_repository(repository.id)
+    finally:
+        await registry.close()
+
+
 async def test_the_garbage_collection_job_shows_its_phase_as_it_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,15 +1,16 @@
 """Row helpers that every part of the SQL store shares (``store.py`` and its mixins
-``identities.py``, ``jobs.py``, ``lifecycle.py``): chunking IN lists, and turning stored
-values back into domain values without re-validating what the store itself wrote."""
+``identities.py``, ``jobs.py``, ``lifecycle.py``): chunking IN lists, paging by a composite
+key, and turning stored values back into domain values without re-validating what the store
+itself wrote."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
 
-from sqlalchemy import Row
+from sqlalchemy import ColumnElement, Row, and_, or_
 
 from moorage.domain.digests import Digest
 from moorage.domain.models import Repository, TagMutability
@@ -25,6 +26,20 @@ def chunks(items: Iterable[_T], size: int = IN_CHUNK) -> Iterator[list[_T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+def after_key(
+    columns: Sequence[ColumnElement[Any]], values: Sequence[object]
+) -> ColumnElement[bool]:
+    """Rows whose ``columns`` come strictly after ``values`` in lexicographic order, for
+    keyset pagination over a composite key. Spelled out rather than as a row-value
+    comparison, with a redundant ``first >= value``: from that term SQLite starts its walk of
+    an index on ``columns`` at the cursor, where from the OR alone it walks the whole index."""
+    (column, *rest_columns), (value, *rest_values) = columns, values
+    if not rest_columns:
+        return column > value
+    later = or_(column > value, and_(column == value, after_key(rest_columns, rest_values)))
+    return and_(column >= value, later)
 
 
 def stored_digest(text: str) -> Digest:

@@ -81,7 +81,7 @@ from moorage.storage.metadata.sql.engine import (
 from moorage.storage.metadata.sql.identities import SqlIdentityRecords
 from moorage.storage.metadata.sql.jobs import SqlJobRecords
 from moorage.storage.metadata.sql.lifecycle import SqlLifecycleRecords
-from moorage.storage.metadata.sql.rows import chunks, repository_of, stored_digest
+from moorage.storage.metadata.sql.rows import after_key, chunks, repository_of, stored_digest
 from moorage.storage.metadata.sql.tables import (
     UtcDateTime,
     account_settings,
@@ -770,6 +770,52 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
             deleted.extend(_blob(row) for row in await self._c.execute(statement))
         return sorted(deleted, key=lambda blob: str(blob.digest))
 
+    async def gc_referrer_candidates(
+        self, cutoff: datetime, *, after: tuple[int, Digest] | None = None, limit: int = 1000
+    ) -> list[ManifestRecord]:
+        """Orphaned referrers pushed before ``cutoff``, by repository id then digest.
+
+        On SQLite the plan walks the manifests by primary key from the cursor once per page,
+        and looks up each one's subject by primary key and its tags by the ``(repository_id,
+        manifest_digest)`` index, never by a scan (``tests/contract/test_metadata_sqlite.py``
+        checks it with EXPLAIN QUERY PLAN)."""
+        query = (
+            select(*_MANIFEST_WITHOUT_PAYLOAD)
+            .where(_orphaned_referrer(cutoff))
+            .order_by(manifests.c.repository_id, manifests.c.digest)
+            .limit(limit)
+        )
+        if after is not None:
+            key = (manifests.c.repository_id, manifests.c.digest)
+            query = query.where(after_key(key, (after[0], str(after[1]))))
+        return [_manifest(row) for row in await self._c.execute(query)]
+
+    async def delete_orphaned_referrers(
+        self,
+        repository_id: int,
+        digests: Iterable[Digest],
+        cutoff: datetime,
+        *,
+        now: datetime | None = None,
+    ) -> list[Digest]:
+        """Lock the manifests first (as ``ImageService.delete_unchanged`` does), then re-read
+        them: ``lock_manifests``' ``FOR UPDATE`` conflicts with the ``FOR KEY SHARE`` that a
+        new tag's foreign key takes, so a tag is either committed before the re-read (which,
+        a new statement under READ COMMITTED, sees it) or waits and then finds the manifest
+        gone. A subject committed before the re-read is seen the same way. SQLite has one
+        writer."""
+        locked = await self.lock_manifests(repository_id, digests)
+        still: set[str] = set()
+        for chunk in chunks(sorted(str(d) for d in locked)):
+            query = select(manifests.c.digest).where(
+                manifests.c.repository_id == repository_id,
+                manifests.c.digest.in_(chunk),
+                _orphaned_referrer(cutoff),
+            )
+            still.update(await self._c.scalars(query))
+        await self.delete_manifests(repository_id, [stored_digest(d) for d in still], now=now)
+        return [stored_digest(text) for text in sorted(still)]
+
     async def lock_blob_files(self, digests: Iterable[Digest]) -> set[Digest]:
         """PostgreSQL: a transaction-scoped advisory lock per digest, taken in a fixed order
         (no deadlock between two callers). SQLite: a write transaction excludes every other
@@ -1243,6 +1289,26 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
 def _referenced() -> Exists:
     """Some manifest, in any repository, references the blob row being looked at."""
     return exists().where(manifest_references.c.child_digest == blobs.c.digest)
+
+
+def _orphaned_referrer(cutoff: datetime) -> ColumnElement[bool]:
+    """The manifest row looked at has a subject that is no manifest of its repository,
+    carries no tag, and was pushed before ``cutoff`` (docs/gc.md)."""
+    subject = manifests.alias("subject")
+    subject_present = exists().where(
+        subject.c.repository_id == manifests.c.repository_id,
+        subject.c.digest == manifests.c.subject,
+    )
+    tagged = exists().where(
+        tags.c.repository_id == manifests.c.repository_id,
+        tags.c.manifest_digest == manifests.c.digest,
+    )
+    return and_(
+        manifests.c.subject.is_not(None),
+        manifests.c.pushed_at < cutoff,
+        ~subject_present,
+        ~tagged,
+    )
 
 
 # Names "blob files of moorage" among PostgreSQL advisory locks (two-int form: this space,
