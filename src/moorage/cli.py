@@ -122,6 +122,12 @@ def main() -> None:
     metavar="SECONDS",
     help="Seconds between scheduled lifecycle policy runs; 0: none [86400].",
 )
+@click.option(
+    "--gc-interval",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Seconds between scheduled garbage collections; 0: none [86400].",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(**options: Any) -> None:
     """Run the registry."""

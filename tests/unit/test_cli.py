@@ -79,3 +79,17 @@ def test_bad_database_url_as_a_real_process(tmp_path: Path) -> None:
         assert finished.returncode == 2
         assert "Traceback" not in finished.stderr
         assert len(finished.stderr.strip().splitlines()) == 1, finished.stderr
+
+
+def test_serve_takes_the_schedule_intervals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--lifecycle-interval`` and ``--gc-interval`` reach the settings ``serve`` runs with."""
+    import moorage.server
+    from moorage.config import Settings
+
+    seen: list[Settings] = []
+    monkeypatch.setattr(moorage.server, "run", seen.append)
+    env = {name: None for name in os.environ if name.startswith("MOORAGE_")}
+    arguments = ["serve", "--lifecycle-interval", "60", "--gc-interval", "0"]
+    result = CliRunner().invoke(main, arguments, env=env)
+    assert result.exit_code == 0, result.output
+    assert (seen[0].lifecycle_interval, seen[0].gc_interval) == (60.0, 0.0)
