@@ -9,7 +9,7 @@ import io
 import json
 import random
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import timedelta
 
 from moorage.app import Registry
@@ -405,6 +405,18 @@ class _Spies:
             async def stat(self, digest: Digest) -> int | None:
                 spies.stats_in_transactions += spies.transaction != 0
                 return await spies.blobs.stat(digest)
+
+            async def stat_many(self, digests: Sequence[Digest]) -> dict[Digest, int]:
+                spies.stats_in_transactions += spies.transaction != 0
+                return await spies.blobs.stat_many(digests)
+
+            async def delete_many(self, digests: Sequence[Digest]) -> set[Digest]:
+                deleted = await spies.blobs.delete_many(digests)
+                if spies.transaction:
+                    spies.deletes[spies.transaction] = spies.deletes.get(
+                        spies.transaction, 0
+                    ) + len(deleted)
+                return deleted
 
             async def delete(self, digest: Digest) -> bool:
                 if spies.transaction:

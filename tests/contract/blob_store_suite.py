@@ -262,6 +262,21 @@ class BlobStoreSuite:
         assert await put(blob_store, b"short-lived") == digest
         assert await blob_store.delete(digest) is True
 
+    async def test_stat_and_delete_many(self, blob_store: BlobStore) -> None:
+        stored = [await put(blob_store, payload(10 + n, n)) for n in range(3)]
+        stored.append(await put(blob_store, payload(40, 9), "sha512"))
+        absent = Digest.of(b"never stored")
+        asked = [*stored, absent]
+        assert await blob_store.stat_many(asked) == {
+            d: 10 + n for n, d in enumerate(stored[:3])
+        } | {stored[3]: 40}
+        assert await blob_store.stat_many([]) == {}
+        assert await blob_store.delete_many(asked[1:]) == set(stored[1:])
+        assert await blob_store.delete_many(asked[1:]) == set()
+        assert await blob_store.stat_many(asked) == {stored[0]: 10}
+        assert await blob_store.delete_many([]) == set()
+        assert await blob_store.delete(stored[0]) is True
+
     async def test_list_digests(self, blob_store: BlobStore) -> None:
         blobs = [payload(100, seed) for seed in range(5)]
         digests = {await put(blob_store, data) for data in blobs}

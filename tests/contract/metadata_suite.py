@@ -229,6 +229,18 @@ class MetadataStoreSuite:
         assert (blob.digest, blob.size, blob.created_at) == (digest, 4, T0)
         await delete_blobs(store, digest)
 
+    async def test_unrecorded_blobs(self, store: MetadataStore) -> None:
+        recorded = [digest_of(f"recorded {n}") for n in range(3)]
+        async with store.transaction() as tx:
+            for digest in recorded:
+                await tx.put_blob(digest, 4, T0)
+        others = {digest_of(f"file only {n}") for n in range(600)}  # more than one IN list
+        async with store.read() as tx:
+            assert await tx.unrecorded_blobs([*recorded, *others]) == others
+            assert await tx.unrecorded_blobs(recorded) == set()
+            assert await tx.unrecorded_blobs([]) == set()
+        await delete_blobs(store, *recorded)
+
     async def test_link_blob_is_idempotent_and_unlink_reports(self, store: MetadataStore) -> None:
         repository = await create_repository(store)
         async with store.transaction() as tx:

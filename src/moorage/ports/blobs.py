@@ -22,7 +22,7 @@ Contract, shared by every adapter and checked by ``tests/contract/blob_store_sui
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +74,16 @@ class BlobStore(Protocol):
 
     async def delete(self, digest: Digest) -> bool:
         """Remove a committed blob; False when it was absent."""
+        ...
+
+    async def stat_many(self, digests: Sequence[Digest]) -> dict[Digest, int]:
+        """The sizes of those of ``digests`` that are committed, in one call (garbage
+        collection asks about hundreds of blobs at a time)."""
+        ...
+
+    async def delete_many(self, digests: Sequence[Digest]) -> set[Digest]:
+        """Remove the committed blobs among ``digests``, in one call; those removed (an
+        object store deletes a batch in one request)."""
         ...
 
     def list_digests(self, modified_before: datetime | None = None) -> AsyncIterator[Digest]:

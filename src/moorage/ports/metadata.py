@@ -170,6 +170,10 @@ class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protoco
 
     async def get_blob(self, digest: Digest) -> BlobRecord | None: ...
 
+    async def unrecorded_blobs(self, digests: Iterable[Digest]) -> set[Digest]:
+        """Those of ``digests`` that no blob row records (garbage collection's orphan files)."""
+        ...
+
     async def delete_blob(self, digest: Digest) -> None:
         """Forget a blob registry-wide, with every repository link to it."""
         ...

@@ -306,13 +306,11 @@ class GarbageCollector:
         async for batch in _batches(self._blobs.list_digests(cutoff), self._batch):
             # Most files listed are recorded: sort them out in a read, not under the lock.
             async with self._metadata.read() as tx:
-                orphans = [d for d in batch if await tx.get_blob(d) is None]
+                orphans = sorted(await tx.unrecorded_blobs(batch), key=str)
             if report.dry_run:
-                for digest in orphans:
-                    size = await self._blobs.stat(digest)
-                    if size is not None:
-                        report.orphan_files_removed += 1
-                        report.bytes_freed += size
+                sizes = await self._blobs.stat_many(orphans)
+                report.orphan_files_removed += len(sizes)
+                report.bytes_freed += sum(sizes.values())
             else:
                 removed, freed = await self._delete_unrecorded_files(orphans)
                 report.orphan_files_removed += removed
@@ -352,18 +350,14 @@ class GarbageCollector:
         read before it is taken: a digest's bytes, hence its size, never change."""
         removed = freed = 0
         for start in range(0, len(digests), self._file_batch):
-            sizes: dict[Digest, int] = {}
-            for digest in digests[start : start + self._file_batch]:
-                size = await self._blobs.stat(digest)
-                if size is not None:
-                    sizes[digest] = size
+            sizes = await self._blobs.stat_many(digests[start : start + self._file_batch])
             if not sizes:
                 continue
             async with self._metadata.transaction() as tx:
-                for digest in sorted(await tx.lock_blob_files(sizes), key=str):
-                    if await self._blobs.delete(digest):
-                        removed += 1
-                        freed += sizes[digest]
+                unrecorded = sorted(await tx.lock_blob_files(sizes), key=str)
+                for digest in await self._blobs.delete_many(unrecorded):
+                    removed += 1
+                    freed += sizes[digest]
         return removed, freed
 
 

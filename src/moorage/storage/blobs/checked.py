@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -98,6 +98,18 @@ class CheckedBlobStore:
         _check_digest(digest)
         with self._operation("delete"):
             return await self.inner.delete(digest)
+
+    async def stat_many(self, digests: Sequence[Digest]) -> dict[Digest, int]:
+        for digest in digests:
+            _check_digest(digest)
+        with self._operation("stat_many"):
+            return await self.inner.stat_many(digests)
+
+    async def delete_many(self, digests: Sequence[Digest]) -> set[Digest]:
+        for digest in digests:
+            _check_digest(digest)
+        with self._operation("delete_many"):
+            return await self.inner.delete_many(digests)
 
     async def list_digests(self, modified_before: datetime | None = None) -> AsyncIterator[Digest]:
         _check_instant(modified_before)

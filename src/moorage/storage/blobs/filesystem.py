@@ -46,7 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TypeVar, TypeVarTuple
@@ -136,6 +136,16 @@ class FilesystemBlobStore:
         is about to rename into it. A commit of the same digest racing this call is the
         caller's to prevent (garbage collection must not delete what is being pushed)."""
         return await _run(_unlink, self._blob_path(digest))
+
+    async def stat_many(self, digests: Sequence[Digest]) -> dict[Digest, int]:
+        # One executor job for the lot: a hop to a thread per file costs more than its stat.
+        paths = [(digest, self._blob_path(digest)) for digest in digests]
+        return await _run(_file_sizes, paths)
+
+    async def delete_many(self, digests: Sequence[Digest]) -> set[Digest]:
+        """:meth:`delete` for each, in one executor job."""
+        paths = [(digest, self._blob_path(digest)) for digest in digests]
+        return await _run(_unlink_many, paths)
 
     async def list_digests(self, modified_before: datetime | None = None) -> AsyncIterator[Digest]:
         # One executor job per fan-out directory keeps memory flat on large stores.
@@ -422,6 +432,19 @@ def _unlink(path: Path) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def _unlink_many(paths: list[tuple[Digest, Path]]) -> set[Digest]:
+    return {digest for digest, path in paths if _unlink(path)}
+
+
+def _file_sizes(paths: list[tuple[Digest, Path]]) -> dict[Digest, int]:
+    sizes = {}
+    for digest, path in paths:
+        size = _file_size(path)
+        if size is not None:
+            sizes[digest] = size
+    return sizes
 
 
 def _start_upload(uploads: Path, upload_id: str) -> None:

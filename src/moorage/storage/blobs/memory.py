@@ -6,7 +6,7 @@ durable and nothing outlives the instance.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
 from moorage.domain.digests import Digest
@@ -64,6 +64,12 @@ class MemoryBlobStore:
     async def delete(self, digest: Digest) -> bool:
         self._modified.pop(digest, None)
         return self._blobs.pop(digest, None) is not None
+
+    async def stat_many(self, digests: Sequence[Digest]) -> dict[Digest, int]:
+        return {d: len(self._blobs[d]) for d in digests if d in self._blobs}
+
+    async def delete_many(self, digests: Sequence[Digest]) -> set[Digest]:
+        return {d for d in digests if await self.delete(d)}
 
     async def list_digests(self, modified_before: datetime | None = None) -> AsyncIterator[Digest]:
         # A snapshot: the caller may delete while iterating (garbage collection does).

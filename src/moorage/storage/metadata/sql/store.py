@@ -652,6 +652,14 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
         row = (await self._c.execute(_GET_BLOB, {"digest": str(digest)})).first()
         return None if row is None else _blob(row)
 
+    async def unrecorded_blobs(self, digests: Iterable[Digest]) -> set[Digest]:
+        wanted = {str(d): d for d in digests}
+        for chunk in chunks(list(wanted)):
+            query = select(blobs.c.digest).where(blobs.c.digest.in_(chunk))
+            for recorded in await self._c.scalars(query):
+                del wanted[recorded]
+        return set(wanted.values())
+
     async def delete_blob(self, digest: Digest) -> None:
         # The foreign key cascades to every repository's link.
         await self._c.execute(delete(blobs).where(blobs.c.digest == str(digest)))
