@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import shlex
 
-from moorage.domain.digests import Digest
 from moorage.domain.inventory import InventoryIssue, OperatingSystem
+from moorage.scanning.detect._common import layer_of
 from moorage.scanning.files import ImageFiles
 
 PATHS = ("etc/os-release", "usr/lib/os-release")
@@ -61,14 +61,9 @@ def detect(files: ImageFiles) -> tuple[OperatingSystem | None, list[InventoryIss
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            return None, [InventoryIssue(path, "os-release is not UTF-8", _layer(files, path))]
+            return None, [InventoryIssue(path, "os-release is not UTF-8", layer_of(files, path))]
         os = from_fields(parse(text))
         if os is None:
-            return None, [InventoryIssue(path, "os-release has no ID", _layer(files, path))]
+            return None, [InventoryIssue(path, "os-release has no ID", layer_of(files, path))]
         return os, []
     return None, []
-
-
-def _layer(files: ImageFiles, path: str) -> Digest | None:
-    entry = files.entry(path)
-    return None if entry is None else entry.layer
