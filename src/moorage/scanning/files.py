@@ -3,9 +3,9 @@
 The layer reader (``layers.py``) applies the layers in order (whiteouts and opaque
 directories included) and keeps only what a detector asked for: the *contents* of files
 whose path the detectors want (a predicate on the path, given to the reader), within size
-limits, and the *names* of every regular file (detectors find ``*.dist-info/METADATA`` or ``node_modules/**/package.json`` by
-walking names). Paths are normalised: relative to the root, no leading ``/`` or ``./``, no
-``..``; symbolic links are resolved inside the root only.
+limits, and the *names* of every regular file (detectors find ``*.dist-info/METADATA`` or
+``node_modules/**/package.json`` by walking names). Paths are normalised: relative to the
+root, no leading ``/`` or ``./``, no ``..``; symbolic links are resolved inside the root only.
 
 Detectors read through :class:`ImageFiles` and never touch a tar stream.
 """
