@@ -29,6 +29,7 @@ reports an :class:`InventoryIssue` and carries on with the rest.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -86,9 +87,10 @@ class FunctionDetector:
 _DETECTOR_MODULES = ("dpkg", "apk", "rpm", "python", "npm", "golang", "java")
 
 
+@functools.cache
 def default_detectors() -> tuple[Detector, ...]:
-    """Every detector, OS package managers first. Imported lazily: the detector modules import
-    this one."""
+    """Every detector, OS package managers first. Imported lazily (the detector modules import
+    this one) and once: :func:`wanted` runs for every path of every layer."""
     detectors: list[Detector] = []
     for module_name in _DETECTOR_MODULES:
         qualified = f"moorage.scanning.detect.{module_name}"
