@@ -23,7 +23,8 @@ them and a runtime would create them.
 Hostile layers are bounded, and each refusal is an :class:`InventoryIssue`:
 
 - paths are normalised (no leading ``/`` or ``./``, ``..`` applied); an absolute path is read
-  relative to the root and reported; a path that ``..`` takes out of the root is refused;
+  relative to the root and reported; a path that ``..`` takes out of the root, or deeper than
+  ``MAX_PATH_DEPTH`` directories, is refused;
 - a symbolic link whose relative target climbs out of the root is kept (``ImageFiles.resolve``
   stops at the root) and reported; nothing is ever read through the host filesystem;
 - the uncompressed bytes read per image (tar headers, contents, skipped contents, padding) are
@@ -61,6 +62,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _OTHER_MAGIC = {b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz"}
 
+MAX_PATH_DEPTH = 256  # Linux's PATH_MAX allows ~2,000; no real image comes near 256
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
 
@@ -312,6 +314,8 @@ def normalise(name: str) -> tuple[str | None, str | None]:
             problem = problem or "path contains '..'; normalised"
             continue
         parts.append(part)
+        if len(parts) > MAX_PATH_DEPTH:
+            return None, f"path deeper than {MAX_PATH_DEPTH} directories; entry refused"
     return "/".join(parts), problem
 
 

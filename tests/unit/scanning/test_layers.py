@@ -256,6 +256,16 @@ def test_path_traversal_is_refused_and_absolute_paths_are_read_from_the_root() -
     ]
 
 
+def test_absurdly_deep_paths_are_refused() -> None:
+    deep = "a/" * 5000 + "f"
+    layer = TarBuilder().file(deep, b"x").file("ok", b"ok")
+
+    files = read((layer.tar(), TAR))
+
+    assert list(files.paths()) == ["ok"]
+    assert problems(files) == [f"{deep}: path deeper than 256 directories; entry refused"]
+
+
 def test_device_files_are_skipped_and_reported_fifos_silently() -> None:
     layer = (
         TarBuilder()
