@@ -91,17 +91,8 @@ _DETECTOR_MODULES = ("dpkg", "apk", "rpm", "python", "npm", "golang", "java")
 def default_detectors() -> tuple[Detector, ...]:
     """Every detector, OS package managers first. Imported lazily (the detector modules import
     this one) and once: :func:`wanted` runs for every path of every layer."""
-    detectors: list[Detector] = []
-    for module_name in _DETECTOR_MODULES:
-        qualified = f"moorage.scanning.detect.{module_name}"
-        try:
-            module = importlib.import_module(qualified)
-        except ModuleNotFoundError as exc:
-            if exc.name == qualified:  # not written yet
-                continue
-            raise
-        detectors.append(module.DETECTOR)
-    return tuple(detectors)
+    modules = [importlib.import_module(f"moorage.scanning.detect.{m}") for m in _DETECTOR_MODULES]
+    return tuple(module.DETECTOR for module in modules)
 
 
 def wanted(path: str, detectors: Sequence[Detector] | None = None) -> bool:

@@ -1,5 +1,6 @@
 """OS detection (os-release) and the OS package detectors (dpkg, apk, rpm), on real package
-databases from Debian bookworm and Alpine 3.10/3.20 root filesystems (../shared/data/vulnscan)."""
+databases from Debian bookworm and Alpine 3.10/3.20 root filesystems (tests/fixtures/vulnscan,
+copied from ../shared/data/vulnscan)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from moorage.domain.inventory import OperatingSystem, PackageType
 from moorage.scanning.detect import apk, dpkg, os_release, rpm
 from moorage.scanning.files import FileEntry, ImageFiles
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "vulnscan"
+DATA = Path(__file__).resolve().parents[2] / "fixtures" / "vulnscan"
 LAYER = Digest.parse("sha256:" + "ab" * 32)
 DEBIAN = OperatingSystem(id="debian", version_id="12", version_codename="bookworm")
 ALPINE = OperatingSystem(id="alpine", version_id="3.20.3")

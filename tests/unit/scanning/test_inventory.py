@@ -17,7 +17,7 @@ from moorage.scanning.inventory import (
     wanted,
 )
 
-DATA = Path(__file__).resolve().parents[4] / "shared" / "data" / "vulnscan"
+DATA = Path(__file__).resolve().parents[2] / "fixtures" / "vulnscan"
 LAYER = Digest.parse("sha256:" + "cd" * 32)
 OWNED_METADATA = "usr/lib/python3/dist-packages/six-1.16.0.dist-info/METADATA"
 LOOSE_METADATA = "usr/local/lib/python3.11/site-packages/six-1.16.0.dist-info/METADATA"
