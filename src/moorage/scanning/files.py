@@ -12,7 +12,7 @@ Detectors read through :class:`ImageFiles` and never touch a tar stream.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from moorage.domain.digests import Digest
@@ -51,6 +51,15 @@ class ImageFiles:
     def paths(self) -> Iterator[str]:
         """Every regular file's path, sorted (detectors then report in a stable order)."""
         return iter(sorted(self.files))
+
+    def kept(self, wants: Callable[[str], bool]) -> Iterator[tuple[str, FileEntry, bytes]]:
+        """The files ``wants`` names whose contents were kept, with those contents, sorted by
+        path: what a detector reads."""
+        for path in self.paths():
+            if wants(path):
+                entry = self.files[path]
+                if entry.data is not None:
+                    yield path, entry, entry.data
 
     def resolve(self, path: str, _depth: int = 0) -> str:
         """``path`` with symbolic links in it resolved, never leaving the root (an absolute

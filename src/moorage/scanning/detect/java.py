@@ -210,15 +210,10 @@ def read_archive(
 def detect(files: ImageFiles, os: OperatingSystem | None = None) -> Detected:
     packages: list[Package] = []
     issues: list[InventoryIssue] = []
-    for path in files.paths():
-        if not wants(path):
-            continue
-        entry = files.entry(path)
-        if entry is None or entry.data is None:
-            continue
+    for path, entry, data in files.kept(wants):
         file_name = path.rsplit("/", 1)[-1]
         try:
-            found, problems = read_archive(entry.data, file_name)
+            found, problems = read_archive(data, file_name)
         except _ZIP_ERRORS:
             issues.append(InventoryIssue(path, "not a readable Java archive", entry.layer))
             continue

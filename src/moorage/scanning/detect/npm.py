@@ -36,14 +36,11 @@ def wants(path: str) -> bool:
 
 def detect(files: ImageFiles, os: OperatingSystem | None = None) -> Detected:
     packages: list[Package] = []
-    for path in files.paths():
-        if not wants(path):
-            continue
-        entry = files.entry(path)
-        if entry is None or entry.data is None or len(entry.data) > MAX_PACKAGE_JSON:
+    for path, entry, data in files.kept(wants):
+        if len(data) > MAX_PACKAGE_JSON:
             continue
         try:
-            manifest = json.loads(entry.data)
+            manifest = json.loads(data)
         except (ValueError, RecursionError):
             continue
         if not isinstance(manifest, dict):

@@ -43,13 +43,8 @@ def normalise(name: str) -> str:
 def detect(files: ImageFiles, os: OperatingSystem | None = None) -> Detected:
     packages: list[Package] = []
     issues: list[InventoryIssue] = []
-    for path in files.paths():
-        if not wants(path):
-            continue
-        entry = files.entry(path)
-        if entry is None or entry.data is None:
-            continue
-        headers = HeaderParser().parsestr(entry.data.decode("utf-8", errors="replace"))
+    for path, entry, data in files.kept(wants):
+        headers = HeaderParser().parsestr(data.decode("utf-8", errors="replace"))
         name = (headers.get("Name") or "").strip()
         version = (headers.get("Version") or "").strip()
         if not name or not version:
