@@ -37,6 +37,7 @@ mode a reader never waits for the writer; the writer's wait for another process'
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -52,11 +53,12 @@ from sqlalchemy.pool import QueuePool
 # process, and failing then is better than queueing forever.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+_WAL = "PRAGMA journal_mode=WAL"
 _SQLITE_PRAGMAS = (
     # First: switching a new database to WAL needs its lock, which a concurrent first start
     # (running the migrations) may hold for seconds; wait as long as for any write.
     f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
-    "PRAGMA journal_mode=WAL",
+    _WAL,
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
 )
@@ -244,9 +246,28 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: object) -> None:
     cursor = dbapi_connection.cursor()
     try:
         for pragma in _SQLITE_PRAGMAS:
-            cursor.execute(pragma)
+            if pragma == _WAL:
+                _switch_to_wal(cursor)
+            else:
+                cursor.execute(pragma)
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode=WAL``, retried while the database is locked. Switching a new
+    database needs its exclusive lock, and when two connections switch it at once SQLite
+    answers "database is locked" at once rather than call the busy handler (waiting could
+    deadlock); retry for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute(_WAL)
+            return
+        except Exception as error:  # the driver's OperationalError (sqlite3 or aiosqlite's)
+            if "database is locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.05)
 
 
 def _sqlite_on_begin(connection: Connection) -> None:
