@@ -31,6 +31,8 @@ class Affected:
     ``ecosystem`` and ``package`` are empty when the record names none (PSF advisories about
     CPython give only GIT ranges). ``fixed`` lists the ``fixed`` versions of the ECOSYSTEM and
     SEMVER ranges, which are versions a user can upgrade to; GIT commits are left in ``ranges``.
+    ``severity`` is the vendor's rating for this package alone (OSV's ``affected[].severity``; a
+    distribution's urgency for its release), which takes precedence over the advisory's.
     """
 
     ecosystem: str
@@ -38,6 +40,7 @@ class Affected:
     ranges: tuple[Range, ...]
     versions: tuple[str, ...]
     fixed: tuple[str, ...]
+    severity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
