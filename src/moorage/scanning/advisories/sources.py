@@ -1,10 +1,20 @@
 """Read advisory records from a file, a folder or an archive of an advisory database.
 
-A record is a ``.json``, ``.yaml`` or ``.yml`` file holding one OSV document; anything else
-(licences, ``.id-allocator``, READMEs) and anything under a dot-directory (``.git``, ``.github``)
-is not an advisory and is skipped. Archives (``.tar.gz``, ``.tgz``, ``.zip``) are read member by
-member in memory, never extracted. A record that cannot be read or parsed is reported to
-``on_error`` (logged as a warning when there is none) and the import carries on.
+A record is a ``.json``, ``.yaml`` or ``.yml`` file; anything else (licences, ``.id-allocator``,
+READMEs) and anything under a dot-directory (``.git``, ``.github``) is not an advisory and is
+skipped. Archives (``.tar.gz``, ``.tgz``, ``.zip``) are read member by member in memory, never
+extracted. Each document's format is recognised by its shape, then parsed by its module:
+
+* OSV (``id`` with ``modified`` or ``affected``): :mod:`.osv`, one advisory;
+* Node.js security WG npm record (``module_name``): :mod:`.nodejs`, one advisory; its runtime
+  records (``vuln/core``, ``vuln/deps``) and ``index.json`` are skipped without a report;
+* Alpine secdb (``packages`` and ``distroversion``): :mod:`.alpine_secdb`, one per id;
+* Debian Security Tracker export (package -> id -> issue with ``releases``):
+  :mod:`.debian_tracker`, one per id.
+
+A record that cannot be read, recognised or parsed is reported to ``on_error`` (logged as a
+warning when there is none) and the import carries on; so is an unusable entry inside a document
+that holds many (``location#where``), without losing the document's other advisories.
 """
 
 from __future__ import annotations
@@ -13,13 +23,16 @@ import json
 import logging
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import yaml
 
+from moorage.scanning.advisories.alpine_secdb import is_secdb, iter_secdb
+from moorage.scanning.advisories.debian_tracker import is_debian_tracker, iter_debian_tracker
 from moorage.scanning.advisories.model import Advisory
+from moorage.scanning.advisories.nodejs import is_nodejs, is_nodejs_runtime, parse_nodejs
 from moorage.scanning.advisories.osv import InvalidAdvisory, parse_osv
 
 logger = logging.getLogger(__name__)
@@ -100,13 +113,36 @@ def _parse(
         data = read()
         document = json.loads(data) if location.endswith(".json") else yaml.safe_load(data)
         if not isinstance(document, dict):
-            raise InvalidAdvisory("the file does not hold one OSV record (a mapping)")
-        advisory = parse_osv(document, source=location)
+            raise InvalidAdvisory("the file does not hold an advisory document (a mapping)")
+        advisories = _dispatch(document, location, report)
     except (OSError, ValueError, yaml.YAMLError, zipfile.BadZipFile) as error:
         # ValueError covers InvalidAdvisory, JSONDecodeError and UnicodeDecodeError.
         report(RecordError(location, f"{type(error).__name__}: {error}"))
         return
-    yield advisory
+    yield from advisories
+
+
+def _dispatch(
+    document: Mapping[str, object], location: str, report: Callable[[RecordError], None]
+) -> Iterator[Advisory]:
+    """The advisories of one document, by its format; raises for a single-record document that
+    is unusable, and reports the unusable entries of many-record documents as they come."""
+
+    def entry_error(where: str, error: InvalidAdvisory) -> None:
+        report(RecordError(f"{location}#{where}", f"{type(error).__name__}: {error}"))
+
+    if "id" in document and ("modified" in document or "affected" in document):
+        return iter((parse_osv(document, source=location),))
+    if is_nodejs(document):
+        return iter((parse_nodejs(document, source=location),))
+    if is_nodejs_runtime(document):
+        return iter(())
+    if is_secdb(document):
+        # Validated up front (the generator would only raise once iterated, outside the try).
+        return iter(list(iter_secdb(document, source=location, on_invalid=entry_error)))
+    if is_debian_tracker(document):
+        return iter_debian_tracker(document, source=location, on_invalid=entry_error)
+    raise InvalidAdvisory("not an OSV, Node.js WG, Alpine secdb or Debian tracker document")
 
 
 def _log_error(error: RecordError) -> None:

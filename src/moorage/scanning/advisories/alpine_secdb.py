@@ -1,0 +1,163 @@
+"""Parse Alpine's security database (https://secdb.alpinelinux.org/): one file per release and
+repository (``v3.20/main.json``; the older archive has the same document as YAML).
+
+A document is ``{"distroversion": "v3.20", "reponame": "main", "packages": [{"pkg": {"name":
+"openssl", "secfixes": {"3.1.4-r1": ["CVE-2023-5678", ...], "0": [...]}}}]}``: under each version
+that fixed them, the ids of the issues it fixed. :func:`iter_secdb` yields one :class:`Advisory`
+per id and file (``source`` "alpine-secdb"), with one entry per package in the OSV ecosystem
+``Alpine:v3.20``:
+
+* an id under version V: an ECOSYSTEM range introduced "0", fixed V. An id listed under several
+  versions of one package (a fix backported to an older branch, then carried into an upgrade)
+  gives one range with a ``fixed`` event for each: the earliest one ends the affected span;
+* an id under "0": the package was never affected in this release, no entry.
+
+An entry is the id, sometimes followed by more text: another id ("CVE-2016-6258 XSA-182",
+"CVE-2019-5060 TALOS-2019-0844"), or a note ("CVE-2018-14468 (FrameRelay)"). Every id-shaped
+token counts: the first CVE id names the advisory, the other ids become its aliases; an entry
+with no CVE id is named by its first id ("XSA-207"), and one with no id at all
+("CVE-????-?????") is reported as invalid. Alpine's secdb rates nothing: no severity.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from moorage.scanning.advisories.model import Advisory, Affected, EventKind, Range
+from moorage.scanning.advisories.osv import InvalidAdvisory
+
+SOURCE: Final = "alpine-secdb"
+VULN_URL: Final = "https://security.alpinelinux.org/vuln/"
+
+# An advisory id: a prefix, then numbers ("CVE-2019-5060", "XSA-182", "wnpa-sec-2017-18").
+_ID = re.compile(r"[A-Za-z]+(?:-[A-Za-z]+)*(?:-\d+)+")
+_CVE = re.compile(r"CVE-\d{4}-\d{4,}")
+
+OnInvalid = Callable[[str, InvalidAdvisory], None]
+
+
+def is_secdb(document: Mapping[str, object]) -> bool:
+    return "packages" in document and "distroversion" in document
+
+
+@dataclass
+class _Entry:
+    """What one file says about one id: its aliases, and per package the fixing versions."""
+
+    aliases: list[str] = field(default_factory=list)
+    fixed: dict[str, list[str]] = field(default_factory=dict)
+
+
+def iter_secdb(
+    document: Mapping[str, object], *, source: str = SOURCE, on_invalid: OnInvalid | None = None
+) -> Iterator[Advisory]:
+    """Yield one advisory per id in a secdb document, in the order ids first appear.
+
+    A document without ``distroversion`` or ``packages`` raises :class:`InvalidAdvisory`. An
+    unusable package or entry raises it too, or, given ``on_invalid``, is passed to it with
+    where it is (``package@version``) and skipped.
+    """
+    release = document.get("distroversion")
+    packages = document.get("packages")
+    if not isinstance(release, str) or not release:
+        raise InvalidAdvisory("'distroversion' is missing or not a string")
+    if packages is None:  # an empty repository (v3.3/community) has "packages:" and nothing
+        packages = []
+    if not isinstance(packages, list):
+        raise InvalidAdvisory("'packages' is not a list")
+    entries: dict[str, _Entry] = {}
+    for index, item in enumerate(packages):
+        try:
+            name, secfixes = _package(item)
+        except InvalidAdvisory as error:
+            _invalid(on_invalid, f"packages[{index}]", error)
+            continue
+        for version, ids in secfixes.items():
+            for text in ids:
+                try:
+                    advisory_id, aliases = _ids(text)
+                except InvalidAdvisory as error:
+                    _invalid(on_invalid, f"{name}@{version}", error)
+                    continue
+                entry = entries.setdefault(advisory_id, _Entry())
+                entry.aliases.extend(a for a in aliases if a not in entry.aliases)
+                if version != "0":
+                    versions = entry.fixed.setdefault(name, [])
+                    if version not in versions:
+                        versions.append(version)
+    ecosystem = f"Alpine:{release}"
+    for advisory_id, entry in entries.items():
+        if entry.fixed:
+            yield _advisory(advisory_id, entry, ecosystem, source)
+
+
+def _invalid(on_invalid: OnInvalid | None, where: str, error: InvalidAdvisory) -> None:
+    if on_invalid is None:
+        raise InvalidAdvisory(f"{where}: {error}")
+    on_invalid(where, error)
+
+
+def _package(item: object) -> tuple[str, Mapping[str, list[str]]]:
+    pkg = item.get("pkg") if isinstance(item, Mapping) else None
+    if not isinstance(pkg, Mapping):
+        raise InvalidAdvisory("not a mapping with a 'pkg' mapping")
+    name = pkg.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidAdvisory("'pkg.name' is missing or not a string")
+    secfixes = pkg.get("secfixes") or {}
+    if not isinstance(secfixes, Mapping):
+        raise InvalidAdvisory(f"{name}: 'secfixes' is not a mapping")
+    checked: dict[str, list[str]] = {}
+    for version, ids in secfixes.items():
+        # YAML may read an unquoted version such as 1.0 as a number; secdb versions are strings.
+        if not isinstance(version, str):
+            raise InvalidAdvisory(f"{name}: version {version!r} is not a string")
+        ids = ids or []  # "7.4.0-r0:" with no list under it (heimdal in v3.6)
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise InvalidAdvisory(f"{name}@{version}: the fixed ids are not a list of strings")
+        checked[version] = ids
+    return name, checked
+
+
+def _ids(text: str) -> tuple[str, list[str]]:
+    """The advisory id an entry names, and its other ids."""
+    ids = [token for token in text.split() if _ID.fullmatch(token)]
+    if not ids:
+        raise InvalidAdvisory(f"no advisory id in {text!r}")
+    main = next((i for i in ids if _CVE.fullmatch(i)), ids[0])
+    return main, [i for i in ids if i != main]
+
+
+def _advisory(advisory_id: str, entry: _Entry, ecosystem: str, source: str) -> Advisory:
+    affected = []
+    for package, versions in entry.fixed.items():
+        events: tuple[tuple[EventKind, str], ...] = (
+            ("introduced", "0"),
+            *(("fixed", version) for version in versions),
+        )
+        affected.append(
+            Affected(
+                ecosystem=ecosystem,
+                package=package,
+                ranges=(Range("ECOSYSTEM", events),),
+                versions=(),
+                fixed=tuple(versions),
+            )
+        )
+    return Advisory(
+        id=advisory_id,
+        aliases=tuple(entry.aliases),
+        summary="",
+        details="",
+        severity=None,
+        cvss_v3_score=None,
+        cvss_v3_vector=None,
+        references=(VULN_URL + advisory_id,),
+        published=None,
+        modified=None,
+        affected=tuple(affected),
+        source=source,
+    )
