@@ -126,88 +126,101 @@ def parse(scheme: Scheme, text: str) -> Any | None:
         return None
 
 
+@lru_cache(maxsize=262144)
+def _less(scheme: Scheme, left: str, right: str) -> bool:
+    """``left < right`` in ``scheme``, both known to parse. Cached by text: one fix version
+    closes many CVEs of a package, and every binary package of a source asks again.
+
+    Only "<" is used anywhere: univers' Alpine versions inherit a ">=" and "<=" that compare
+    the text, not apk's order ("3.3.1-r9" >= "3.3.1-r10" is True there).
+    """
+    ours, theirs = parse(scheme, left), parse(scheme, right)
+    return ours is not None and theirs is not None and bool(ours < theirs)
+
+
 # Events at one version keep the record's order (a stable sort), so "introduced: X" followed
-# by "fixed: X" leaves X unaffected. "introduced: 0" sorts before every version.
-_Sorted = tuple[tuple[EventKind, Any | None], ...]
+# by "fixed: X" leaves X unaffected. "introduced: 0" (None here) sorts before every version.
+_Events = tuple[tuple[EventKind, str | None], ...]
 
 
 @lru_cache(maxsize=65536)
-def _sorted_events(scheme: Scheme, range_: Range) -> _Sorted | None:
-    """The range's events with parsed versions, sorted; None if one does not parse."""
-    events: list[tuple[EventKind, Any | None]] = []
+def _sorted_events(scheme: Scheme, range_: Range) -> _Events | None:
+    """The range's events sorted by version, limits last; None if a version does not parse."""
+    events: list[tuple[EventKind, str | None]] = []
     for kind, text in range_.events:
         if kind == "introduced" and text == "0":
             events.append((kind, None))
             continue
         if kind == "limit" and "*" in text:
             continue  # the implicit limit: infinity
-        version = parse(scheme, text)
-        if version is None:
+        if parse(scheme, text) is None:
             log.debug("range skipped: its %s event %r does not parse", kind, text)
             return None
-        events.append((kind, version))
+        events.append((kind, text))
     ordered = sorted(
         (e for e in events if e[0] != "limit"),
-        key=lambda e: _Bottom() if e[1] is None else _Key(e[1]),
+        key=lambda e: _Key(scheme, e[1]),
     )
     return (*ordered, *(e for e in events if e[0] == "limit"))
 
 
 class _Key:
-    """Sort key wrapping a univers version; _Bottom sorts before all of them."""
+    """Sort key: a version's text in a scheme; None sorts before every version."""
 
-    __slots__ = ("version",)
+    __slots__ = ("scheme", "text")
 
-    def __init__(self, version: Any) -> None:
-        self.version = version
+    def __init__(self, scheme: Scheme, text: str | None) -> None:
+        self.scheme, self.text = scheme, text
 
-    def __lt__(self, other: _Key | _Bottom) -> bool:
-        return False if isinstance(other, _Bottom) else bool(self.version < other.version)
-
-
-class _Bottom(_Key):
-    def __init__(self) -> None:
-        super().__init__(None)
-
-    def __lt__(self, other: _Key | _Bottom) -> bool:
-        return not isinstance(other, _Bottom)
+    def __lt__(self, other: _Key) -> bool:
+        if other.text is None:
+            return False
+        return self.text is None or _less(self.scheme, self.text, other.text)
 
 
-def in_range(scheme: Scheme, version: Any, range_: Range) -> bool:
-    """Whether the parsed ``version`` is inside ``range_`` (False for GIT ranges)."""
+def in_range(scheme: Scheme, version: str, range_: Range) -> bool:
+    """Whether ``version`` (which parses in ``scheme``) is inside ``range_`` (never for GIT)."""
     if range_.type == "GIT":
         return False
     events = _sorted_events(scheme, range_)
     if events is None:
         return False
-    limits = [v for kind, v in events if kind == "limit"]
-    if limits and not any(version < limit for limit in limits):
+    limits = [at for kind, at in events if kind == "limit" and at is not None]
+    if limits and not any(_less(scheme, version, limit) for limit in limits):
         return False
     affected = False
     for kind, at in events:
         if kind == "introduced":
-            if at is None or version >= at:
+            if at is None or not _less(scheme, version, at):
                 affected = True
-        elif kind == "fixed":
-            if version >= at:
+        elif kind == "fixed" and at is not None:
+            if not _less(scheme, version, at):
                 affected = False
-        elif kind == "last_affected" and version > at:
+        elif kind == "last_affected" and at is not None and _less(scheme, at, version):
             affected = False
     return affected
 
 
+# univers' Maven versions can be equal with different hashes ("1.0", "1.0.0"), and its Alpine
+# versions cannot be hashed at all: those are compared one by one.
+_UNEVEN_HASH = frozenset((Scheme.MAVEN, Scheme.ALPINE))
+
+
+@lru_cache(maxsize=16384)
+def _parsed_listed(scheme: Scheme, versions: tuple[str, ...]) -> tuple[Any, ...]:
+    return tuple(v for v in (parse(scheme, text) for text in versions) if v is not None)
+
+
 @lru_cache(maxsize=16384)
 def _parsed_set(scheme: Scheme, versions: tuple[str, ...]) -> frozenset[Any]:
-    return frozenset(v for v in (parse(scheme, text) for text in versions) if v is not None)
+    return frozenset(_parsed_listed(scheme, versions))
 
 
 def _listed_includes(scheme: Scheme, versions: tuple[str, ...], parsed: Any) -> bool:
     """Whether a listed version equals ``parsed`` in the scheme ("1.0" == "1.0.0" on PyPI)."""
-    listed = _parsed_set(scheme, versions)
-    if parsed in listed:
-        return True
-    # univers' Maven versions can be equal with different hashes ("1.0", "1.0.0").
-    return scheme is Scheme.MAVEN and any(parsed == other for other in listed)
+    if scheme in _UNEVEN_HASH:
+        return any(parsed == other for other in _parsed_listed(scheme, versions))
+    return parsed in _parsed_set(scheme, versions)
 
 
 def is_affected(scheme: Scheme, version: str, affected: Affected) -> bool:
@@ -222,7 +235,7 @@ def is_affected(scheme: Scheme, version: str, affected: Affected) -> bool:
         return False
     if affected.versions and _listed_includes(scheme, affected.versions, parsed):
         return True
-    return any(in_range(scheme, parsed, r) for r in affected.ranges)
+    return any(in_range(scheme, version, r) for r in affected.ranges)
 
 
 def fixes_after(scheme: Scheme, version: str, fixed: Iterable[str]) -> tuple[str, ...]:
@@ -230,12 +243,11 @@ def fixes_after(scheme: Scheme, version: str, fixed: Iterable[str]) -> tuple[str
 
     Unparseable fixes are dropped; if ``version`` does not parse, all parseable ones are kept.
     """
-    installed = parse(scheme, version)
-    found: dict[str, Any] = {}
-    for text in fixed:
-        parsed = parse(scheme, text)
-        if parsed is None or text in found:
+    comparable = parse(scheme, version) is not None
+    found: list[str] = []
+    for text in dict.fromkeys(fixed):
+        if parse(scheme, text) is None:
             continue
-        if installed is None or parsed > installed:
-            found[text] = parsed
-    return tuple(sorted(found, key=lambda t: _Key(found[t])))
+        if not comparable or _less(scheme, version, text):
+            found.append(text)
+    return tuple(sorted(found, key=lambda t: _Key(scheme, t)))
