@@ -26,6 +26,9 @@ from moorage.protocols.ecr_api.operations import lifecycle as lifecycle_operatio
 from moorage.protocols.ecr_api.operations import policies as policy_operations
 from moorage.protocols.ecr_api.operations import registry as registry_operations
 from moorage.protocols.ecr_api.operations import repositories as repository_operations
+from moorage.protocols.ecr_api.operations import (
+    scanning_configuration as scanning_configuration_operations,
+)
 from moorage.protocols.oci import app as oci
 from moorage.protocols.oci.context import OciServices
 from moorage.services.access import EmulatorAuthenticator
@@ -156,6 +159,7 @@ ECR_OPERATION_MODULES = (
     image_operations,
     layer_operations,
     lifecycle_operations,
+    scanning_configuration_operations,
 )
 
 

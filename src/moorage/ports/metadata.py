@@ -15,7 +15,8 @@ Model (the SQL schema lives in ``storage/metadata/sql/tables.py``):
 - an **upload session** belongs to one repository and records the bytes durably received;
 - a repository carries its **settings** (tag mutability, scan on push, encryption), its
   **resource tags** (key -> value) and at most one **repository policy** (text);
-- a registry has at most one **registry policy** and a value per **account setting** put.
+- a registry has at most one **registry policy**, a value per **account setting** put, and at
+  most one **registry scanning configuration**.
 
 Deleting a repository deletes everything it owns (not the registry-wide blobs).
 Lists are ordered by name in binary (``C``) collation and paginated with ``after``/``limit``.
@@ -39,6 +40,7 @@ from moorage.domain.models import (
     TagRecord,
     UploadSession,
 )
+from moorage.domain.scanning_configuration import RegistryScanningConfiguration
 from moorage.ports.identities import IdentityRecords
 from moorage.ports.jobs import JobRecords
 from moorage.ports.lifecycle import LifecycleRecords
@@ -147,6 +149,19 @@ class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protoco
 
     async def delete_account_setting(self, registry_id: str, name: str) -> bool:
         """Forget a setting (it reads as its default again); False when it was not put."""
+        ...
+
+    async def get_registry_scanning_configuration(
+        self, registry_id: str
+    ) -> RegistryScanningConfiguration | None:
+        """The registry scanning configuration as put; None when none was (services know the
+        default)."""
+        ...
+
+    async def put_registry_scanning_configuration(
+        self, registry_id: str, config: RegistryScanningConfiguration, now: datetime
+    ) -> None:
+        """Set or replace the registry scanning configuration (checked by services)."""
         ...
 
     async def read_policies_many(

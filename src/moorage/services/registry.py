@@ -7,6 +7,10 @@ Account settings, as ECR names them (Get/PutAccountSetting; shared reference §3
     REGISTRY_POLICY_SCOPE    V1 | V2              V2
     BLOB_MOUNTING            ENABLED | DISABLED   ENABLED
 
+The registry scanning configuration (Put/GetRegistryScanningConfiguration,
+BatchGetRepositoryScanningConfiguration; shared reference §6.2) lives here too: it is
+registry-wide, and ``domain/scanning_configuration.py`` says what it means per repository.
+
 The values are those of the API reference. The newest botocore model's prose lists fewer
 (only AWS_NATIVE, only V2), as AWS retires Clair and moves registries to V2; an emulator
 that still accepts the older values lets tests cover registries that have them. The scan
@@ -25,10 +29,17 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from moorage.domain.errors import InvalidParameter, RegistryPolicyNotFound
-from moorage.domain.models import AccountSetting, PolicyTexts
+from moorage.domain.models import AccountSetting, PolicyTexts, Repository
+from moorage.domain.scanning_configuration import (
+    DEFAULT_CONFIGURATION,
+    RegistryScanningConfiguration,
+    RepositoryScanning,
+    check_configuration,
+    effective_scanning,
+)
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore
-from moorage.services.repositories import check_policy_text
+from moorage.services.repositories import check_policy_text, not_found
 
 
 class RegistryPolicyScope(StrEnum):
@@ -60,6 +71,23 @@ class RegistryPolicies(NamedTuple):
     registry_policy: str | None
     registry_policy_scope: RegistryPolicyScope
     repository_tags: Mapping[str, str]
+
+
+# ECR's only failure code of BatchGetRepositoryScanningConfiguration.
+REPOSITORY_NOT_FOUND = "REPOSITORY_NOT_FOUND"
+
+
+class RepositoryScanningConfiguration(NamedTuple):
+    """One repository and how its images are scanned."""
+
+    repository: Repository
+    scanning: RepositoryScanning
+
+
+class ScanningConfigurationFailure(NamedTuple):
+    repository_name: str
+    failure_code: str
+    failure_reason: str
 
 
 class RegistryService:
@@ -118,6 +146,57 @@ class RegistryService:
         async with self._metadata.transaction() as tx:
             await tx.put_account_setting(registry_id, name, value)
         return value
+
+    # -- registry scanning configuration --------------------------------------------------
+
+    async def put_scanning_configuration(
+        self, registry_id: str, config: RegistryScanningConfiguration
+    ) -> RegistryScanningConfiguration:
+        """PutRegistryScanningConfiguration: replace the configuration; returns it as stored.
+
+        Raises InvalidParameter for a frequency the scan type does not take, or a bound of
+        the model broken (see ``domain/scanning_configuration.py``).
+        """
+        check_configuration(config)
+        async with self._metadata.transaction() as tx:
+            await tx.put_registry_scanning_configuration(registry_id, config, self._clock())
+        return config
+
+    async def get_scanning_configuration(self, registry_id: str) -> RegistryScanningConfiguration:
+        """GetRegistryScanningConfiguration: the configuration put, else BASIC without rules."""
+        async with self._metadata.read() as tx:
+            config = await tx.get_registry_scanning_configuration(registry_id)
+        return config or DEFAULT_CONFIGURATION
+
+    async def repository_scanning(
+        self, registry_id: str, names: Sequence[str]
+    ) -> tuple[list[RepositoryScanningConfiguration], list[ScanningConfigurationFailure]]:
+        """BatchGetRepositoryScanningConfiguration: each named repository's scanning, in the
+        order asked (a name given twice counts once), and a REPOSITORY_NOT_FOUND failure for
+        each name that is not a repository. One read transaction."""
+        found: list[RepositoryScanningConfiguration] = []
+        failures: list[ScanningConfigurationFailure] = []
+        async with self._metadata.read() as tx:
+            config = await tx.get_registry_scanning_configuration(registry_id)
+            config = config or DEFAULT_CONFIGURATION
+            for name in dict.fromkeys(names):
+                repository = await tx.get_repository(registry_id, name)
+                if repository is None:
+                    reason = not_found(registry_id, name).message
+                    failures.append(
+                        ScanningConfigurationFailure(name, REPOSITORY_NOT_FOUND, reason)
+                    )
+                    continue
+                scanning = effective_scanning(config, repository.name, repository.scan_on_push)
+                found.append(RepositoryScanningConfiguration(repository, scanning))
+        return found, failures
+
+    async def scanning_for(self, registry_id: str, repository: Repository) -> RepositoryScanning:
+        """How ``repository``'s images are scanned now: whether a push triggers a scan
+        (``scan_on_push``), whether StartImageScan may (``manual_scans``), and which filters
+        put it there. For the scanner, on every push."""
+        config = await self.get_scanning_configuration(registry_id)
+        return effective_scanning(config, repository.name, repository.scan_on_push)
 
     # -- for authorization --------------------------------------------------------------
 

@@ -70,6 +70,12 @@ from moorage.domain.models import (
     TagRecord,
     UploadSession,
 )
+from moorage.domain.scanning_configuration import (
+    RegistryScanningConfiguration,
+    ScanType,
+    rules_from_document,
+    rules_to_document,
+)
 from moorage.ports.metadata import MetadataTransaction
 from moorage.storage.metadata.migrate import upgrade_database
 from moorage.storage.metadata.sql.engine import (
@@ -92,6 +98,7 @@ from moorage.storage.metadata.sql.tables import (
     manifests,
     metadata,
     registry_policies,
+    registry_scanning_configurations,
     repositories,
     repository_policies,
     repository_tags,
@@ -592,6 +599,38 @@ class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
             account_settings.c.registry_id == registry_id, account_settings.c.name == name
         )
         return bool((await self._c.execute(statement)).rowcount)
+
+    async def get_registry_scanning_configuration(
+        self, registry_id: str
+    ) -> RegistryScanningConfiguration | None:
+        query = select(
+            registry_scanning_configurations.c.scan_type, registry_scanning_configurations.c.rules
+        ).where(registry_scanning_configurations.c.registry_id == registry_id)
+        row = (await self._c.execute(query)).first()
+        if row is None:
+            return None
+        return RegistryScanningConfiguration(
+            ScanType(row.scan_type), rules_from_document(row.rules)
+        )
+
+    async def put_registry_scanning_configuration(
+        self, registry_id: str, config: RegistryScanningConfiguration, now: datetime
+    ) -> None:
+        insert = self._insert(registry_scanning_configurations).values(
+            registry_id=registry_id,
+            scan_type=config.scan_type.value,
+            rules=rules_to_document(config.rules),
+            updated_at=now,
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["registry_id"],
+            set_={
+                "scan_type": insert.excluded.scan_type,
+                "rules": insert.excluded.rules,
+                "updated_at": now,
+            },
+        )
+        await self._c.execute(statement)
 
     async def read_policies_many(
         self, registry_id: str, repository_names: Sequence[str]

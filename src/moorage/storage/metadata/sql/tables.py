@@ -19,6 +19,7 @@ the migrated database with ``metadata`` so that the two never drift.
                            last_used_at drives garbage collection's grace period
     registry_policies      registry_id PK (one registry policy per registry)
     account_settings       (registry_id, name) PK; a row only once the setting is put
+    registry_scanning_configurations  registry_id PK; a row only once one is put
     accounts               registry_id PK: an account and its registry are one
      └── iam_users          user_id PK (AIDA...); (registry_id, name) unique
           ├── access_keys   access_key_id PK (AKIA...); user_id -> iam_users; the secret
@@ -529,4 +530,22 @@ lifecycle_run_images = Table(
     # (an index lists it now, or it is gone already).
     Column("deleted", Boolean, nullable=False),
     PrimaryKeyConstraint("run_id", "digest"),
+)
+
+
+# -- registry scanning configuration -------------------------------------------------------
+#
+#   registry_scanning_configurations  registry_id PK: the registry's scan type and its rules
+#                                     (ECR's camelCase JSON, at most 2 rules of 100 filters);
+#                                     no row means the default, BASIC without rules
+#
+# The rules are one document: they are read whole and never queried into.
+
+registry_scanning_configurations = Table(
+    "registry_scanning_configurations",
+    metadata,
+    Column("registry_id", String(REGISTRY_ID_LENGTH), primary_key=True),
+    Column("scan_type", String(SETTING_LENGTH), nullable=False),
+    Column("rules", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
