@@ -41,12 +41,13 @@ from moorage.domain.models import (
     UploadSession,
 )
 from moorage.domain.scanning_configuration import RegistryScanningConfiguration
+from moorage.ports.advisories import AdvisoryRecords
 from moorage.ports.identities import IdentityRecords
 from moorage.ports.jobs import JobRecords
 from moorage.ports.lifecycle import LifecycleRecords
 
 
-class MetadataTransaction(IdentityRecords, JobRecords, LifecycleRecords, Protocol):
+class MetadataTransaction(AdvisoryRecords, IdentityRecords, JobRecords, LifecycleRecords, Protocol):
     # -- repositories -------------------------------------------------------------------
     async def create_repository(
         self,

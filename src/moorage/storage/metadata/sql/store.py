@@ -78,6 +78,7 @@ from moorage.domain.scanning_configuration import (
 )
 from moorage.ports.metadata import MetadataTransaction
 from moorage.storage.metadata.migrate import upgrade_database
+from moorage.storage.metadata.sql.advisories import ADVISORY_TABLES, SqlAdvisoryRecords
 from moorage.storage.metadata.sql.engine import (
     SqliteOnTheLoop,
     create_sql_engine,
@@ -107,8 +108,9 @@ from moorage.storage.metadata.sql.tables import (
 )
 
 # The job runner's schedules are the server's configuration, not data: without them
-# the periodic jobs (lifecycle, gc) would stop until a runner next restores them.
-_KEPT_BY_WIPE = frozenset({job_schedules})
+# the periodic jobs (lifecycle, gc) would stop until a runner next restores them. The
+# advisory database is imported reference data, shared by every account (sql/advisories.py).
+_KEPT_BY_WIPE = frozenset({job_schedules}) | ADVISORY_TABLES
 
 _InsertFactory = Callable[[Table], postgresql.Insert | sqlite.Insert]
 
@@ -308,8 +310,8 @@ class SqlMetadataStore:
         await self._engine.dispose()
 
     async def wipe(self) -> None:
-        """Delete every row of every table but the job schedules, in one transaction (the
-        emulator's reset)."""
+        """Delete every row of every table but the job schedules and the advisory database,
+        in one transaction (the emulator's reset)."""
         async with self.transaction() as tx:
             assert isinstance(tx, _SqlTransaction)
             for table in reversed(metadata.sorted_tables):
@@ -368,7 +370,7 @@ class _SyncStatements:
         return self._connection.scalars(statement)
 
 
-class _SqlTransaction(SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
+class _SqlTransaction(SqlAdvisoryRecords, SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
     """One port transaction on one connection that is already inside a database transaction."""
 
     def __init__(self, connection: _Statements) -> None:

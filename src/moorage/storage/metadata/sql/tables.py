@@ -549,3 +549,66 @@ registry_scanning_configurations = Table(
     Column("rules", JSON, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
 )
+
+
+# -- the advisory database (ports/advisories.py) ------------------------------------------------
+#
+#   advisory_imports     id PK: one per file imported (source = the file's name, location = its
+#                        absolute path), started, then finished with its counts
+#   advisories           id PK; (source, advisory_id) unique: one record per source and id, the
+#    │                   Advisory in the compact JSON of scanning/advisories/codec.py; written_at
+#    │                   moves only when the record changes (continuous scanning asks by it)
+#    └── advisory_packages  (ecosystem, name, advisory_id) PK: the package_key of every affected
+#                        package, so that a scan finds its ~150 packages' advisories by index
+#
+# Not account data: no registry id, and the emulator's reset keeps these tables (store.py).
+# Lookups never read JSON inside the database: the document is one opaque text per record.
+
+# The port's bounds (ports/advisories.py), which importers check before writing.
+ADVISORY_SOURCE_LENGTH = 255
+ADVISORY_ID_LENGTH = 255
+ADVISORY_ECOSYSTEM_LENGTH = 128
+ADVISORY_PACKAGE_NAME_LENGTH = 1024
+
+advisory_imports = Table(
+    "advisory_imports",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", binary_string(ADVISORY_SOURCE_LENGTH), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("records", Integer, nullable=True),
+    Column("errors", Integer, nullable=True),
+    Index(None, "source"),
+    sqlite_autoincrement=True,
+)
+
+advisories = Table(
+    "advisories",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", binary_string(ADVISORY_SOURCE_LENGTH), nullable=False),
+    Column("advisory_id", binary_string(ADVISORY_ID_LENGTH), nullable=False),
+    Column("modified", UtcDateTime, nullable=True),
+    Column("written_at", UtcDateTime, nullable=False),
+    Column("document", Text, nullable=False),
+    UniqueConstraint("source", "advisory_id"),
+    Index(None, "written_at"),
+)
+
+advisory_packages = Table(
+    "advisory_packages",
+    metadata,
+    Column("ecosystem", binary_string(ADVISORY_ECOSYSTEM_LENGTH), nullable=False),
+    Column("name", binary_string(ADVISORY_PACKAGE_NAME_LENGTH), nullable=False),
+    Column(
+        "advisory_id",
+        Integer,
+        ForeignKey("advisories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    PrimaryKeyConstraint("ecosystem", "name", "advisory_id"),
+    # Replacing or deleting an advisory finds its rows (and PostgreSQL's cascade needs it).
+    Index(None, "advisory_id"),
+)
