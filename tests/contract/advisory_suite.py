@@ -200,9 +200,8 @@ class AdvisoryRecordsSuite:
             )
             await tx.put_advisories(import_id, [advisory("C", affected("PyPI", "c"))])
             await tx.finish_advisory_import(import_id, T0 + 2 * MINUTE, records=1, errors=3)
-        running = await self.put(
-            store, "go.tar.gz", advisory("G", modified=None), at=T0 + 5 * MINUTE, finish=False
-        )
+        unmodified = replace(advisory("G", modified=None), published=T0 - MINUTE)
+        running = await self.put(store, "go.tar.gz", unmodified, at=T0 + 5 * MINUTE, finish=False)
         async with store.read() as tx:
             pypa, go = sorted(await tx.advisory_sources(), key=lambda s: s.name, reverse=True)
             updated_at = await tx.advisories_updated_at()
@@ -213,12 +212,13 @@ class AdvisoryRecordsSuite:
             T0 + 2 * MINUTE,
         )
         assert (pypa.records, pypa.errors, pypa.newest_modified) == (3, 3, T0)
+        # Without "modified", the publication date tells how fresh a record is.
         assert (go.name, go.finished_at, go.records, go.errors, go.newest_modified) == (
             "go.tar.gz",
             None,
             1,
             0,
-            None,
+            T0 - MINUTE,
         )
         # The running import has not finished: the database last changed when pypa's ended.
         assert updated_at == T0 + 2 * MINUTE

@@ -42,7 +42,8 @@ class AdvisorySource:
     ``records`` counts the advisories stored for the source now (every import's, replaced ones
     once); ``errors`` are the latest finished import's unreadable records. ``finished_at`` is None
     while the latest import runs (or when it was interrupted). ``newest_modified`` is the latest
-    ``modified`` among the stored advisories: how fresh the data itself is.
+    ``modified`` among the stored advisories (``published`` for those that give no
+    ``modified``): how fresh the data itself is.
     """
 
     name: str

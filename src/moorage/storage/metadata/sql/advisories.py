@@ -108,7 +108,7 @@ class SqlAdvisoryRecords:
                 [
                     {
                         "row_id": row_id,
-                        "new_modified": latest[advisory_id].modified,
+                        "new_modified": _modified(latest[advisory_id]),
                         "new_written_at": written_at,
                         "new_document": documents[advisory_id],
                     }
@@ -122,7 +122,7 @@ class SqlAdvisoryRecords:
                 {
                     "source": source,
                     "advisory_id": advisory_id,
-                    "modified": latest[advisory_id].modified,
+                    "modified": _modified(latest[advisory_id]),
                     "written_at": written_at,
                     "document": documents[advisory_id],
                 }
@@ -230,6 +230,12 @@ class SqlAdvisoryRecords:
             .distinct()
         )
         return {PackageKey(row.ecosystem, row.name) for row in await self._c.execute(query)}
+
+
+def _modified(advisory: Advisory) -> datetime | None:
+    # Databases built for publishing leave "modified" out or as a placeholder (the Go vulndb's
+    # 0001-01-01, read as None): the publication date is then the best freshness there is.
+    return advisory.modified or advisory.published
 
 
 def _keys(advisory: Advisory) -> set[PackageKey]:
