@@ -29,6 +29,7 @@ from moorage.protocols.ecr_api.operations import repositories as repository_oper
 from moorage.protocols.ecr_api.operations import (
     scanning_configuration as scanning_configuration_operations,
 )
+from moorage.protocols.ecr_api.operations import scans as scan_operations
 from moorage.protocols.oci import app as oci
 from moorage.protocols.oci.context import OciServices
 from moorage.services.access import EmulatorAuthenticator
@@ -41,10 +42,12 @@ from moorage.services.authorization import PolicyAuthorizer, StoredPolicies
 from moorage.services.blobs import BlobService
 from moorage.services.downloads import LayerDownloadService
 from moorage.services.identities import IdentityService
+from moorage.services.image_scanner import ImageScanner
 from moorage.services.images import ImageService
 from moorage.services.lifecycle import LifecycleService
 from moorage.services.registry import RegistryService
 from moorage.services.repositories import RepositoryService
+from moorage.services.scanning import ScanService
 from moorage.services.uploads import UploadService
 from moorage.storage.blobs import build_blob_store
 from moorage.storage.metadata.sql.store import open_sql_metadata_store
@@ -63,6 +66,7 @@ class Registry:
     repositories: RepositoryService
     images: ImageService
     lifecycle: LifecycleService
+    scanning: ScanService
     blobs: BlobService
     uploads: UploadService
     layer_downloads: LayerDownloadService
@@ -125,6 +129,21 @@ def wire(
             metadata, keys.access_key_secrets, clock, region=settings.region
         )
     images = ImageService(metadata, repositories, clock)
+    uploads = UploadService(
+        metadata, blob_store, repositories, clock, settings.max_concurrent_uploads
+    )
+    addresses = RegistryAddresses(settings.registry_host, settings.region)
+    listen_host = f"{settings.host}:{settings.port}"
+    scanning = ScanService(
+        metadata,
+        blob_store,
+        images,
+        uploads,
+        ImageScanner(metadata, blob_store),
+        clock,
+        registry_host=lambda registry_id: addresses.host(registry_id, listen_host),
+    )
+    images.add_push_hook(scanning.on_push)
     return Registry(
         settings=settings,
         metadata=metadata,
@@ -132,17 +151,16 @@ def wire(
         repositories=repositories,
         images=images,
         lifecycle=LifecycleService(metadata, images, clock),
+        scanning=scanning,
         blobs=BlobService(metadata, blob_store),
         layer_downloads=LayerDownloadService(
             metadata, BlobService(metadata, blob_store), DownloadTokens(keys.layer_download), clock
         ),
-        uploads=UploadService(
-            metadata, blob_store, repositories, clock, settings.max_concurrent_uploads
-        ),
+        uploads=uploads,
         identities=identities,
         registry_settings=registry_settings,
         login_tokens=login_tokens,
-        addresses=RegistryAddresses(settings.registry_host, settings.region),
+        addresses=addresses,
         authorizer=authorizer,
         registry_authenticator=registry_authenticator,
         api_authenticator=api_authenticator,
@@ -160,6 +178,7 @@ ECR_OPERATION_MODULES = (
     layer_operations,
     lifecycle_operations,
     scanning_configuration_operations,
+    scan_operations,
 )
 
 

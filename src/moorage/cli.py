@@ -227,3 +227,4 @@ import moorage.cli_jobs  # noqa: E402, F401  (adds "moorage worker" and "moorage
 from moorage import cli_admin, cli_gc  # noqa: E402, F401
 from moorage import cli_advisories as _advisories  # noqa: E402, F401  ("moorage advisories")
 from moorage import cli_lifecycle as _lifecycle  # noqa: E402, F401  ("moorage lifecycle")
+from moorage import cli_scanning as _scanning  # noqa: E402, F401  ("moorage sbom")

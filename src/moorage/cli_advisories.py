@@ -60,6 +60,7 @@ def import_(paths: tuple[Path, ...], source: str | None, **options: Any) -> None
     """Import advisory records (OSV JSON or YAML) from files, folders or archives."""
     from moorage.ports.clock import system_clock
     from moorage.services.advisories import import_paths
+    from moorage.services.scanning import request_rescan
 
     if source is not None and len(paths) > 1:
         _error("--source names the source of one PATH; import the others separately")
@@ -69,10 +70,14 @@ def import_(paths: tuple[Path, ...], source: str | None, **options: Any) -> None
     settings = settings_from(options)
 
     async def work(metadata: MetadataStore) -> list[ImportReport]:
+        started = system_clock()
         with _ProgressBar() as bar:
-            return await import_paths(
+            reports = await import_paths(
                 metadata, paths, system_clock, progress=bar.update, source=source
             )
+        if any(report.records for report in reports):
+            await request_rescan(metadata, since=started, now=system_clock())
+        return reports
 
     reports = _with_metadata(settings, work)
     for report in reports:

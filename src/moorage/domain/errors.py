@@ -304,3 +304,22 @@ class LifecyclePolicyPreviewNotFound(RegistryError):
 
 class LifecyclePolicyPreviewInProgress(RegistryError):
     pass
+
+
+# -- image scanning ------------------------------------------------------------------------
+
+
+class ScanNotFound(RegistryError):
+    """The image was never scanned (or its scan's results are unavailable)."""
+
+
+class ScanLimitExceeded(RegistryError):
+    """ECR's one scan per image per 24 hours."""
+
+
+class UnsupportedImageType(RegistryError):
+    """An image the scanner cannot scan: an index, or an artifact that is no image."""
+
+
+class ScanningValidation(RegistryError):
+    """A request the scanning configuration does not allow (ECR's ValidationException)."""

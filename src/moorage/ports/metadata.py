@@ -45,9 +45,12 @@ from moorage.ports.advisories import AdvisoryRecords
 from moorage.ports.identities import IdentityRecords
 from moorage.ports.jobs import JobRecords
 from moorage.ports.lifecycle import LifecycleRecords
+from moorage.ports.scans import ScanRecords
 
 
-class MetadataTransaction(AdvisoryRecords, IdentityRecords, JobRecords, LifecycleRecords, Protocol):
+class MetadataTransaction(
+    AdvisoryRecords, IdentityRecords, JobRecords, LifecycleRecords, ScanRecords, Protocol
+):
     # -- repositories -------------------------------------------------------------------
     async def create_repository(
         self,

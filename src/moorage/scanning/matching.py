@@ -260,16 +260,15 @@ def severity_of(advisory: Advisory, hits: Iterable[Affected] = ()) -> Severity:
 
 
 def links_of(advisory: Advisory) -> tuple[str, ...]:
-    """The advisory's own page (when its database has one, or a reference naming its id),
-    then its references, each once."""
-    own: str | None = None
-    for prefix, template in _ADVISORY_PAGES:
-        if advisory.id.startswith(prefix):
-            cve = cve_of(advisory) or advisory.id
-            own = template.format(id=advisory.id, cve=cve)
-            break
-    else:
-        own = next((url for url in advisory.references if advisory.id in url), None)
+    """The advisory's own page, then its references, each once. Its own page is the first
+    reference naming its id (the database's page: Debian's tracker, Alpine's security site),
+    else the page its id's database has for it (a CVE without one links to NVD)."""
+    own = next((url for url in advisory.references if advisory.id in url), None)
+    if own is None:
+        for prefix, template in _ADVISORY_PAGES:
+            if advisory.id.startswith(prefix):
+                own = template.format(id=advisory.id, cve=cve_of(advisory) or advisory.id)
+                break
     ordered = ([own] if own else []) + list(advisory.references)
     return tuple(dict.fromkeys(ordered))
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -41,11 +41,12 @@ from moorage.domain.errors import (
     Unsupported,
 )
 from moorage.domain.manifests import ParsedManifest, parse_manifest
-from moorage.domain.models import ManifestRecord, ManifestReference, ReferenceKind
+from moorage.domain.models import ManifestRecord, ManifestReference, ReferenceKind, Repository
 from moorage.domain.mutability import tag_is_immutable
 from moorage.domain.names import RepositoryName, Tag
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
+from moorage.ports.scans import ImageScan
 from moorage.services.repositories import RepositoryService, require
 
 # How stale ``last_pulled_at`` may get before a pull refreshes it. ECR refreshes it at least
@@ -86,6 +87,9 @@ _ECR_TAG = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_BATCH_IDS = 100
 
 T = TypeVar("T")
+
+# Called in the push's transaction with the repository, the new manifest and the push time.
+PushHook = Callable[[MetadataTransaction, Repository, ParsedManifest, datetime], Awaitable[None]]
 
 
 class TagStatus(StrEnum):
@@ -174,6 +178,7 @@ class ImageDetail:
     manifest: ManifestRecord
     tags: tuple[str, ...]
     size: int
+    scan: ImageScan | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +206,12 @@ class ImageService:
         self._repositories = repositories
         self._clock = clock
         self._background: set[asyncio.Task[None]] = set()
+        self._push_hooks: list[PushHook] = []
+
+    def add_push_hook(self, hook: PushHook) -> None:
+        """Call ``hook`` in the transaction that stores each new manifest, after its tag: what
+        it writes (scan on push enqueues a scan) commits with the push, or not at all."""
+        self._push_hooks.append(hook)
 
     async def get_manifest(
         self, registry_id: str, name: str, reference: Reference, *, record_pull: bool = False
@@ -288,6 +299,9 @@ class ImageService:
                         detail={"tag": reference.tag, "digest": str(old)},
                     )
                 tag_changed = old != manifest.digest
+            if created:
+                for hook in self._push_hooks:
+                    await hook(tx, repository, manifest, now)
         return StoredManifest(manifest, created, tag_changed)
 
     async def delete(self, registry_id: str, name: str, reference: Reference) -> None:
@@ -716,6 +730,15 @@ def _tag_does_not_match(image_id: ImageId) -> ImageFailure:
     )
 
 
+async def find_image(
+    tx: MetadataTransaction, repository_id: int, image_id: ImageId, registry_id: str, name: str
+) -> ManifestRecord:
+    """The manifest ``image_id`` names in the repository, as the single-image operations
+    (StartImageScan, DescribeImageScanFindings) look it up. Raises InvalidParameter (a
+    malformed id), ManifestUnknown with ECR's ImageNotFoundException text."""
+    return await _find_or_raise(tx, repository_id, image_id, registry_id, name)
+
+
 async def _find_or_raise(
     tx: MetadataTransaction, repository_id: int, image_id: ImageId, registry_id: str, name: str
 ) -> ManifestRecord:
@@ -794,13 +817,16 @@ async def _details(
     children = await tx.manifest_children(repository_id, digests)
     grandchildren = {c for listed in children.values() for c in listed}
     child_totals = await tx.blob_totals(repository_id, grandchildren) if grandchildren else {}
+    scans = await tx.image_scans(repository_id, digests)
     details = []
     for record in records:
         if record.digest in children:
             size = max((child_totals.get(c, 0) for c in children[record.digest]), default=0)
         else:
             size = totals.get(record.digest, 0)
-        details.append(ImageDetail(record, tuple(tags.get(record.digest, ())), size))
+        details.append(
+            ImageDetail(record, tuple(tags.get(record.digest, ())), size, scans.get(record.digest))
+        )
     return details
 
 

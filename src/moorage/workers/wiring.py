@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from moorage.domain.jobs import Job
 from moorage.ports.clock import system_clock
-from moorage.services import lifecycle
+from moorage.services import lifecycle, scanning
 from moorage.services.gc import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_UPLOAD_GRACE_PERIOD,
@@ -74,6 +74,8 @@ def build_runner(registry: Registry) -> Runner:
     runner.register(lifecycle.PREVIEW_JOB, registry.lifecycle.handle_preview_job)
     runner.register(lifecycle.RUN_JOB, registry.lifecycle.handle_run_job)
     runner.register(GC_JOB, collect_garbage_job(registry))
+    runner.register(scanning.SCAN_JOB, registry.scanning.handle_scan_job)
+    runner.register(scanning.RESCAN_JOB, registry.scanning.handle_rescan_job)
     _register_test_handlers(runner)
     return runner
 

@@ -162,7 +162,7 @@ def test_tracker_bad_entries_are_reported_and_the_rest_kept() -> None:
 
 def test_secdb_yaml_file() -> None:
     document = yaml.safe_load(SECDB.read_text())
-    advisories = {a.id: a for a in iter_secdb(document)}
+    advisories = {a.aliases[0]: a for a in iter_secdb(document)}
     # db's ids are all under "0" (never affected): no advisory for them.
     assert not any(a.affected[0].package == "db" for a in advisories.values())
     assert len(advisories) == 3 + 2 + 18
@@ -177,11 +177,13 @@ def test_secdb_yaml_file() -> None:
         ),
     )
     assert musl.references == ("https://security.alpinelinux.org/vuln/CVE-2019-14697",)
-    assert (musl.severity, musl.source, musl.aliases) == (None, "alpine-secdb", ())
+    # One advisory per release and repository: the id says which; the CVE names findings.
+    assert musl.id == "ALPINE-v3.8/main-CVE-2019-14697"
+    assert (musl.severity, musl.source, musl.aliases) == (None, "alpine-secdb", ("CVE-2019-14697",))
     talos = advisories["CVE-2019-5060"]
-    assert talos.aliases == ("TALOS-2019-0844",)
+    assert talos.aliases == ("CVE-2019-5060", "TALOS-2019-0844")
     assert talos.affected[0].fixed == ("2.0.5-r0",)
-    assert advisories["CVE-2019-12217"].aliases == ()
+    assert advisories["CVE-2019-12217"].aliases == ("CVE-2019-12217",)
 
 
 def test_secdb_id_under_two_versions_and_extra_text() -> None:
@@ -202,7 +204,10 @@ def test_secdb_id_under_two_versions_and_extra_text() -> None:
     advisories = list(
         iter_secdb(document, on_invalid=lambda where, e: problems.append(f"{where}|{e}"))
     )
-    assert [a.id for a in advisories] == ["CVE-2017-13077", "XSA-295"]
+    assert [a.id for a in advisories] == [
+        "ALPINE-v3.20/main-CVE-2017-13077",
+        "ALPINE-v3.20/main-XSA-295",
+    ]
     krack = advisories[0]
     assert [(a.ecosystem, a.package, a.ranges) for a in krack.affected] == [
         (

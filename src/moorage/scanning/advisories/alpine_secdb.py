@@ -89,9 +89,11 @@ def iter_secdb(
                     if version not in versions:
                         versions.append(version)
     ecosystem = f"Alpine:{release}"
+    repository = document.get("reponame")
+    scope = f"{release}/{repository}" if isinstance(repository, str) and repository else release
     for advisory_id, entry in entries.items():
         if entry.fixed:
-            yield _advisory(advisory_id, entry, ecosystem, source)
+            yield _advisory(advisory_id, entry, ecosystem, scope, source)
 
 
 def _invalid(on_invalid: OnInvalid | None, where: str, error: InvalidAdvisory) -> None:
@@ -131,7 +133,11 @@ def _ids(text: str) -> tuple[str, list[str]]:
     return main, [i for i in ids if i != main]
 
 
-def _advisory(advisory_id: str, entry: _Entry, ecosystem: str, source: str) -> Advisory:
+def _advisory(advisory_id: str, entry: _Entry, ecosystem: str, scope: str, source: str) -> Advisory:
+    """The advisory of ``advisory_id`` in one secdb file. Its id names the file's release and
+    repository (``ALPINE-v3.20/main-CVE-2023-5678``): each file has its own advisory for the
+    same CVE, and an archive of every release imports them all as one source, where an id is
+    unique. The CVE (or other id) comes first in ``aliases``: findings are named by it."""
     affected = []
     for package, versions in entry.fixed.items():
         events: tuple[tuple[EventKind, str], ...] = (
@@ -148,8 +154,8 @@ def _advisory(advisory_id: str, entry: _Entry, ecosystem: str, source: str) -> A
             )
         )
     return Advisory(
-        id=advisory_id,
-        aliases=tuple(entry.aliases),
+        id=f"ALPINE-{scope}-{advisory_id}",
+        aliases=(advisory_id, *(a for a in entry.aliases if a != advisory_id)),
         summary="",
         details="",
         severity=None,

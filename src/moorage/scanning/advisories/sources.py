@@ -26,6 +26,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import yaml
 
@@ -111,7 +112,7 @@ def _parse(
 ) -> Iterator[Advisory]:
     try:
         data = read()
-        document = json.loads(data) if location.endswith(".json") else yaml.safe_load(data)
+        document = json.loads(data) if location.endswith(".json") else _load_yaml(data)
         if not isinstance(document, dict):
             raise InvalidAdvisory("the file does not hold an advisory document (a mapping)")
         advisories = _dispatch(document, location, report)
@@ -147,3 +148,12 @@ def _dispatch(
 
 def _log_error(error: RecordError) -> None:
     logger.warning("skipped advisory record %s: %s", error.location, error.message)
+
+
+# libyaml's safe loader when PyYAML was built with it: it parses the PyPA database about eight
+# times faster than the pure-Python one.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(data: bytes) -> object:
+    return yaml.load(data, Loader=_YAML_LOADER)

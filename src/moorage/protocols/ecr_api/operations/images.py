@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from moorage.domain.models import ManifestRecord
 from moorage.protocols.ecr_api.context import ApiContext
 from moorage.protocols.ecr_api.operations import operation
+from moorage.protocols.ecr_api.operations.scans import findings_summary, image_scan_status
 from moorage.protocols.ecr_api.pagination import decode_token, encode_token
 from moorage.services.images import ImageDetail, ImageFailure, ImageId, TagStatus
 
@@ -193,7 +194,7 @@ def _text(payload: bytes) -> str:
 
 
 def _detail(registry_id: str, name: str, detail: ImageDetail) -> dict[str, Any]:
-    manifest = detail.manifest
+    manifest, scan = detail.manifest, detail.scan
     return {
         "registry_id": registry_id,
         "repository_name": name,
@@ -207,6 +208,8 @@ def _detail(registry_id: str, name: str, detail: ImageDetail) -> dict[str, Any]:
         "last_recorded_pull_time": manifest.last_pulled_at,
         "subject_manifest_digest": manifest.subject,
         "image_status": ACTIVE,
+        "image_scan_status": None if scan is None else image_scan_status(scan),
+        "image_scan_findings_summary": None if scan is None else findings_summary(scan),
     }
 
 

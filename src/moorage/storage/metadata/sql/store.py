@@ -89,6 +89,7 @@ from moorage.storage.metadata.sql.identities import SqlIdentityRecords
 from moorage.storage.metadata.sql.jobs import SqlJobRecords
 from moorage.storage.metadata.sql.lifecycle import SqlLifecycleRecords
 from moorage.storage.metadata.sql.rows import after_key, chunks, repository_of, stored_digest
+from moorage.storage.metadata.sql.scans import SqlScanRecords
 from moorage.storage.metadata.sql.tables import (
     UtcDateTime,
     account_settings,
@@ -370,7 +371,9 @@ class _SyncStatements:
         return self._connection.scalars(statement)
 
 
-class _SqlTransaction(SqlAdvisoryRecords, SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords):
+class _SqlTransaction(
+    SqlAdvisoryRecords, SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords, SqlScanRecords
+):
     """One port transaction on one connection that is already inside a database transaction."""
 
     def __init__(self, connection: _Statements) -> None:

@@ -550,6 +550,59 @@ registry_scanning_configurations = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# -- image scans -----------------------------------------------------------------------
+#   image_scans             (repository_id, digest) PK: the latest scan of an image, with its
+#    │                      findings as one JSON document (read whole, never queried into)
+#    └── image_scan_packages  (repository_id, digest, ecosystem, name) PK: the packages the scan
+#                           found, by advisory key: which images new advisories concern
+#
+# Both go with their manifest (cascade), so a deleted image forgets its scan.
+
+SCAN_STATUS_LENGTH = 32
+SCAN_TYPE_LENGTH = 16
+# As advisory_packages' columns: the scanned packages are looked up by the same keys.
+ECOSYSTEM_LENGTH = 128
+PACKAGE_NAME_LENGTH = 1024
+
+image_scans = Table(
+    "image_scans",
+    metadata,
+    Column("repository_id", Integer, nullable=False),
+    Column("digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("scan_type", String(SCAN_TYPE_LENGTH), nullable=False),
+    Column("status", String(SCAN_STATUS_LENGTH), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime, nullable=True),
+    Column("advisories_updated_at", UtcDateTime, nullable=True),
+    Column("severity_counts", JSON, nullable=False),
+    Column("findings", JSON, nullable=False),
+    Column("sbom_digest", binary_string(DIGEST_LENGTH), nullable=True),
+    PrimaryKeyConstraint("repository_id", "digest"),
+    ForeignKeyConstraint(
+        ["repository_id", "digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+    ),
+)
+
+image_scan_packages = Table(
+    "image_scan_packages",
+    metadata,
+    Column("repository_id", Integer, nullable=False),
+    Column("digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("ecosystem", binary_string(ECOSYSTEM_LENGTH), nullable=False),
+    Column("name", binary_string(PACKAGE_NAME_LENGTH), nullable=False),
+    PrimaryKeyConstraint("repository_id", "digest", "ecosystem", "name"),
+    ForeignKeyConstraint(
+        ["repository_id", "digest"],
+        ["image_scans.repository_id", "image_scans.digest"],
+        ondelete="CASCADE",
+    ),
+    # images_with_packages: which scanned images have a package new advisories name.
+    Index(None, "ecosystem", "name"),
+)
+
 
 # -- the advisory database (ports/advisories.py) ------------------------------------------------
 #
