@@ -311,6 +311,40 @@ class ScanRecordsSuite:
             assert await tx.get_image_scan(rid, digest) is None
             assert await tx.images_with_packages(KEYS) == []
 
+    @pytest.mark.xfail(
+        strict=True,
+        reason="SqlScanRecords.finish_image_scan re-inserts image_scan_packages rows without "
+        "deleting the first finish's: IntegrityError on the packages' primary key",
+    )
+    async def test_finishing_the_same_scan_twice_keeps_one_consistent_outcome(
+        self, store: MetadataStore
+    ) -> None:
+        """A job retried after its lease ran out finishes the scan its first run finished.
+        The port allows True (the second outcome replaces the first) or False (the first
+        stays), not an error, and findings and packages must come from the same outcome."""
+        async with store.transaction() as tx:
+            rid, digest = await self.image(tx, "web", "a")
+            await self.complete(tx, rid, digest, findings=FINDINGS)
+        async with store.transaction() as tx:
+            replaced = await tx.finish_image_scan(
+                rid,
+                digest,
+                requested_at=T0,
+                status=ScanStatus.COMPLETE,
+                description="again",
+                completed_at=T0 + 2 * HOUR,
+                findings=FINDINGS[:1],
+                packages=KEYS,
+            )
+        async with store.read() as tx:
+            scan = await tx.get_image_scan(rid, digest)
+            findings = await tx.scan_findings(rid, digest)
+            images = await tx.images_with_packages(KEYS)
+        assert scan is not None
+        assert findings == (list(FINDINGS[:1]) if replaced else list(FINDINGS))
+        assert scan.completed_at == (T0 + 2 * HOUR if replaced else T0 + HOUR)
+        assert [d for _, d in images] == [digest]
+
     async def test_start_again_forgets_findings_and_packages_but_keeps_the_sbom(
         self, store: MetadataStore
     ) -> None:
