@@ -323,7 +323,7 @@ def render(
         f"{first.packages['keys with advisories']} have advisories; findings "
         f"{first.findings['basic']} (basic), {first.findings['enhanced']} (enhanced).",
         "",
-        f"| advisory import (`import_paths`, empty database) | {cols} |",
+        f"| advisory import (`import_paths`; a new database, Go first) | {cols} |",
         "|---|" + "---:|" * len(results),
     ]
     for i, imp in enumerate(first.imports[: len(IMPORTED)]):
