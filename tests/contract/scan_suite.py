@@ -311,11 +311,6 @@ class ScanRecordsSuite:
             assert await tx.get_image_scan(rid, digest) is None
             assert await tx.images_with_packages(KEYS) == []
 
-    @pytest.mark.xfail(
-        strict=True,
-        reason="SqlScanRecords.finish_image_scan re-inserts image_scan_packages rows without "
-        "deleting the first finish's: IntegrityError on the packages' primary key",
-    )
     async def test_finishing_the_same_scan_twice_keeps_one_consistent_outcome(
         self, store: MetadataStore
     ) -> None:

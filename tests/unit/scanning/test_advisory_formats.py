@@ -17,6 +17,7 @@ from moorage.scanning.advisories import Affected, InvalidAdvisory, Range, Record
 from moorage.scanning.advisories.alpine_secdb import iter_secdb
 from moorage.scanning.advisories.debian_tracker import iter_debian_tracker, urgency_severity
 from moorage.scanning.advisories.nodejs import parse_nodejs, semver_events
+from moorage.scanning.versions import Scheme, in_range
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "vulnscan" / "advisories"
 TRACKER = FIXTURES / "debian-tracker-bookworm.json"
@@ -213,11 +214,36 @@ def test_secdb_id_under_two_versions_and_extra_text() -> None:
         (
             "Alpine:v3.20",
             "wpa_supplicant",
-            (Range("ECOSYSTEM", (("introduced", "0"), ("fixed", "2.7-r0"), ("fixed", "2.6-r7"))),),
+            (
+                Range(
+                    "ECOSYSTEM",
+                    (
+                        ("introduced", "0"),
+                        ("fixed", "2.6-r7"),
+                        # After every revision of 2.6: the 2.7 line lacked the fix until 2.7-r0.
+                        ("introduced", "2.6-r4294967295"),
+                        ("fixed", "2.7-r0"),
+                    ),
+                ),
+            ),
         ),
         ("Alpine:v3.20", "hostapd", fixed_range("2.6-r2")),
     ]
     assert krack.affected[0].fixed == ("2.7-r0", "2.6-r7")
+    (wpa_range,) = krack.affected[0].ranges
+    affected = {
+        v: in_range(Scheme.ALPINE, v, wpa_range)
+        for v in ("2.6-r6", "2.6-r7", "2.6-r8", "2.6.1-r0", "2.7_rc1-r0", "2.7-r0", "2.8-r0")
+    }
+    assert affected == {
+        "2.6-r6": True,
+        "2.6-r7": False,
+        "2.6-r8": False,
+        "2.6.1-r0": True,
+        "2.7_rc1-r0": True,
+        "2.7-r0": False,
+        "2.8-r0": False,
+    }
     assert problems == [
         "openjdk7@7.2-r0|no advisory id in 'CVE_2019-2426'",
         "packages[6]|not a mapping with a 'pkg' mapping",

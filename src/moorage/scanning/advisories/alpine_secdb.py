@@ -7,9 +7,10 @@ that fixed them, the ids of the issues it fixed. :func:`iter_secdb` yields one :
 per id and file (``source`` "alpine-secdb"), with one entry per package in the OSV ecosystem
 ``Alpine:v3.20``:
 
-* an id under version V: an ECOSYSTEM range introduced "0", fixed V. An id listed under several
-  versions of one package (a fix backported to an older branch, then carried into an upgrade)
-  gives one range with a ``fixed`` event for each: the earliest one ends the affected span;
+* an id under version V: an ECOSYSTEM range introduced "0", fixed V. An id listed under
+  versions of several upstream versions of one package (fixed in ``1.29.3-r10``, then again in
+  ``1.30.1-r2`` after an upgrade that lacked the fix) is affected on each upstream version until
+  its own fix (:func:`_events`);
 * an id under "0": the package was never affected in this release, no entry.
 
 An entry is the id, sometimes followed by more text: another id ("CVE-2016-6258 XSA-182",
@@ -21,13 +22,16 @@ with no CVE id is named by its first id ("XSA-207"), and one with no id at all
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 from moorage.scanning.advisories.model import Advisory, Affected, EventKind, Range
 from moorage.scanning.advisories.osv import InvalidAdvisory
+from moorage.scanning.versions import Scheme, parse
 
 SOURCE: Final = "alpine-secdb"
 VULN_URL: Final = "https://security.alpinelinux.org/vuln/"
@@ -138,21 +142,16 @@ def _advisory(advisory_id: str, entry: _Entry, ecosystem: str, scope: str, sourc
     repository (``ALPINE-v3.20/main-CVE-2023-5678``): each file has its own advisory for the
     same CVE, and an archive of every release imports them all as one source, where an id is
     unique. The CVE (or other id) comes first in ``aliases``: findings are named by it."""
-    affected = []
-    for package, versions in entry.fixed.items():
-        events: tuple[tuple[EventKind, str], ...] = (
-            ("introduced", "0"),
-            *(("fixed", version) for version in versions),
+    affected = [
+        Affected(
+            ecosystem=ecosystem,
+            package=package,
+            ranges=(Range("ECOSYSTEM", _events(versions)),),
+            versions=(),
+            fixed=tuple(versions),
         )
-        affected.append(
-            Affected(
-                ecosystem=ecosystem,
-                package=package,
-                ranges=(Range("ECOSYSTEM", events),),
-                versions=(),
-                fixed=tuple(versions),
-            )
-        )
+        for package, versions in entry.fixed.items()
+    ]
     return Advisory(
         id=f"ALPINE-{scope}-{advisory_id}",
         aliases=(advisory_id, *(a for a in entry.aliases if a != advisory_id)),
@@ -167,3 +166,44 @@ def _advisory(advisory_id: str, entry: _Entry, ecosystem: str, scope: str, sourc
         affected=tuple(affected),
         source=source,
     )
+
+
+def _events(fixed: list[str]) -> tuple[tuple[EventKind, str], ...]:
+    """The range of an id fixed in ``fixed``: affected before the first fix, and again on each
+    later upstream version until its own fix.
+
+    A branch lists one id under several versions when the fix was made in one upstream version
+    (``1.29.3-r10``) and made again after an upgrade to a newer upstream version that lacked it
+    (``1.30.1-r2``): ``1.30.1-r1`` is affected, ``1.29.3-r11`` is not. The newer span starts just
+    after every revision of the older upstream version, at a revision no package reaches.
+    Versions that do not parse keep the file's order, each closing the span.
+    """
+    ordered = _sorted_alpine(fixed)
+    events: list[tuple[EventKind, str]] = [("introduced", "0"), ("fixed", ordered[0])]
+    for previous, version in itertools.pairwise(ordered):
+        upstream = _upstream(previous)
+        if upstream is None or upstream == _upstream(version):
+            continue  # fixed again in a later revision of the same upstream version
+        events += [("introduced", f"{upstream}-r{_AFTER_EVERY_REVISION}"), ("fixed", version)]
+    return tuple(events)
+
+
+_AFTER_EVERY_REVISION = 2**32 - 1
+_REVISION = re.compile(r"^(.+)-r\d+$")
+
+
+def _upstream(version: str) -> str | None:
+    match = _REVISION.match(version)
+    return match[1] if match else None
+
+
+def _sorted_alpine(versions: list[str]) -> list[str]:
+    parsed: dict[str, Any] = {v: parse(Scheme.ALPINE, v) for v in versions}
+    if any(p is None for p in parsed.values()):
+        return list(versions)
+
+    def compare(left: str, right: str) -> int:
+        # Only "<": univers compares Alpine versions' ">=" as text (scanning/versions.py).
+        return -1 if parsed[left] < parsed[right] else (1 if parsed[right] < parsed[left] else 0)
+
+    return sorted(versions, key=functools.cmp_to_key(compare))

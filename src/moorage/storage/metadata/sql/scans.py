@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Row, delete, select, tuple_, update
+from sqlalchemy import Row, delete, select, update
 
 from moorage.domain.digests import Digest
 from moorage.domain.findings import Finding, Severity
@@ -99,6 +99,14 @@ class SqlScanRecords:
         )
         if not (await self._c.execute(statement)).rowcount:
             return False
+        # A second outcome of the same scan (a job run again after its lease ran out) replaces
+        # the first one's packages.
+        await self._c.execute(
+            delete(image_scan_packages).where(
+                image_scan_packages.c.repository_id == repository_id,
+                image_scan_packages.c.digest == str(digest),
+            )
+        )
         rows = [
             {"repository_id": repository_id, "digest": str(digest), "ecosystem": e, "name": n}
             for e, n in sorted(set(packages))
@@ -135,22 +143,28 @@ class SqlScanRecords:
     async def images_with_packages(
         self, keys: Iterable[PackageKey]
     ) -> list[tuple[Repository, Digest]]:
+        # By ecosystem, then ``name IN (...)``: the (ecosystem, name) index is walked on both
+        # dialects, which a row-value IN is not on SQLite.
+        names_by_ecosystem: dict[str, set[str]] = {}
+        for ecosystem, name in keys:
+            names_by_ecosystem.setdefault(ecosystem, set()).add(name)
         found: dict[tuple[int, str], Repository] = {}
-        pairs = sorted(set(keys))
-        for chunk in chunks(pairs, 250):  # two values per pair
-            images = (
-                select(image_scan_packages.c.repository_id, image_scan_packages.c.digest)
-                .where(
-                    tuple_(image_scan_packages.c.ecosystem, image_scan_packages.c.name).in_(chunk)
+        for ecosystem, names in sorted(names_by_ecosystem.items()):
+            for chunk in chunks(sorted(names)):
+                images = (
+                    select(image_scan_packages.c.repository_id, image_scan_packages.c.digest)
+                    .where(
+                        image_scan_packages.c.ecosystem == ecosystem,
+                        image_scan_packages.c.name.in_(chunk),
+                    )
+                    .distinct()
+                    .subquery()
                 )
-                .distinct()
-                .subquery()
-            )
-            query = select(repositories, images.c.digest).join(
-                images, images.c.repository_id == repositories.c.id
-            )
-            for row in await self._c.execute(query):
-                found[(row.id, row.digest)] = repository_of(row)
+                query = select(repositories, images.c.digest).join(
+                    images, images.c.repository_id == repositories.c.id
+                )
+                for row in await self._c.execute(query):
+                    found[(row.id, row.digest)] = repository_of(row)
         return [(found[key], stored_digest(key[1])) for key in sorted(found)]
 
 
