@@ -15,6 +15,7 @@ open one applies with no fix.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
@@ -23,12 +24,13 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.aws import aws_json, ecr_client
+from tests.e2e.aws import admin_init, aws_json, ecr_client
 from tests.e2e.client import OCI_INDEX, image_index
 from tests.e2e.conftest import IamServer
 from tests.e2e.ecr.helpers import aws_error
 from tests.e2e.ecr.layer_api import put_image
-from tests.e2e.server import run_cli
+from tests.e2e.server import ServerProcess, run_cli
+from tests.postgres import create_throwaway_database, drop_database
 from tests.scan_images import FIXTURES, debian_layer, image_config, tar_layer
 
 pytestmark = pytest.mark.e2e
@@ -258,3 +260,39 @@ def wait_unsupported(ecr: Any, repository: str, digest: str) -> dict[str, Any]:
             return status
         time.sleep(0.5)
     raise AssertionError("the scan did not finish")
+
+
+def test_the_same_scan_on_postgresql(tmp_path: Path) -> None:
+    """The scan-on-push scenario with the metadata (and so the advisories, the scans and the
+    job queue) in PostgreSQL: the same findings, and the SBOM referrer."""
+    database_url = asyncio.run(create_throwaway_database())
+    data_dir = tmp_path / "data"
+    on_postgres = ("--database-url", database_url)
+    process: ServerProcess | None = None
+    try:
+        admin = admin_init(data_dir, *on_postgres)
+        tracker = ("advisories", "import", str(TRACKER), "--data-dir", str(data_dir))
+        imported = run_cli(*tracker, *on_postgres)
+        assert imported.returncode == 0, imported.stderr
+        process = ServerProcess(data_dir=data_dir, extra_args=list(on_postgres)).start()
+        ecr = ecr_client(process.url, admin)
+        ecr.create_repository(
+            repositoryName="scan/pg", imageScanningConfiguration={"scanOnPush": True}
+        )
+        digest = push_debian(ecr, "scan/pg", "v1")
+        wait_for_scan(ecr, "scan/pg", digest)
+        answer = ecr.describe_image_scan_findings(
+            repositoryName="scan/pg", imageId={"imageDigest": digest}
+        )
+        findings = answer["imageScanFindings"]
+        assert {summary(f) for f in findings["findings"]} == EXPECTED
+        assert findings["findingSeverityCounts"] == EXPECTED_COUNTS
+        referrers = ecr.list_image_referrers(
+            repositoryName="scan/pg", subjectId={"imageDigest": digest}
+        )["referrers"]
+        assert [r["artifactType"] for r in referrers] == [SBOM_TYPE]
+    finally:
+        if process is not None:
+            code = process.stop()
+            assert code == 0, process.log()
+        asyncio.run(drop_database(database_url))
