@@ -305,9 +305,13 @@ def test_nodejs_union_of_x_ranges() -> None:
     assert (advisory.severity, advisory.source) == ("HIGH", "nodejs-security-wg")
 
 
-def test_nodejs_tilde_range_is_refused() -> None:
-    with pytest.raises(InvalidAdvisory, match=r"'~0\.8\.0-pre' is not a version"):
-        parse_nodejs(nodejs(305))  # ">= 0.2.0 <= 0.9.6 || ~0.8.0-pre"
+def test_nodejs_tilde_range_with_a_prerelease() -> None:
+    # ">= 0.2.0 <= 0.9.6 || ~0.8.0-pre": ~ allows patch updates, from the prerelease on.
+    (affected,) = parse_nodejs(nodejs(305)).affected
+    assert [r.events for r in affected.ranges] == [
+        (("introduced", "0.2.0"), ("last_affected", "0.9.6")),
+        (("introduced", "0.8.0-pre"), ("fixed", "0.9.0-0")),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -327,6 +331,15 @@ def test_nodejs_tilde_range_is_refused() -> None:
             (("introduced", "4.0.0"), ("fixed", "4.6.0")),
         ), ()),
         ("2.1.0-M1 || 2.1.0-M2", (), ("2.1.0-M1", "2.1.0-M2")),
+        # node-semver's sugar (its README, "Advanced Range Syntax").
+        ("^1.2.3", ((("introduced", "1.2.3"), ("fixed", "2.0.0-0")),), ()),
+        ("^0.2.3", ((("introduced", "0.2.3"), ("fixed", "0.3.0-0")),), ()),
+        ("^0.0.3", ((("introduced", "0.0.3"), ("fixed", "0.0.4-0")),), ()),
+        ("^0.x", ((("introduced", "0.0.0"), ("fixed", "1.0.0-0")),), ()),
+        ("~1.2.3", ((("introduced", "1.2.3"), ("fixed", "1.3.0-0")),), ()),
+        ("~1", ((("introduced", "1.0.0"), ("fixed", "2.0.0-0")),), ()),
+        ("1.2 - 2.3.4", ((("introduced", "1.2.0"), ("last_affected", "2.3.4")),), ()),
+        ("1.2.3 - 2.3", ((("introduced", "1.2.3"), ("fixed", "2.4.0")),), ()),
     ],
 )  # fmt: skip
 def test_semver_events(
@@ -338,8 +351,9 @@ def test_semver_events(
 @pytest.mark.parametrize(
     ("expression", "message"),
     [
-        ("^1.2.3", "not a version"),
-        ("1.0.0 - 2.0.0", "hyphen ranges are not translated"),
+        ("^1.2.3 >=1.0.0", "two lower or two upper bounds"),
+        ("1.0.0 - ", "not a range"),
+        ("~banana", "not a version"),
         (">=1.0.0 >=2.0.0", "two lower or two upper bounds"),
         ("<1.0.0 || ", "empty alternative"),
         ("1.0.0 <2.0.0", "exact version '1.0.0' is combined"),
@@ -393,9 +407,8 @@ def test_archive_of_mixed_formats_is_dispatched(tmp_path: Path) -> None:
     assert sources.count("vuln/npm/1.json") == 1
     assert sources.count("v3.8/main.yaml") == 23
     assert sources.count("tracker.json") == 9
-    assert len(advisories) == 1 + 23 + 9
+    assert len(advisories) == 2 + 23 + 9
     assert [(e.location.split("!")[1], e.message.split(":")[0]) for e in errors] == [
-        ("vuln/npm/305.json", "InvalidAdvisory"),
         ("v3.20/main.json", "InvalidAdvisory"),
         ("other.json", "InvalidAdvisory"),
     ]

@@ -13,8 +13,11 @@ also use), the record's CVEs as aliases, and one ``npm`` entry:
 * an exact version (``1.0.0``, ``=3.10.2``) goes to ``versions``;
 * a partial version is an x-range, as node-semver reads it: ``>=1.2`` is ``>=1.2.0``, ``<=1.2``
   is ``<1.3.0``, ``1.2.x`` is ``>=1.2.0 <1.3.0``;
-* ``~``, ``^``, hyphen ranges, and two lower (or upper) bounds in one alternative are not
-  translated: :class:`InvalidAdvisory` says which part.
+* ``~``, ``^`` and hyphen ranges are first written as the comparators node-semver reads them
+  as: ``~1.2.3`` is ``>=1.2.3 <1.3.0-0``, ``^0.2.3`` is ``>=0.2.3 <0.3.0-0``, ``1.2 - 2.3.4`` is
+  ``>=1.2.0 <=2.3.4`` (:func:`desugar`);
+* two lower (or upper) bounds in one alternative are not translated: :class:`InvalidAdvisory`
+  says which part.
 
 ``fixed`` on the entry lists the versions to upgrade to: the lower bound of each
 ``patched_versions`` alternative (``>=1.5.2`` -> 1.5.2, also for ``^``/``~``), not the ranges'
@@ -118,9 +121,9 @@ def semver_events(expression: str) -> tuple[tuple[tuple[Event, ...], ...], tuple
         lower: Event | None = None
         upper: Event | None = None
         exact: str | None = None
-        comparators = _comparators(alternative, expression)
+        comparators = _comparators(desugar(alternative, expression), expression)
         if any(text == "-" for _, text in comparators):
-            raise InvalidAdvisory(f"{expression!r}: hyphen ranges are not translated")
+            raise InvalidAdvisory(f"{expression!r}: {alternative.strip()!r} is not a range")
         for operator, text in comparators:
             if text in ("*", "x", "X") and operator in ("", "=", ">="):
                 lower = lower or ("introduced", "0")
@@ -147,6 +150,37 @@ def semver_events(expression: str) -> tuple[tuple[tuple[Event, ...], ...], tuple
             events.append(upper)
         ranges.append(tuple(events))
     return tuple(ranges), tuple(versions)
+
+
+_HYPHEN = re.compile(r"^\s*(\S+)\s+-\s+(\S+)\s*$")
+_SUGAR = re.compile(r"([~^])\s*(\S+)")
+
+
+def desugar(alternative: str, expression: str) -> str:
+    """One ``||`` alternative with its hyphen range, ``~`` and ``^`` comparators written as
+    plain ones, as node-semver defines them (its README, "Advanced Range Syntax")."""
+    hyphen = _HYPHEN.match(alternative)
+    if hyphen is not None:
+        return f">={hyphen[1]} <={hyphen[2]}"
+    return _SUGAR.sub(lambda m: _desugared(m[1], m[2], expression), alternative)
+
+
+def _desugared(operator: str, text: str, expression: str) -> str:
+    parts, prerelease = _version(text, expression)
+    if not parts:  # "~*", "^x": any version
+        return "*"
+    major = int(parts[0])
+    low = ".".join(parts + ["0"] * (3 - len(parts))) + (f"-{prerelease}" if prerelease else "")
+    if operator == "~":
+        # ~1.2.3 and ~1.2 allow patch updates, ~1 minor ones.
+        high = f"{major + 1}.0.0" if len(parts) == 1 else f"{major}.{int(parts[1]) + 1}.0"
+    elif major > 0 or len(parts) == 1:
+        high = f"{major + 1}.0.0"  # ^1.2.3, ^1, ^0: below the next major version
+    elif len(parts) == 2 or int(parts[1]) > 0:
+        high = f"0.{int(parts[1]) + 1}.0"  # ^0.2.3, ^0.2, ^0.0: below the next minor
+    else:
+        high = f"0.0.{int(parts[2]) + 1}"  # ^0.0.3: that patch version alone
+    return f">={low} <{high}-0"
 
 
 def patched_lower_bounds(expression: str) -> tuple[str, ...]:
@@ -182,8 +216,7 @@ def _version(text: str, expression: str) -> tuple[list[str], str]:
     match = _VERSION.fullmatch(text)
     if match is None:
         raise InvalidAdvisory(
-            f"{expression!r}: {text!r} is not a version or a <, <=, >, >=, = comparator"
-            " (~, ^ and hyphen ranges are not translated)"
+            f"{expression!r}: {text!r} is not a version or a <, <=, >, >=, =, ~, ^ comparator"
         )
     parts: list[str] = []
     for part in match.group(1, 2, 3):
