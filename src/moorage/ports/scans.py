@@ -29,6 +29,10 @@ class ScanStatus(StrEnum):
     UNSUPPORTED_IMAGE = "UNSUPPORTED_IMAGE"
 
 
+# What a scan says while it runs (its ``description``).
+IN_PROGRESS_DESCRIPTION = "The scan is in progress."
+
+
 @dataclass(frozen=True, slots=True)
 class ImageScan:
     """The latest scan of one image, without its findings (``scan_findings`` reads them).

@@ -58,7 +58,6 @@ SCAN_JOB = "image-scan"
 RESCAN_JOB = "advisory-rescan"
 SCAN_QUOTA_PERIOD = timedelta(hours=24)
 
-IN_PROGRESS_DESCRIPTION = "The scan is in progress."
 COMPLETE_DESCRIPTION = "The scan was completed successfully."
 # ECR's own text for an image its basic scanner cannot read; the reason follows it.
 UNSUPPORTED_DESCRIPTION = (
@@ -176,7 +175,7 @@ class ScanService:
             registry_id, name, Reference(digest=scan.sbom_digest)
         )
         layer = parse_manifest(referrer.payload, referrer.media_type).layers[0]
-        return b"".join([chunk async for chunk in self._blob_chunks(layer.digest)])
+        return b"".join([chunk async for chunk in self._blob_store.open(layer.digest)])
 
     # -- the jobs ---------------------------------------------------------------------------
 
@@ -321,9 +320,6 @@ class ScanService:
     async def _tags(self, repository: Repository, digest: Digest) -> list[str]:
         async with self._metadata.read() as tx:
             return await tx.tags_of(repository.id, digest)
-
-    def _blob_chunks(self, digest: Digest) -> AsyncIterator[bytes]:
-        return self._blob_store.open(digest)
 
 
 async def request_rescan(metadata: MetadataStore, *, since: datetime, now: datetime) -> None:

@@ -18,7 +18,7 @@ from moorage.domain.digests import Digest
 from moorage.domain.findings import Finding, Severity
 from moorage.domain.inventory import Package, PackageType
 from moorage.domain.models import Repository
-from moorage.ports.scans import ImageScan, ScanStatus
+from moorage.ports.scans import IN_PROGRESS_DESCRIPTION, ImageScan, ScanStatus
 from moorage.scanning.advisories.keys import PackageKey
 from moorage.storage.metadata.sql.rows import chunks, repository_of, stored_digest
 from moorage.storage.metadata.sql.tables import image_scan_packages, image_scans, repositories
@@ -40,7 +40,7 @@ class SqlScanRecords:
         values: dict[str, Any] = {
             "scan_type": scan_type,
             "status": ScanStatus.IN_PROGRESS.value,
-            "description": "The scan is in progress.",
+            "description": IN_PROGRESS_DESCRIPTION,
             "requested_at": at,
             "completed_at": None,
             "advisories_updated_at": None,
