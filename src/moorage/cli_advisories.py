@@ -75,8 +75,9 @@ def import_(paths: tuple[Path, ...], source: str | None, **options: Any) -> None
             reports = await import_paths(
                 metadata, paths, system_clock, progress=bar.update, source=source
             )
-        if any(report.records for report in reports):
-            await request_rescan(metadata, since=started, now=system_clock())
+        withdrawn = {key for report in reports for key in report.withdrawn_keys}
+        if any(report.records for report in reports) or withdrawn:
+            await request_rescan(metadata, since=started, now=system_clock(), keys=withdrawn)
         return reports
 
     reports = _with_metadata(settings, work)
@@ -129,9 +130,10 @@ def _summary(report: ImportReport) -> str:
     """``pypa-advisory-db-3ccb612.tar.gz: 3,512 records, 1 error, 4.2 s``."""
     errors = "error" if report.errors == 1 else "errors"
     records = "record" if report.records == 1 else "records"
+    withdrawn = f", {report.withdrawn:,} withdrawn" if report.withdrawn else ""
     return (
-        f"{report.source}: {report.records:,} {records}, {report.errors:,} {errors}, "
-        f"{report.seconds:.1f} s"
+        f"{report.source}: {report.records:,} {records}, {report.errors:,} {errors}"
+        f"{withdrawn}, {report.seconds:.1f} s"
     )
 
 

@@ -240,6 +240,34 @@ class AdvisoryRecordsSuite:
             assert [s.name for s in await tx.advisory_sources()] == ["other.tar.gz"]
         assert [a.source for a in found[package_key("PyPI", "a")]] == ["other.tar.gz"]
 
+    async def test_withdrawing_deletes_only_the_sources_advisories_not_kept(
+        self, store: MetadataStore
+    ) -> None:
+        a = advisory("A", affected("PyPI", "Alpha"), affected("npm", "Beta"))
+        b = advisory("B", affected("Go", "example.com/gamma"))
+        await self.put(store, "pypa.tar.gz", a, b)
+        await self.put(store, "other.tar.gz", advisory("A", affected("PyPI", "alpha")))
+        async with store.transaction() as tx:
+            # A newer download of pypa.tar.gz has B alone.
+            assert await tx.withdraw_advisories("pypa.tar.gz", {"B"}) == (
+                1,
+                {PackageKey("PyPI", "alpha"), PackageKey("npm", "beta")},
+            )
+            assert await tx.withdraw_advisories("pypa.tar.gz", {"B"}) == (0, set())
+        async with store.read() as tx:
+            found = await tx.advisories_for(
+                [
+                    package_key("PyPI", "alpha"),
+                    package_key("npm", "beta"),
+                    PackageKey("Go", "example.com/gamma"),
+                ]
+            )
+        # The other source's A stays, B stays, and pypa's A is gone with its index rows.
+        assert {key: [(x.source, x.id) for x in found[key]] for key in found} == {
+            PackageKey("PyPI", "alpha"): [("other.tar.gz", "A")],
+            PackageKey("Go", "example.com/gamma"): [("pypa.tar.gz", "B")],
+        }
+
     # -- what changed -------------------------------------------------------------------
 
     async def test_keys_changed_since_follow_writes_not_rereads(self, store: MetadataStore) -> None:

@@ -19,7 +19,7 @@ Advisories are registry-wide reference data, not account data: the emulator's re
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -97,6 +97,14 @@ class AdvisoryRecords(Protocol):
 
     async def forget_advisory_source(self, source: str) -> int:
         """Delete the source's advisories and imports; how many advisories went."""
+        ...
+
+    async def withdraw_advisories(
+        self, source: str, kept: Collection[str]
+    ) -> tuple[int, set[PackageKey]]:
+        """Delete the advisories of ``source`` whose ids are not in ``kept``: a complete
+        import of a newer download of the database no longer has them. Returns how many went
+        and the keys they were indexed under (images with those packages need a rescan)."""
         ...
 
     # -- lookups ------------------------------------------------------------------------

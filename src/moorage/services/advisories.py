@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 from moorage.ports.advisories import advisory_fits
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore
+from moorage.scanning.advisories.keys import PackageKey
 from moorage.scanning.advisories.model import Advisory
 from moorage.scanning.advisories.sources import (
     RECORD_SUFFIXES,
@@ -51,7 +52,8 @@ class ImportProgress:
 @dataclass(frozen=True, slots=True)
 class ImportReport:
     """One path imported: ``records`` stored, ``errors`` skipped (the first few in
-    ``first_errors``), in ``seconds`` of wall time."""
+    ``first_errors``), in ``seconds`` of wall time; ``withdrawn`` advisories of the source that
+    the path no longer has were deleted, and were indexed under ``withdrawn_keys``."""
 
     path: Path
     source: str
@@ -59,6 +61,8 @@ class ImportReport:
     errors: int
     seconds: float
     first_errors: tuple[RecordError, ...] = field(default=())
+    withdrawn: int = 0
+    withdrawn_keys: frozenset[PackageKey] = field(default=frozenset())
 
 
 def source_name(path: Path) -> str:
@@ -81,6 +85,10 @@ async def import_paths(
     Raises FileNotFoundError, importing nothing, when a path does not exist. A record that
     cannot be read or stored is counted and skipped; the import carries on. Advisories already
     stored under the same source and id are replaced (see ``ports/advisories.py``).
+
+    A path read without a single error is the whole database: the source's advisories that it
+    no longer has (withdrawn, or merged into another) are deleted. After any error nothing is
+    deleted, since an unreadable record may be one of them.
     """
     missing = [str(path) for path in paths if not path.exists()]
     if missing:
@@ -113,6 +121,7 @@ async def _import_one(
         import_id = await tx.begin_advisory_import(source, location, clock())
     records = _fitting(iter_records(path, on_error), on_error)
     stored = 0
+    seen: set[str] = set()
     pending = asyncio.create_task(asyncio.to_thread(_take, records, BATCH_SIZE))
     try:
         while batch := await pending:
@@ -121,13 +130,18 @@ async def _import_one(
             async with metadata.transaction() as tx:
                 await tx.put_advisories(import_id, batch, clock())
             stored += len(batch)
+            seen.update(advisory.id for advisory in batch)
             if progress is not None:
                 progress(ImportProgress(path, stored + error_count, total))
     finally:
         if not pending.done():
             # Interrupted: let the parser's batch finish before the generator is dropped.
             await asyncio.wait([pending])
+    withdrawn: set[PackageKey] = set()
+    withdrawn_count = 0
     async with metadata.transaction() as tx:
+        if error_count == 0:
+            withdrawn_count, withdrawn = await tx.withdraw_advisories(source, seen)
         await tx.finish_advisory_import(import_id, clock(), stored, error_count)
     return ImportReport(
         path=path,
@@ -136,6 +150,8 @@ async def _import_one(
         errors=error_count,
         seconds=time.monotonic() - started,
         first_errors=tuple(errors),
+        withdrawn=withdrawn_count,
+        withdrawn_keys=frozenset(withdrawn),
     )
 
 

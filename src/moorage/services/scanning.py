@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,6 +47,7 @@ from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
 from moorage.ports.scans import ImageScan, ScanStatus
 from moorage.scanning import sbom
+from moorage.scanning.advisories.keys import PackageKey
 from moorage.services.image_scanner import ImageScanner, ScanResult, unsupported_reason
 from moorage.services.images import ImageId, ImageService, Reference, find_image
 from moorage.services.repositories import require
@@ -210,10 +211,13 @@ class ScanService:
     async def handle_rescan_job(self, job: Job, _progress: object = None) -> None:
         """The handler for :data:`RESCAN_JOB` (enqueued by ``moorage advisories import``):
         scan again the images of continuously scanned repositories that have a package the
-        advisories written since ``payload["since"]`` name."""
+        advisories written since ``payload["since"]`` name, or that the withdrawn advisories
+        named (``payload["keys"]``, ``[ecosystem, name]`` pairs)."""
         since = datetime.fromisoformat(str(job.payload["since"]))
+        withdrawn = job.payload.get("keys") or []
         async with self._metadata.read() as tx:
             keys = await tx.keys_changed_since(since)
+            keys.update(PackageKey(str(e), str(n)) for e, n in withdrawn)
             images = await tx.images_with_packages(keys) if keys else []
         started = 0
         for repository, digest in images:
@@ -322,12 +326,19 @@ class ScanService:
             return await tx.tags_of(repository.id, digest)
 
 
-async def request_rescan(metadata: MetadataStore, *, since: datetime, now: datetime) -> None:
+async def request_rescan(
+    metadata: MetadataStore,
+    *,
+    since: datetime,
+    now: datetime,
+    keys: Iterable[PackageKey] = (),
+) -> None:
     """After an import of advisories: enqueue the job that scans again the continuously
-    scanned images that the advisories written since ``since`` concern (the workers of a
-    running server pick it up)."""
+    scanned images that the advisories written since ``since`` concern, or the withdrawn
+    advisories (indexed under ``keys``) did (the workers of a running server pick it up)."""
+    payload = {"since": since.isoformat(), "keys": [list(key) for key in sorted(set(keys))]}
     async with metadata.transaction() as tx:
-        await tx.enqueue_job(RESCAN_JOB, {"since": since.isoformat()}, now)
+        await tx.enqueue_job(RESCAN_JOB, payload, now)
 
 
 async def _configuration(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +210,35 @@ def test_new_advisories_rescan_continuously_scanned_images(
     (bash,) = [f for f in findings if package_of(f)["name"] == "bash"]
     assert package_of(bash)["fixedInVersion"] == "5.2.15-2+deb12u1"
     assert bash["severity"] == "MEDIUM"
+
+    # A newer download of the same file no longer has the bash advisory (it has another, for a
+    # package the image does not have): the advisory is withdrawn, and the image scanned again.
+    record = {"not-installed": {"CVE-2099-0002": record["bash"]["CVE-2099-0001"]}}
+    tracker.write_text(json.dumps(record))
+    result = run_cli(
+        "advisories", "import", str(tracker), "--data-dir", str(iam_server.process.data_dir)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "bash-tracker.json: 1 record, 0 errors, 1 withdrawn" in result.stdout
+    wait_for(
+        lambda: (
+            len(
+                ecr.describe_image_scan_findings(
+                    repositoryName="enhanced/continuous", imageId={"imageDigest": digest}
+                )
+                .get("imageScanFindings", {})
+                .get("enhancedFindings", [])
+            )
+            == 14
+        ),
+        "the withdrawn advisory's finding did not go",
+    )
+
+
+def wait_for(condition: Callable[[], bool], failure: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    raise AssertionError(failure)

@@ -121,3 +121,38 @@ def test_count_record_files(tmp_path: Path) -> None:
     assert count_record_files(tmp_path / "dir") == 1
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     assert count_record_files(tmp_path / "bad.zip") is None
+
+
+async def test_a_complete_newer_download_withdraws_what_it_no_longer_has(
+    store: SqlMetadataStore, tmp_path: Path
+) -> None:
+    """PYSEC-0 .. PYSEC-9, then a download of the same source with PYSEC-0 .. PYSEC-7: the
+    last two go, with the keys they named (Package_8 % 7 = 1, Package_9 % 7 = 2)."""
+    await import_paths(store, [zip_of(tmp_path / "db.zip", 10)], StepClock(), source="pypa")
+    (report,) = await import_paths(
+        store, [zip_of(tmp_path / "newer.zip", 8)], StepClock(), source="pypa"
+    )
+    assert (report.records, report.withdrawn) == (8, 2)
+    assert report.withdrawn_keys == {
+        package_key("PyPI", "Package_1"),
+        package_key("PyPI", "Package_2"),
+    }
+    async with store.read() as tx:
+        found = await tx.advisories_for([package_key("PyPI", "Package_1")])
+    # Package_1 is still named by PYSEC-1; PYSEC-8 is gone.
+    assert [a.id for a in found[package_key("PyPI", "package-1")]] == ["PYSEC-1"]
+
+
+async def test_an_import_with_errors_withdraws_nothing(
+    store: SqlMetadataStore, tmp_path: Path
+) -> None:
+    """A record that cannot be read may be one of those missing: keep them all."""
+    await import_paths(store, [zip_of(tmp_path / "db.zip", 10)], StepClock(), source="pypa")
+    (report,) = await import_paths(
+        store, [zip_of(tmp_path / "newer.zip", 8, broken=1)], StepClock(), source="pypa"
+    )
+    assert (report.records, report.errors, report.withdrawn) == (8, 1, 0)
+    assert report.withdrawn_keys == frozenset()
+    async with store.read() as tx:
+        found = await tx.advisories_for([package_key("PyPI", "Package_1")])
+    assert [a.id for a in found[package_key("PyPI", "package-1")]] == ["PYSEC-1", "PYSEC-8"]

@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -153,6 +153,28 @@ class SqlAdvisoryRecords:
         removed = await self._c.execute(delete(advisories).where(advisories.c.source == source))
         await self._c.execute(delete(advisory_imports).where(advisory_imports.c.source == source))
         return int(removed.rowcount)
+
+    async def withdraw_advisories(
+        self, source: str, kept: Collection[str]
+    ) -> tuple[int, set[PackageKey]]:
+        kept_ids = set(kept)
+        stored = select(advisories.c.id, advisories.c.advisory_id).where(
+            advisories.c.source == source
+        )
+        withdrawn = [
+            row.id for row in await self._c.execute(stored) if row.advisory_id not in kept_ids
+        ]
+        keys: set[PackageKey] = set()
+        for chunk in chunks(withdrawn):
+            listed = select(advisory_packages.c.ecosystem, advisory_packages.c.name).where(
+                advisory_packages.c.advisory_id.in_(chunk)
+            )
+            keys.update(
+                PackageKey(row.ecosystem, row.name) for row in await self._c.execute(listed)
+            )
+            # Index rows go by cascade (SQLite runs with foreign_keys=ON).
+            await self._c.execute(delete(advisories).where(advisories.c.id.in_(chunk)))
+        return len(withdrawn), keys
 
     # -- lookups ------------------------------------------------------------------------
 
