@@ -78,7 +78,8 @@ from typing import NamedTuple, NoReturn, TypeVar
 
 from moorage.domain.digests import Digest
 from moorage.domain.errors import LifecyclePolicyInvalid
-from moorage.domain.mutability import wildcard_matches, wildcard_pattern
+from moorage.domain.mutability import wildcard_matches
+from moorage.domain.wildcards import star_wildcard
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -271,13 +272,13 @@ def _tag_test(selection: Selection) -> Callable[[frozenset[str]], bool] | None:
     if status is TagStatus.UNTAGGED:
         return lambda tags: not tags
     prefixes = selection.tag_prefixes
-    patterns = [wildcard_pattern(pattern) for pattern in selection.tag_patterns]
+    patterns = [star_wildcard(pattern) for pattern in selection.tag_patterns]
 
     def tagged(tags: frozenset[str]) -> bool:
         return (
             bool(tags)
             and all(any(t.startswith(p) for t in tags) for p in prefixes)
-            and all(any(r.fullmatch(t) for t in tags) for r in patterns)
+            and all(any(w.matches(t) for t in tags) for w in patterns)
         )
 
     return tagged

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 
 from moorage.domain.errors import InvalidParameter
 from moorage.domain.models import Repository, TagMutability
+from moorage.domain.wildcards import star_matches
 
 EXCLUSION_FILTER_PATTERN = r"^[0-9a-zA-Z._*-]{1,128}$"
 _EXCLUSION_FILTER = re.compile(EXCLUSION_FILTER_PATTERN)
@@ -38,15 +38,10 @@ _WITH_EXCLUSION = frozenset(
 )
 
 
-@lru_cache(maxsize=256)
-def wildcard_pattern(wildcard: str) -> re.Pattern[str]:
-    """The regular expression whose ``fullmatch`` is :func:`wildcard_matches`."""
-    return re.compile(".*".join(re.escape(part) for part in wildcard.split("*")), re.DOTALL)
-
-
 def wildcard_matches(wildcard: str, tag: str) -> bool:
-    """True when ``wildcard`` (``*`` = any run of characters) matches the whole ``tag``."""
-    return wildcard_pattern(wildcard).fullmatch(tag) is not None
+    """True when ``wildcard`` (``*`` = any run of characters) matches the whole ``tag``, in
+    time bounded by their lengths (:mod:`moorage.domain.wildcards`)."""
+    return star_matches(wildcard, tag)
 
 
 def tag_is_immutable(repository: Repository, tag: str) -> bool:

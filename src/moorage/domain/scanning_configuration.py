@@ -41,16 +41,19 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import lru_cache
 from typing import Any
 
 from moorage.domain.errors import InvalidParameter
+from moorage.domain.wildcards import star_matches
 
 MAX_RULES = 2
 MAX_FILTERS = 100
 MAX_FILTER_LENGTH = 255
-# ECR's model: ScanningRepositoryFilterValue.
-FILTER_PATTERN = re.compile(r"^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$")
+# ECR's model gives ScanningRepositoryFilterValue as ^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$,
+# which backtracks exponentially (24 characters and a bad one take 20 s). This is the same
+# language (no two separators in a row, first and last characters not separators) written
+# so that every string splits one way only.
+FILTER_PATTERN = re.compile(r"^[a-z0-9*]+(?:[._\-/][a-z0-9*]+)*$")
 
 
 class ScanType(StrEnum):
@@ -135,13 +138,7 @@ def filter_matches(filter_value: str, repository_name: str) -> bool:
     """Whether a WILDCARD filter matches a repository name (module docstring)."""
     if "*" not in filter_value:
         return filter_value in repository_name
-    return _glob(filter_value).fullmatch(repository_name) is not None
-
-
-@lru_cache(maxsize=1024)
-def _glob(filter_value: str) -> re.Pattern[str]:
-    # DOTALL is moot for repository names, but keeps "*" meaning "anything" literally.
-    return re.compile(".*".join(re.escape(part) for part in filter_value.split("*")), re.DOTALL)
+    return star_matches(filter_value, repository_name)
 
 
 def effective_scanning(

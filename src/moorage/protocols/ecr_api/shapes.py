@@ -167,10 +167,23 @@ def _members(shape: StructureShape) -> _Members:
     return _Members(ordered, by_python)
 
 
+# Model patterns that backtrack exponentially in a backtracking engine (Python's, Java's), each
+# with an expression of the same language that does not. A client picks the input, so the
+# model's own text would let one request hold the event loop for minutes: ECR's
+# ScanningRepositoryFilterValue takes 20 s on 24 letters and a "!". The error message still
+# quotes the model's pattern, as AWS does. tests/unit/protocols/ecr_api/test_shapes_patterns.py
+# checks that every pattern of the model stays fast on adversarial input and that each
+# rewrite accepts exactly what the original does.
+SAFE_PATTERNS: Mapping[str, str] = {
+    # One alphanumeric run, then runs each after exactly one separator.
+    r"^[a-z0-9*](?:[._\-/a-z0-9*]?[a-z0-9*]+)*$": r"^[a-z0-9*]+(?:[._\-/][a-z0-9*]+)*$",
+}
+
+
 @functools.cache
 def _compiled(regex: str) -> re.Pattern[str]:
     # The model's patterns are Java regexes; Java's \w, \d and \s are ASCII by default.
-    return re.compile(regex, re.ASCII)
+    return re.compile(SAFE_PATTERNS.get(regex, regex), re.ASCII)
 
 
 # --- Input ------------------------------------------------------------------------------------
