@@ -300,7 +300,19 @@ async def test_a_body_changed_after_signing(api: Client) -> None:
     assert (response.status, body["__type"]) == (400, "InvalidSignatureException")
 
 
-@pytest.mark.parametrize("body", [b"{not json", b"[1]", b'"web"', b"\xff\xfe", b'{"a": NaN}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[1]",
+        b'"web"',
+        b"\xff\xfe",
+        b'{"a": NaN}',
+        # Deeper than json's decoder recurses: this was a 500 ServerException.
+        b'{"a":' + b"[" * 1000 + b"]" * 1000 + b"}",
+        b'{"a":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+)
 async def test_bodies_that_are_not_json_objects(api: Client, body: bytes) -> None:
     assert error_of(await call(api, "CreateRepository", body)) == (400, "SerializationException")
 

@@ -328,7 +328,7 @@ def parse_lifecycle_policy(text: str) -> LifecyclePolicy:
         _fail(f"string is too long (length: {len(text)}, maximum allowed: {MAX_TEXT_LENGTH})")
     try:
         document = json.loads(text, parse_constant=_reject_constant)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than any policy
         _fail("Could not map policyString into LifecyclePolicy.")
     root = _object(document)
     _properties(root, required=("rules",), allowed=frozenset({"rules"}))

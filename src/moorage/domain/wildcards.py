@@ -48,7 +48,7 @@ class Wildcard:
     def from_pieces(
         cls, pieces: Iterable[tuple[str, bool]], *, ignore_case: bool = False
     ) -> Wildcard:
-        """Compile ``(text, literal)`` pieces: a literal piece's ``*`` and ``?`` match themselves."""
+        """Compile ``(text, literal)`` pieces; a literal piece's ``*`` and ``?`` are plain."""
         segments: list[list[str | None]] = [[]]  # None stands for "?"
         for text, literal in pieces:
             if ignore_case:

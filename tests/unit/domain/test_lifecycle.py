@@ -938,3 +938,10 @@ def test_the_evaluator_is_a_pure_function_of_its_inputs(
     assert (rules, images) == before  # nothing was mutated
     # Rebuilt inputs (equal, not identical) give the same answer.
     assert evaluate(copy.deepcopy(rules), [copy.copy(i) for i in images], NOW) == first
+
+
+def test_a_policy_nested_deeper_than_the_decoder_recurses_is_invalid() -> None:
+    # 3,000 levels fit in the 30,720 characters a policy may have; this was a 500.
+    text = '{"rules":' + "[" * 3000 + "]" * 3000 + "}"
+    with pytest.raises(LifecyclePolicyInvalid, match="Could not map policyString"):
+        parse_lifecycle_policy(text)

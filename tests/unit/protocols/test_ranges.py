@@ -49,3 +49,36 @@ def test_malformed_chunk_ranges(header: str) -> None:
 def test_upload_range_header() -> None:
     assert upload_range(0) == "0-0"
     assert upload_range(10) == "0-9"
+
+
+_HUGE = "9" * 4301  # past Python's int-from-string limit: int() raised, the server said 500
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (f"bytes=0-{_HUGE}", (0, 99)),  # a last position past the end is clamped (RFC 9110)
+        (f"bytes=-{_HUGE}", (0, 99)),
+        ("bytes=" + "0" * 5000 + "5-9", (5, 9)),  # leading zeros are not digits that count
+    ],
+)
+def test_huge_numbers_in_satisfiable_ranges(header: str, expected: tuple[int, int]) -> None:
+    assert parse_byte_range(header, 100) == expected
+
+
+@pytest.mark.parametrize("header", [f"bytes={_HUGE}-", f"bytes={_HUGE}-{_HUGE}"])
+def test_huge_start_is_unsatisfiable(header: str) -> None:
+    with pytest.raises(UnsatisfiableRange):
+        parse_byte_range(header, 100)
+
+
+def test_non_ascii_digits_are_not_numbers() -> None:
+    assert parse_byte_range("bytes=١-٩", 100) is None
+    with pytest.raises(UploadInvalid):
+        parse_chunk_range("١٠-١٩")
+
+
+def test_huge_chunk_range_is_read_without_converting() -> None:
+    start, end = parse_chunk_range(f"0-{_HUGE}")
+    assert start == 0
+    assert end > 10**17

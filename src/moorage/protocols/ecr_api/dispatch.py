@@ -259,6 +259,9 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         document = json.loads(body, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError):
         raise ApiError(SERIALIZATION_EXCEPTION, "The request body is not valid JSON.") from None
+    except RecursionError:
+        # json's decoder recurses per level; no ECR input nests more than a few levels.
+        raise ApiError(SERIALIZATION_EXCEPTION, "The request body is nested too deeply.") from None
     if not isinstance(document, dict):
         raise ApiError(SERIALIZATION_EXCEPTION, "The request body must be a JSON object.")
     return document

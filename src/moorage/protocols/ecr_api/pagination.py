@@ -44,7 +44,7 @@ def decode_token(scope: str, token: str | None) -> list[str] | None:
             raise ValueError("another operation's token")
         if not all(isinstance(part, str) for part in cursor):
             raise ValueError("not a cursor")
-    except (ValueError, TypeError, KeyError, binascii.Error):
+    except (ValueError, TypeError, KeyError, RecursionError, binascii.Error):
         raise ApiError(
             INVALID_PARAMETER,
             "Invalid parameter at 'nextToken' failed to satisfy constraint: "

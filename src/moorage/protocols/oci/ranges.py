@@ -6,8 +6,21 @@ import re
 
 from moorage.domain.errors import UploadInvalid
 
-_BYTE_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-_CHUNK_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)$")
+# ASCII digits only: ``\d`` would take any script's digits, and int() reads them too.
+_BYTE_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+_CHUNK_RANGE = re.compile(r"(?:bytes[ =])?([0-9]+)-([0-9]+)")
+# Past this many digits a position is larger than any blob: it is read as BEYOND rather than
+# converted (Python refuses int() of more than 4,300 digits, and nothing needs the value).
+_MAX_DIGITS = 18
+BEYOND = 10**_MAX_DIGITS
+
+
+def _position(digits: str) -> int:
+    """The value of a run of ASCII digits, or :data:`BEYOND` when it has too many."""
+    significant = digits.lstrip("0")
+    if len(significant) > _MAX_DIGITS:
+        return BEYOND
+    return int(significant or "0")
 
 
 class UnsatisfiableRange(Exception):
@@ -22,18 +35,18 @@ def parse_byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """
     if header is None:
         return None
-    match = _BYTE_RANGE.match(header.strip())
+    match = _BYTE_RANGE.fullmatch(header.strip())
     if match is None or match.group(1) == match.group(2) == "":
         return None
     first, last = match.group(1), match.group(2)
     if first == "":
-        suffix = int(last)
+        suffix = _position(last)
         if suffix == 0 or size == 0:
             raise UnsatisfiableRange
         return max(size - suffix, 0), size - 1
-    start = int(first)
-    end = size - 1 if last == "" else min(int(last), size - 1)
-    if start >= size or (last != "" and int(last) < start):
+    start = _position(first)
+    end = size - 1 if last == "" else min(_position(last), size - 1)
+    if start >= size or (last != "" and _position(last) < start):
         raise UnsatisfiableRange
     return start, end
 
@@ -46,10 +59,11 @@ def parse_chunk_range(header: str | None) -> tuple[int, int] | None:
     """
     if header is None:
         return None
-    match = _CHUNK_RANGE.match(header.strip())
+    match = _CHUNK_RANGE.fullmatch(header.strip())
     if match is None:
         raise UploadInvalid(f"malformed Content-Range {header[:64]!r}; expected <start>-<end>")
-    return int(match.group(1)), int(match.group(2))
+    # A position past any blob cannot continue an upload: the service answers 416.
+    return _position(match.group(1)), _position(match.group(2))
 
 
 def upload_range(size: int) -> str:
