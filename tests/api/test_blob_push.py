@@ -184,7 +184,14 @@ async def test_cancel_upload(client: Client) -> None:
 
 @pytest.mark.parametrize(
     "upload_id",
-    ["00000000-0000-4000-8000-000000000000", "not-a-uuid", "..%2F..%2Fetc", "x" * 300],
+    [
+        "00000000-0000-4000-8000-000000000000",
+        "not-a-uuid",
+        "..%2F..%2Fetc",
+        "x" * 300,
+        "{uuid}",  # braces fell outside the route's placeholder: it was NOT_FOUND
+        "%7Buuid%7D",
+    ],
 )
 async def test_unknown_upload_ids(client: Client, upload_id: str) -> None:
     await start(client)

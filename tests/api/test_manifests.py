@@ -135,6 +135,24 @@ async def test_missing_layer_is_manifest_blob_unknown(client: Client) -> None:
     assert (await client.get(f"/v2/{NAME}/manifests/v1")).status == 404
 
 
+@pytest.mark.parametrize("size", [5, 4097, 10**30])
+@pytest.mark.parametrize("which", ["config", "layer"])
+async def test_a_size_that_is_not_the_blobs_is_manifest_invalid(
+    client: Client, which: str, size: int
+) -> None:
+    # docker and containerd verify sizes on pull: such an image would be unpullable.
+    config, layer = b"{}", b"x" * 4096
+    await push_blob(client, NAME, config)
+    await push_blob(client, NAME, layer)
+    manifest = json.loads(image_manifest(config, [layer]))
+    target = manifest["config"] if which == "config" else manifest["layers"][0]
+    target["size"] = size
+    response = await put_manifest(client, NAME, "v1", json.dumps(manifest).encode())
+    assert response.status == 400
+    assert await error_code(response) == "MANIFEST_INVALID"
+    assert (await client.get(f"/v2/{NAME}/manifests/v1")).status == 404
+
+
 async def test_blob_of_another_repository_does_not_count(client: Client) -> None:
     await push_image(client, "other/repo", "v1", layers=(b"elsewhere",))
     await push_blob(client, NAME, b'{"architecture":"amd64","os":"linux"}')

@@ -294,6 +294,20 @@ class MetadataStoreSuite:
         await delete_repositories(store, here, there)
         await delete_blobs(store, *linked, elsewhere)
 
+    async def test_linked_blob_sizes(self, store: MetadataStore) -> None:
+        here = await create_repository(store, "team/here")
+        there = await create_repository(store, "team/there")
+        async with store.transaction() as tx:
+            linked = await push_blob(tx, here.id, "layer")
+            elsewhere = await push_blob(tx, there.id, "elsewhere")
+        async with store.transaction() as tx:
+            sizes = await tx.linked_blob_sizes(here.id, [linked, elsewhere, digest_of("x")])
+            recorded = await tx.get_blob(linked)
+        assert recorded is not None
+        assert sizes == {linked: recorded.size}
+        await delete_repositories(store, here, there)
+        await delete_blobs(store, linked, elsewhere)
+
     # -- manifests ----------------------------------------------------------------------
 
     async def test_put_and_get_manifest_keeps_every_field(self, store: MetadataStore) -> None:

@@ -218,6 +218,13 @@ class MetadataTransaction(
         """
         ...
 
+    async def linked_blob_sizes(
+        self, repository_id: int, digests: Iterable[Digest]
+    ) -> dict[Digest, int]:
+        """The size of each of ``digests`` that is linked to the repository (the others are
+        left out), with the guarantee of :meth:`missing_blobs`. Write transactions only."""
+        ...
+
     async def blob_users(self, repository_id: int, digest: Digest) -> list[Digest]:
         """Digests of the manifests in the repository that use the blob (config or layer)."""
         ...

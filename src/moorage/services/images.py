@@ -35,6 +35,7 @@ from moorage.domain.errors import (
     InvalidParameter,
     InvalidTag,
     LayersNotFound,
+    ManifestInvalid,
     ManifestUnknown,
     ReferencedImagesNotFound,
     TagImmutable,
@@ -259,7 +260,8 @@ class ImageService:
         async with self._metadata.transaction() as tx:
             repository = await self._repositories.for_push(tx, registry_id, name)
             blobs = {d.digest for d in manifest.blob_references()}
-            missing = await tx.missing_blobs(repository.id, blobs)
+            sizes = await tx.linked_blob_sizes(repository.id, blobs)
+            missing = blobs - sizes.keys()
             if missing:
                 listed = ", ".join(sorted(str(d) for d in missing))
                 # ECR's wording; /v2/ answers MANIFEST_BLOB_UNKNOWN with it.
@@ -269,6 +271,7 @@ class ImageService:
                     f"'{registry_id}' do not exist",
                     detail={"digest": min(str(d) for d in missing)},
                 )
+            _check_sizes(manifest, sizes)
             children = {d.digest for d in manifest.manifests}
             missing = await tx.missing_manifests(repository.id, children)
             if missing:
@@ -644,6 +647,20 @@ def _put_image_tag(tag: str) -> Tag:
         raise InvalidParameter(
             f"Invalid parameter at 'imageTag' failed to satisfy constraint: '{exc.message}'"
         ) from None
+
+
+def _check_sizes(manifest: ParsedManifest, sizes: dict[Digest, int]) -> None:
+    """Refuse a manifest whose config or layer ``size`` is not the stored blob's: docker and
+    containerd check it on pull, so such an image could be pushed but never pulled
+    (distribution refuses it too). Raises ManifestInvalid naming the first such blob."""
+    for descriptor in manifest.blob_references():
+        stored = sizes.get(descriptor.digest)
+        if stored is not None and stored != descriptor.size:
+            raise ManifestInvalid(
+                f"blob {descriptor.digest} is {stored} bytes, but the manifest gives its size "
+                f"as {descriptor.size}",
+                detail={"digest": str(descriptor.digest), "size": stored},
+            )
 
 
 def _declared_media_type(payload: bytes) -> str | None:

@@ -733,21 +733,28 @@ class _SqlTransaction(
         return bool((await self._c.execute(statement)).rowcount)
 
     async def missing_blobs(self, repository_id: int, digests: Iterable[Digest]) -> set[Digest]:
+        wanted = set(digests)
+        return wanted - set(await self.linked_blob_sizes(repository_id, wanted))
+
+    async def linked_blob_sizes(
+        self, repository_id: int, digests: Iterable[Digest]
+    ) -> dict[Digest, int]:
         """On PostgreSQL, also takes ``FOR KEY SHARE`` on the rows of the blobs found, in
         digest order: garbage collection's ``FOR UPDATE`` then waits for this transaction
         and sees the references it records (docs/gc.md). SQLite has one writer."""
         wanted = {str(d): d for d in digests}
-        found: set[str] = set()
+        found: dict[Digest, int] = {}
         for chunk in chunks(sorted(wanted)):
             query = (
-                select(blobs.c.digest)
+                select(blobs.c.digest, blobs.c.size)
                 .join(blob_links, blob_links.c.digest == blobs.c.digest)
                 .where(blob_links.c.repository_id == repository_id, blobs.c.digest.in_(chunk))
                 .order_by(blobs.c.digest)
                 .with_for_update(read=True, key_share=True, of=blobs)
             )
-            found.update(await self._c.scalars(query))
-        return {digest for text, digest in wanted.items() if text not in found}
+            for digest, size in await self._c.execute(query):
+                found[wanted[digest]] = int(size)
+        return found
 
     # -- garbage collection (docs/gc.md) ------------------------------------------------
 
