@@ -12,7 +12,7 @@ _CHUNK_RANGE = re.compile(r"(?:bytes[ =])?([0-9]+)-([0-9]+)")
 # Past this many digits a position is larger than any blob: it is read as BEYOND rather than
 # converted (Python refuses int() of more than 4,300 digits, and nothing needs the value).
 _MAX_DIGITS = 18
-BEYOND = 10**_MAX_DIGITS
+BEYOND: int = 10**_MAX_DIGITS
 
 
 def _position(digits: str) -> int:

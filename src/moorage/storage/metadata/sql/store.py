@@ -752,8 +752,8 @@ class _SqlTransaction(
                 .order_by(blobs.c.digest)
                 .with_for_update(read=True, key_share=True, of=blobs)
             )
-            for digest, size in await self._c.execute(query):
-                found[wanted[digest]] = int(size)
+            for row in await self._c.execute(query):
+                found[wanted[row.digest]] = int(row.size)
         return found
 
     # -- garbage collection (docs/gc.md) ------------------------------------------------
