@@ -49,6 +49,7 @@ from moorage.services.registry import RegistryService
 from moorage.services.repositories import RepositoryService
 from moorage.services.scanning import ScanService
 from moorage.services.uploads import UploadService
+from moorage.services.write_slots import WriteLimits
 from moorage.storage.blobs import build_blob_store
 from moorage.storage.metadata.sql.store import open_sql_metadata_store
 
@@ -130,7 +131,15 @@ def wire(
         )
     images = ImageService(metadata, repositories, clock)
     uploads = UploadService(
-        metadata, blob_store, repositories, clock, settings.max_concurrent_uploads
+        metadata,
+        blob_store,
+        repositories,
+        clock,
+        WriteLimits(
+            total=settings.max_concurrent_uploads,
+            per_account=settings.max_uploads_per_account,
+            per_client=settings.max_uploads_per_client,
+        ),
     )
     addresses = RegistryAddresses(settings.registry_host, settings.region)
     listen_host = f"{settings.host}:{settings.port}"

@@ -58,7 +58,19 @@ class Settings:
     access_log: bool = True  # MOORAGE_ACCESS_LOG
     shutdown_timeout: float = 30.0  # MOORAGE_SHUTDOWN_TIMEOUT: seconds for in-flight requests
     # Upload bodies written at once; more are answered 429 TOOMANYREQUESTS (retry shortly).
-    max_concurrent_uploads: int = 64  # MOORAGE_MAX_CONCURRENT_UPLOADS
+    # One account, or one client address, may hold only part of them, so that slow uploads
+    # from one cannot lock out the others.
+    max_concurrent_uploads: int = 256  # MOORAGE_MAX_CONCURRENT_UPLOADS
+    max_uploads_per_account: int = 64  # MOORAGE_MAX_UPLOADS_PER_ACCOUNT
+    max_uploads_per_client: int = 32  # MOORAGE_MAX_UPLOADS_PER_CLIENT: per client IP address
+    # Connection budget (protocols/connections.py), in seconds as nginx's settings of the same
+    # job: from a request's first byte to the end of its headers; a connection without a
+    # request; between two reads of a request body. And the number of open connections
+    # (also kept under the process's open-file limit).
+    header_timeout: float = 60.0  # MOORAGE_HEADER_TIMEOUT
+    idle_timeout: float = 75.0  # MOORAGE_IDLE_TIMEOUT
+    body_timeout: float = 60.0  # MOORAGE_BODY_TIMEOUT
+    max_connections: int = 4096  # MOORAGE_MAX_CONNECTIONS
     # uvloop answers small requests faster and, in our benchmark, pulls faster too; asyncio's
     # own loop sends blobs with sendfile, at about half the server CPU per byte pulled.
     # See docs/benchmarks.md for the measurements.
@@ -104,8 +116,17 @@ class Settings:
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be between 0 and 65535")
-        if self.max_concurrent_uploads < 1:
-            raise ConfigError("max_concurrent_uploads must be at least 1")
+        for key in (
+            "max_concurrent_uploads",
+            "max_uploads_per_account",
+            "max_uploads_per_client",
+            "max_connections",
+        ):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key} must be at least 1")
+        for key in ("header_timeout", "idle_timeout", "body_timeout"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"{key} must be a positive number of seconds")
         if self.job_lease_seconds < 1:
             raise ConfigError("job_lease_seconds must be at least 1")
         if self.lifecycle_interval < 0:
@@ -171,6 +192,12 @@ def _read_file(path: Path) -> dict[str, Any]:
 _TYPES: dict[str, type] = {
     "port": int,
     "max_concurrent_uploads": int,
+    "max_uploads_per_account": int,
+    "max_uploads_per_client": int,
+    "max_connections": int,
+    "header_timeout": float,
+    "idle_timeout": float,
+    "body_timeout": float,
     "data_dir": Path,
     "tls_cert": Path,
     "tls_key": Path,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 import signal
 import ssl
 import sys
@@ -13,6 +14,7 @@ from aiohttp import web
 
 from moorage.app import build_web_app, open_registry
 from moorage.config import Settings
+from moorage.protocols.connections import ConnectionLimits, GuardedAppRunner
 from moorage.workers.wiring import Workers, start_workers
 
 log = logging.getLogger("moorage")
@@ -49,8 +51,9 @@ async def serve(settings: Settings) -> None:
     tracker = InFlightRequests()
     app.middlewares.insert(0, tracker.middleware)
     app.on_response_prepare.append(tracker.close_when_draining)
-    app_runner = web.AppRunner(
+    app_runner = GuardedAppRunner(
         app,
+        limits=connection_limits(settings),
         access_log=logging.getLogger("moorage.access") if settings.access_log else None,
         access_log_format=ACCESS_LOG_FORMAT,
         shutdown_timeout=settings.shutdown_timeout,
@@ -128,6 +131,40 @@ class InFlightRequests:
             log.warning(
                 "%d requests still running after %ss; closing them", self._active, grace_seconds
             )
+
+
+# Descriptors kept for what is not a client connection: the database, blob files, logs.
+_RESERVED_DESCRIPTORS = 64
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The settings' connection budget, with the connection cap kept under the open-file
+    limit (raised to its hard limit first): past it, accept() fails and the server stops
+    answering anyone, silently."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            soft = wanted
+        except (ValueError, OSError):
+            pass  # keep the soft limit we have
+    room = max(soft - _RESERVED_DESCRIPTORS, 16) if soft != resource.RLIM_INFINITY else None
+    cap = settings.max_connections if room is None else min(settings.max_connections, room)
+    if cap < settings.max_connections:
+        log.warning(
+            "max_connections is %d, but the open-file limit (%d) allows %d: using %d",
+            settings.max_connections,
+            soft,
+            cap,
+            cap,
+        )
+    return ConnectionLimits(
+        header_timeout=settings.header_timeout,
+        idle_timeout=settings.idle_timeout,
+        body_timeout=settings.body_timeout,
+        max_connections=cap,
+    )
 
 
 def _bound_port(site: web.TCPSite) -> int | None:

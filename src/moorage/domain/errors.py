@@ -26,6 +26,7 @@ Services raise these; each protocol maps them to its own wire error in one table
     │   └── TokenExpired         a /v2/ login token past its 12 hours (403 DENIED, ECR's text)
     ├── Unauthenticated          credentials missing or invalid
     ├── TooManyRequests          a limit on concurrent work was reached; retry later
+    ├── RequestBodyTimeout       the client stopped sending a body it announced
     │
     │   repository settings
     ├── TagImmutable             a push would move an immutable tag to another image
@@ -168,6 +169,10 @@ class Unauthenticated(RegistryError):
 
 class TooManyRequests(RegistryError):
     pass
+
+
+class RequestBodyTimeout(RegistryError):
+    """The client stopped sending a request body it had announced (the body timeout)."""
 
 
 # -- repository settings -------------------------------------------------------------------

@@ -23,8 +23,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import replace
 from datetime import datetime
 
@@ -35,7 +34,6 @@ from moorage.domain.errors import (
     LayerAlreadyExists,
     RangeInvalid,
     SizeMismatch,
-    TooManyRequests,
     UploadUnknown,
 )
 from moorage.domain.models import BlobRecord, UploadSession
@@ -44,6 +42,7 @@ from moorage.ports.blobs import BlobStore
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
 from moorage.services.repositories import RepositoryService, require
+from moorage.services.write_slots import WriteLimits, WriteSlots
 
 # Hash states kept for uploads in progress (a few hundred bytes each).
 MAX_CACHED_HASHERS = 10_000
@@ -56,7 +55,7 @@ class UploadService:
         blobs: BlobStore,
         repositories: RepositoryService,
         clock: Clock,
-        max_concurrent_writes: int = 64,
+        limits: WriteLimits | None = None,
     ) -> None:
         self._metadata = metadata
         self._blobs = blobs
@@ -66,10 +65,9 @@ class UploadService:
         # session. Without it (another process, a restart) completion re-reads the staged bytes.
         self._hashers: dict[str, StreamingHasher] = {}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-        # Each body being written holds buffers (the filesystem store: up to 8 MiB); past this
-        # many at once, clients are asked to come back rather than exhaust memory.
-        self._max_writes = max_concurrent_writes
-        self._writes = 0
+        # Each body being written holds buffers (the filesystem store: up to 8 MiB); past the
+        # limits, clients are asked to come back rather than exhaust memory (write_slots.py).
+        self._slots = WriteSlots(limits or WriteLimits())
 
     async def start(self, registry_id: str, name: str) -> UploadSession:
         """Open an upload session. Raises InvalidName, RepositoryNotFound."""
@@ -103,15 +101,20 @@ class UploadService:
         *,
         chunk_range: tuple[int, int] | None = None,
         length: int | None = None,
+        client: str | None = None,
     ) -> UploadSession:
         """Append a chunk of ``length`` bytes (None: whatever the body holds).
 
         ``chunk_range`` (from Content-Range, inclusive) must start at the current size.
-        Raises UploadUnknown, RangeInvalid (with the current size), SizeMismatch.
+        ``client`` is the sender's address, for the per-client share of write slots.
+        Raises UploadUnknown, RangeInvalid (with the current size), SizeMismatch,
+        TooManyRequests.
         """
         async with self._lock(upload_id):
             session = await self.status(registry_id, name, upload_id)
-            return await self._append(session, body, chunk_range, length)
+            return await self._append(
+                session, body, chunk_range, length, slot=(registry_id, client)
+            )
 
     async def complete(
         self,
@@ -123,6 +126,7 @@ class UploadService:
         *,
         chunk_range: tuple[int, int] | None = None,
         length: int | None = None,
+        client: str | None = None,
     ) -> BlobRecord:
         """Append an optional last chunk, verify ``digest`` and publish the blob.
 
@@ -133,7 +137,9 @@ class UploadService:
             session = await self.status(registry_id, name, upload_id)
             if body is not None:
                 # Not recorded on its own: the completion's transaction ends the session.
-                session = await self._append(session, body, chunk_range, length, record=False)
+                session = await self._append(
+                    session, body, chunk_range, length, slot=(registry_id, client), record=False
+                )
             hasher = self._hashers.pop(upload_id, None)
             if (
                 hasher is None
@@ -187,6 +193,7 @@ class UploadService:
         body: AsyncIterable[bytes],
         *,
         length: int | None = None,
+        client: str | None = None,
     ) -> BlobRecord:
         """A whole blob in one request (``POST ...?digest=``).
 
@@ -199,7 +206,7 @@ class UploadService:
         await self._blobs.start_upload(upload_id)
         try:
             hasher = StreamingHasher(digest.algorithm)
-            with self._write_slot():
+            with self._slots.hold(registry_id, client):
                 size = await self._blobs.write_upload(upload_id, 0, _measured(body, hasher, length))
             hasher.verify(digest)
             await self._blobs.commit_upload(upload_id, digest, size)
@@ -269,6 +276,7 @@ class UploadService:
         chunk_range: tuple[int, int] | None,
         length: int | None,
         *,
+        slot: tuple[str, str | None],
         record: bool = True,
     ) -> UploadSession:
         """Write a chunk; with ``record``, record the new size (the chunk then counts)."""
@@ -289,7 +297,7 @@ class UploadService:
         if hasher is None and session.size == 0:
             hasher = StreamingHasher()
         try:
-            with self._write_slot():
+            with self._slots.hold(*slot):
                 new_size = await self._blobs.write_upload(
                     session.id, session.size, _measured(body, hasher, length)
                 )
@@ -337,21 +345,7 @@ class UploadService:
     @property
     def writes_in_progress(self) -> int:
         """Upload bodies being written now (for monitoring)."""
-        return self._writes
-
-    @contextmanager
-    def _write_slot(self) -> Iterator[None]:
-        """Admit one more body being written, or raise TooManyRequests."""
-        if self._writes >= self._max_writes:
-            raise TooManyRequests(
-                f"{self._writes} uploads are being written; retry shortly",
-                detail={"retry_after_seconds": 1},
-            )
-        self._writes += 1
-        try:
-            yield
-        finally:
-            self._writes -= 1
+        return self._slots.in_use
 
     def _keep_hasher(self, upload_id: str, hasher: StreamingHasher) -> None:
         """Remember an upload's hash state; abandoned uploads must not grow this forever,

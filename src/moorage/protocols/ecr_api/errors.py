@@ -104,6 +104,10 @@ def server_error(request_id: str) -> ApiError:
 Translate = Callable[[errors.RegistryError], ApiError]
 
 
+def _request_timeout(exc: errors.RegistryError) -> ApiError:
+    return ApiError("RequestTimeoutException", exc.message, status=408)
+
+
 def _invalid_layer_part(exc: errors.RegistryError) -> ApiError:
     # Only the received size is known here; an UploadLayerPart handler that knows the registry,
     # repository and upload id should raise the complete ApiError itself.
@@ -164,6 +168,7 @@ DOMAIN_ERRORS: tuple[tuple[type[errors.RegistryError], str | Translate], ...] = 
     (errors.AccessDenied, ACCESS_DENIED),
     (errors.Unauthenticated, "UnrecognizedClientException"),
     (errors.TooManyRequests, "ThrottlingException"),
+    (errors.RequestBodyTimeout, _request_timeout),
 )
 
 

@@ -49,6 +49,8 @@ ERROR_TABLE: tuple[tuple[type[errors.RegistryError], str, int], ...] = (
     (errors.AccessDenied, "DENIED", 403),
     (errors.Unauthenticated, "UNAUTHORIZED", 401),
     (errors.TooManyRequests, "TOOMANYREQUESTS", 429),
+    # No spec code for a stalled body; an upload's is BLOB_UPLOAD_INVALID, with HTTP's 408.
+    (errors.RequestBodyTimeout, "BLOB_UPLOAD_INVALID", 408),
 )
 
 

@@ -86,7 +86,12 @@ async def start_upload(request: web.Request) -> web.Response:
     elif "digest" in request.query:
         digest = _digest_param(request)
         blob = await upload_service.upload(
-            registry, name, digest, _body(request), length=request.content_length
+            registry,
+            name,
+            digest,
+            _body(request),
+            length=request.content_length,
+            client=request.remote,
         )
         return _created(name, blob)
     session = await upload_service.start(registry, name)
@@ -134,6 +139,7 @@ async def upload_chunk(request: web.Request) -> web.Response:
             _body(request),
             chunk_range=parse_chunk_range(request.headers.get("Content-Range")),
             length=request.content_length,
+            client=request.remote,
         )
     except RangeInvalid as exc:
         return await _range_invalid(request, exc)
@@ -157,6 +163,7 @@ async def complete_upload(request: web.Request) -> web.Response:
             if has_body
             else None,
             length=request.content_length if has_body else None,
+            client=request.remote,
         )
     except RangeInvalid as exc:
         return await _range_invalid(request, exc)

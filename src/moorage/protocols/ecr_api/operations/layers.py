@@ -89,6 +89,7 @@ async def upload_layer_part(ctx: ApiContext[Registry], params: dict[str, Any]) -
             _body(part),
             chunk_range=(first, last),
             length=len(part),
+            client=ctx.source_ip,
         )
     except (RangeInvalid, SizeMismatch) as exc:
         # The whole InvalidLayerPartException, which only this handler can fill in.

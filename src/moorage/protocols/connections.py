@@ -1,0 +1,289 @@
+"""HTTP connections held to a budget: timeouts, a connection cap, and errors before a request.
+
+aiohttp parses requests and runs handlers; what it leaves open is what a hostile client uses
+to hold the server with nothing but sockets. This module closes those gaps, for every route:
+
+- **Header timeout** (``header_timeout``, nginx's ``client_header_timeout``): from the first
+  byte of a request to the end of its headers. A slowloris that sends a header line now and
+  then is closed.
+- **Idle timeout** (``idle_timeout``, nginx's ``keepalive_timeout``): a connection with no
+  request is closed after this long, whether it never sent one or finished its last one.
+  aiohttp's own keep-alive timer does this; without a value it waits an hour.
+- **Body timeout** (``body_timeout``, nginx's ``client_body_timeout``): between two reads of a
+  request body. Time during which the *server* does not read (its buffer is full, the disk is
+  slow) does not count. The body's reader then fails with :class:`RequestBodyTimeout`, which
+  each protocol answers in its own form (408), and the connection closes.
+- **Connection cap** (``max_connections``): past it, the longest-idle connection is closed to
+  make room (nginx reuses keep-alive connections the same way); when none is idle, the new one
+  is closed. Both are logged, once per minute at most.
+- **Errors before a request exists** (a request line or header over aiohttp's limits, a bad
+  method) are answered in the OCI error form with their own status (414, 431, 400) instead of
+  aiohttp's plain text. Bytes that are not HTTP at all (a TLS hello: skopeo probes for TLS
+  first) are one debug line, not an access-log error.
+
+The watchdog that enforces the timeouts is one task per server that looks at every connection
+about once a second (more often when a timeout is shorter), so a connection costs no timer.
+It reads a few of aiohttp's private fields (named where used); tests/e2e/test_hostile_clients.py
+drives each case over raw sockets, so an aiohttp upgrade that moves them fails there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import BadStatusLine, LineTooLong
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+
+from moorage.domain.errors import RequestBodyTimeout
+
+log = logging.getLogger("moorage.connections")
+
+
+# aiohttp's parser limits, in bytes: the request line may be longer than one header (a long
+# query), and the two must differ, since LineTooLong says which limit it hit only by its
+# number: 414 for the request line, 431 for a header.
+MAX_REQUEST_LINE = 16384
+MAX_HEADER_FIELD = 8190
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """The budget of each connection; see the module docstring. Seconds, and a count."""
+
+    header_timeout: float = 60.0
+    idle_timeout: float = 75.0
+    body_timeout: float = 60.0
+    max_connections: int = 4096
+
+
+class _RateLimitedWarning:
+    """A warning logged at most once per ``interval`` seconds, with the count in between."""
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self._interval = interval
+        self._last = -interval
+        self._suppressed = 0
+
+    def __call__(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        if now - self._last < self._interval:
+            self._suppressed += 1
+            return
+        suffix = f" ({self._suppressed} more since the last such line)" if self._suppressed else ""
+        log.warning(message + suffix, *args)
+        self._last, self._suppressed = now, 0
+
+
+class GuardedRequestHandler(RequestHandler):
+    """aiohttp's connection protocol with the header and body timeouts and OCI-form errors."""
+
+    def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.guard = manager
+        self.partial_since: float | None = None  # first byte of an unfinished request head
+        self.last_data = 0.0
+        self.quiet = False  # this connection's error is not worth an access-log line
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.last_data = self._loop.time()
+        super().connection_made(transport)
+        self.guard.admit(self)
+
+    def data_received(self, data: bytes) -> None:
+        now = self._loop.time()
+        self.last_data = now
+        # Between requests: no handler running and no complete head queued (aiohttp's fields).
+        waiting = not self._request_in_progress and not self._messages
+        super().data_received(data)
+        if self._messages:
+            self.partial_since = None
+        elif waiting and self.partial_since is None:
+            self.partial_since = now
+
+    # -- the watchdog's questions -------------------------------------------------------------
+
+    def reading_body(self) -> BaseRequest | None:
+        """The request whose body is still arriving, or None."""
+        request = self._current_request
+        if request is None or request.content.is_eof():
+            return None
+        return request
+
+    def server_paused(self) -> bool:
+        """Whether the server itself stopped reading (its buffer is full)."""
+        return bool(self._reading_paused)
+
+    def idle(self) -> bool:
+        """No request in progress and none arriving: closing it loses nothing."""
+        waiting = self._waiter is not None and not self._waiter.done()
+        return waiting and self.partial_since is None and not self._messages
+
+    # -- errors before a request exists -----------------------------------------------------
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if request.writer.output_size > 0:
+            raise ConnectionError("the response has started; the connection is closed")
+        code, text = "UNKNOWN", "internal server error"
+        if isinstance(exc, LineTooLong):
+            # The exception names the limit it hit; the two limits differ (GuardedServer).
+            limit = exc.args[1] if len(exc.args) > 1 else None
+            if limit == MAX_REQUEST_LINE:
+                status, text = 414, "the request line is longer than the server accepts"
+            else:
+                status, text = 431, "a request header is longer than the server accepts"
+            code = "UNSUPPORTED"
+            log.info("refused a request from %s: %s", request.remote, text)
+        elif isinstance(exc, BadStatusLine):
+            # Not HTTP: a TLS hello (skopeo probes for TLS), a scanner, noise.
+            status, code, text = 400, "UNSUPPORTED", "the request is not HTTP/1.1"
+            self.quiet = True
+            log.debug("not an HTTP request from %s: %s", request.remote, exc)
+        elif status < 500:
+            code, text = "UNSUPPORTED", message or "malformed request"
+            log.info("refused a malformed request from %s: %s", request.remote, text)
+        else:
+            self.log_exception("error handling a request from %s", request.remote, exc_info=exc)
+        body = json.dumps({"errors": [{"code": code, "message": text, "detail": None}]})
+        response = web.Response(status=status, text=body, content_type="application/json")
+        response.force_close()
+        return response
+
+    def log_access(
+        self, request: BaseRequest, response: web.StreamResponse, request_start: float | None
+    ) -> None:
+        if self.quiet:
+            return
+        super().log_access(request, response, request_start)
+
+
+class GuardedServer(web.Server):
+    """aiohttp's server with :class:`GuardedRequestHandler` connections and their watchdog."""
+
+    def __init__(
+        self,
+        handler: Callable[[BaseRequest], Awaitable[web.StreamResponse]],
+        *,
+        limits: ConnectionLimits,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("keepalive_timeout", limits.idle_timeout)
+        kwargs.setdefault("max_line_size", MAX_REQUEST_LINE)
+        kwargs.setdefault("max_field_size", MAX_HEADER_FIELD)
+        super().__init__(handler, **kwargs)
+        self.limits = limits
+        self._watchdog: asyncio.Task[None] | None = None
+        self._over_cap = _RateLimitedWarning()
+        self._tick = max(0.05, min(1.0, limits.header_timeout / 4, limits.body_timeout / 4))
+
+    def __call__(self) -> RequestHandler:
+        return GuardedRequestHandler(self, loop=self._loop, **self._kwargs)
+
+    def admit(self, handler: GuardedRequestHandler) -> None:
+        """Keep the count of connections within the cap (module docstring)."""
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = self._loop.create_task(self._watch())
+        excess = len(self._connections) - self.limits.max_connections
+        if excess <= 0:
+            return
+        for other in list(self._connections):
+            if excess <= 0:
+                return
+            if other is not handler and isinstance(other, GuardedRequestHandler) and other.idle():
+                other.force_close()
+                excess -= 1
+        self._over_cap(
+            "%d connections: the cap (max_connections) is reached; "
+            "closing idle ones, and new ones when none is idle",
+            len(self._connections),
+        )
+        if excess > 0:
+            handler.force_close()
+
+    async def _watch(self) -> None:
+        """Enforce the header and body timeouts; runs while the server has connections."""
+        limits = self.limits
+        while self._connections:
+            await asyncio.sleep(self._tick)
+            now = self._loop.time()
+            for handler in list(self._connections):
+                if isinstance(handler, GuardedRequestHandler):
+                    self._check(handler, now, limits)
+
+    def _check(self, handler: GuardedRequestHandler, now: float, limits: ConnectionLimits) -> None:
+        started = handler.partial_since
+        if started is not None and now - started > limits.header_timeout:
+            log.info(
+                "closing a connection from %s: no complete request head within %ss",
+                _peer(handler),
+                limits.header_timeout,
+            )
+            handler.force_close()
+            return
+        request = handler.reading_body()
+        if request is None:
+            return
+        if handler.server_paused():
+            handler.last_data = now  # our own backpressure is not the client's silence
+            return
+        if now - handler.last_data > limits.body_timeout:
+            log.info(
+                "request body from %s stalled for %ss: %s %s",
+                request.remote,
+                limits.body_timeout,
+                request.method,
+                request.path[:200],
+            )
+            request.content.set_exception(
+                RequestBodyTimeout(f"no body bytes arrived for {limits.body_timeout:g} seconds")
+            )
+            # After the answer, close instead of reading on: aiohttp would otherwise read the
+            # rest of the body for its lingering time, and meet the exception again.
+            handler._lingering_time = 0.0
+            handler.close()
+            handler.last_data = now  # one exception per stall
+
+
+def _peer(handler: RequestHandler) -> str:
+    transport = handler.transport
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return str(peer[0]) if peer else "?"
+
+
+class GuardedAppRunner(web.AppRunner):
+    """``web.AppRunner`` whose server is a :class:`GuardedServer`."""
+
+    def __init__(self, app: web.Application, *, limits: ConnectionLimits, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self._limits = limits
+
+    async def _make_server(self) -> web.Server:
+        # AppRunner._make_server and Application._make_handler, with our server class.
+        loop = asyncio.get_running_loop()
+        app = self._app
+        app._set_loop(loop)
+        app.on_startup.freeze()
+        await app.startup()
+        app.freeze()
+        kwargs = dict(self._kwargs)
+        kwargs["debug"] = app._debug
+        return GuardedServer(
+            app._handle,  # type: ignore[arg-type]
+            limits=self._limits,
+            request_factory=app._make_request,
+            loop=loop,
+            **kwargs,
+        )
