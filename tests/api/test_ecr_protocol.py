@@ -236,6 +236,53 @@ async def test_a_body_over_the_cap_is_refused(
     assert authenticator.calls == []
 
 
+async def test_control_operations_take_small_bodies_only(api: Client) -> None:
+    # 2 MiB is under the 32 MiB a layer part may take, but no other operation needs it.
+    big = json.dumps({"repositoryName": "web", "pad": " " * (2 * 1024 * 1024)}).encode()
+    assert error_of(await call(api, "CreateRepository", big)) == (
+        413,
+        "RequestEntityTooLargeException",
+    )
+
+
+async def test_a_body_is_not_read_for_a_request_no_key_signed(
+    server: TestServer, authenticator: FakeAuthenticator
+) -> None:
+    # The body is declared but never sent: the answer comes from the headers alone.
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-amz-json-1.1\r\n"
+        + f"X-Amz-Target: {PREFIX}.UploadLayerPart\r\n".encode()
+        + b"Content-Length: 30000000\r\n\r\n{"
+    )
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    writer.close()
+    assert status_line.split()[1] == b"400"
+    assert authenticator.screened == 1
+    assert authenticator.calls == []
+
+
+async def test_unverified_bodies_share_a_budget(
+    api: Client, server: TestServer, services: SampleServices
+) -> None:
+    dispatcher_budget = next(
+        route.handler.__self__.unverified_budget  # type: ignore[attr-defined]
+        for route in server.app.router.routes()
+        if hasattr(route.handler, "__self__")
+    )
+    dispatcher_budget.in_use = dispatcher_budget.capacity - 10  # others hold all but 10 bytes
+    try:
+        result = await call(api, "CreateRepository", {"repositoryName": "web"})
+        assert error_of(result) == (400, "ThrottlingException")
+    finally:
+        dispatcher_budget.in_use -= dispatcher_budget.capacity - 10
+    assert dispatcher_budget.in_use == 0
+    status, _, _ = await call(api, "CreateRepository", {"repositoryName": "web"})
+    assert status == 200
+    assert dispatcher_budget.in_use == 0  # returned after the signature is verified
+
+
 async def test_authentication_comes_before_parsing(api: Client, services: SampleServices) -> None:
     result = await call(api, "CreateRepository", b"{not json", sign=False)
     assert error_of(result) == (400, "MissingAuthenticationTokenException")

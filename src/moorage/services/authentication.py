@@ -40,7 +40,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from moorage.domain.errors import TokenExpired, Unauthenticated
-from moorage.domain.identities import AccessKeyStatus, User
+from moorage.domain.identities import AccessKey, AccessKeyStatus, User
 from moorage.iam import sigv4
 from moorage.iam.login_tokens import LoginTokenExpired, LoginTokenInvalid, LoginTokens
 from moorage.iam.secrets import SecretCipher
@@ -114,7 +114,26 @@ class ApiKeyAuthenticator:
             )
             raise
 
-    async def _authenticate(self, request: SignedRequest) -> Principal:
+    async def screen(self, request: SignedRequest, source_ip: str | None) -> None:
+        """Refuse, before its body is read, a request that no key of ours signed: one with
+        no signature, a malformed one, the wrong region, or an access key that is unknown or
+        inactive. Raises AuthenticationFailed as :meth:`authenticate` would. The signature
+        itself covers the body, so :meth:`authenticate` must still follow."""
+        try:
+            await self._signer(request)
+        except AuthenticationFailed as failure:
+            log.info(
+                "API authentication failed from %s before the body: %s (%s)",
+                source_ip or "?",
+                failure.code,
+                _claimed_key_id(request) or "no key",
+            )
+            raise
+
+    async def _signer(
+        self, request: SignedRequest
+    ) -> tuple[PresignedAuthorization | None, Authorization, AccessKey, User]:
+        """The request's SigV4 parameters, and the active key and user they name."""
         presigned, authorization = _parse(request)
         if self._region is not None and authorization.region != self._region:
             raise AuthenticationFailed(
@@ -135,6 +154,10 @@ class ApiKeyAuthenticator:
             user = None if key is None else await tx.get_user_by_id(key.user_id)
         if key is None or user is None or key.status is not AccessKeyStatus.ACTIVE:
             raise AuthenticationFailed(UNRECOGNIZED_CLIENT, INVALID_CLIENT_TOKEN_MESSAGE)
+        return presigned, authorization, key, user
+
+    async def _authenticate(self, request: SignedRequest) -> Principal:
+        presigned, authorization, key, user = await self._signer(request)
         secret = self._cipher.decrypt(key.secret_ciphertext, key.access_key_id)
 
         now = self._clock()

@@ -10,7 +10,7 @@ implementations outside the protocol layer), ``iam.sigv4.SignatureError``, or an
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -26,6 +26,16 @@ class ApiAuthenticator(Protocol):
         ``UnrecognizedClientException`` for an unknown access key, the `SignatureError`'s code
         when the signature does not hold, ``ExpiredTokenException`` for an expired session.
         """
+        ...
+
+
+@runtime_checkable
+class PreBodyScreen(Protocol):
+    """An authenticator that can also refuse a request from its headers alone."""
+
+    async def screen(self, request: SignedRequest, source_ip: str | None) -> None:
+        """Refuse what no key of ours signed, before the body is read (the body is not known
+        yet: ``request.body_sha256`` is empty). Raises as ``authenticate`` would."""
         ...
 
 

@@ -4,19 +4,25 @@
 2. ``X-Amz-Target: AmazonEC2ContainerRegistry_V20150921.<Operation>`` naming an operation of the
    ECR model, and ``Content-Type: application/x-amz-json-1.1`` (or 1.0), else
    ``UnknownOperationException``: without both, AWS cannot tell which operation is meant;
-3. the body, read whole up to ``max_body_size`` (413 ``RequestEntityTooLargeException``) while
-   hashing it for SigV4;
-4. **authentication** (:class:`~moorage.protocols.ecr_api.auth.ApiAuthenticator`), before the
+3. the signer screened from the headers alone, where the authenticator can
+   (:class:`~moorage.protocols.ecr_api.auth.PreBodyScreen`: no signature, an unknown key),
+   so that nobody without a key of ours makes the server buffer a body;
+4. the body, read whole up to the operation's limit (413 ``RequestEntityTooLargeException``):
+   ``max_body_size`` for the two operations that carry data (a layer part, a manifest), and
+   ``max_control_body_size`` for every other; while the signature is unverified, its bytes
+   count against ``unverified_budget`` (``ThrottlingException`` when it is spent), so that
+   many large unauthenticated bodies cannot exhaust memory;
+5. **authentication** (:class:`~moorage.protocols.ecr_api.auth.ApiAuthenticator`), before the
    body is parsed, so that nobody unauthenticated learns what the validator thinks;
-5. JSON (``SerializationException``);
-6. the operation's handler, or ``UnsupportedOperationException`` for an ECR operation this
+6. JSON (``SerializationException``);
+7. the operation's handler, or ``UnsupportedOperationException`` for an ECR operation this
    registry has not built (never a fake success);
-7. validation against the input shape (``shapes.deserialize_input``);
-8. **authorization** of the operation's action (``iam.actions.action_of_operation``), failing
+8. validation against the input shape (``shapes.deserialize_input``);
+9. **authorization** of the operation's action (``iam.actions.action_of_operation``), failing
    closed, on the repository the input names (``repositoryName``, else the one in
    ``resourceArn``, else each of ``repositoryNames``), else on the registry; the tagging
    operations' checks carry ``aws:RequestTag/*`` and ``aws:TagKeys``;
-9. the handler, and its result written to the output shape.
+10. the handler, and its result written to the output shape.
 
 Every response carries ``x-amzn-RequestId``. A domain exception becomes its AWS error through
 ``errors.DOMAIN_ERRORS``; anything else becomes a 500 ``ServerException`` naming the request id,
@@ -30,8 +36,9 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar
 
 from aiohttp import ClientConnectionError, web
@@ -41,11 +48,12 @@ from moorage.iam.actions import REGISTRY_OPERATIONS, action_of_operation
 from moorage.iam.sigv4 import SignatureError
 from moorage.ports.access import AuthenticationFailed, Authorizer, Principal
 from moorage.protocols.ecr_api import shapes
-from moorage.protocols.ecr_api.auth import ApiAuthenticator, signed_request
+from moorage.protocols.ecr_api.auth import ApiAuthenticator, PreBodyScreen, signed_request
 from moorage.protocols.ecr_api.context import ApiContext, parse_repository_arn
 from moorage.protocols.ecr_api.errors import (
     REQUEST_TOO_LARGE,
     SERIALIZATION_EXCEPTION,
+    THROTTLING,
     UNKNOWN_OPERATION,
     UNSUPPORTED_OPERATION,
     ApiError,
@@ -64,6 +72,14 @@ P = ParamSpec("P")
 CONTENT_TYPES = frozenset({"application/x-amz-json-1.1", "application/x-amz-json-1.0"})
 # UploadLayerPart carries up to 20 MiB, which base64 makes 28 MiB; the rest is headroom.
 DEFAULT_MAX_BODY_SIZE = 32 * 1024 * 1024
+# Every other operation's input is small: the largest (a lifecycle policy, 30 KiB; scanning
+# rules, 51 KiB) is far below this.
+DEFAULT_MAX_CONTROL_BODY_SIZE = 1024 * 1024
+# The operations whose input carries data: a layer part (20 MiB), a manifest (4 MiB, up to six
+# times that escaped in JSON).
+_DATA_OPERATIONS = frozenset({"UploadLayerPart", "PutImage"})
+# Bytes of bodies held at once while their signature is unverified, across all clients.
+DEFAULT_UNVERIFIED_BUDGET = 128 * 1024 * 1024
 # Parsing and decoding a body past this size (a layer part) runs in a thread: a 28 MiB part
 # takes tens of milliseconds, which every other request on the loop would wait for.
 _INLINE_BODY_SIZE = 256 * 1024
@@ -79,6 +95,10 @@ class Dispatcher(Generic[S]):
     services: S
     region: str
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
+    max_control_body_size: int = DEFAULT_MAX_CONTROL_BODY_SIZE
+    unverified_budget: ByteBudget = field(
+        default_factory=lambda: ByteBudget(DEFAULT_UNVERIFIED_BUDGET)
+    )
 
     async def handle(self, request: web.Request) -> web.Response:
         """The aiohttp handler for every method on ``/``. Never raises but for cancellation."""
@@ -106,8 +126,17 @@ class Dispatcher(Generic[S]):
             return error_response(server_error(request_id), request_id)
 
     async def _call(self, request: web.Request, operation: str, request_id: str) -> web.Response:
-        body, body_sha256 = await _read_body(request, self.max_body_size)
-        principal = await self._authenticate(request, body_sha256)
+        if isinstance(self.authenticator, PreBodyScreen):
+            try:
+                await self.authenticator.screen(signed_request(request, ""), request.remote)
+            except (AuthenticationFailed, SignatureError) as failure:
+                raise ApiError(failure.code, failure.message) from None
+        limit = self.max_body_size
+        if operation not in _DATA_OPERATIONS:
+            limit = min(limit, self.max_control_body_size)
+        with self.unverified_budget.hold() as held:
+            body, body_sha256 = await _read_body(request, limit, held)
+            principal = await self._authenticate(request, body_sha256)
         document = await _off_loop(body, _parse_json, body)
         handler = self.operations.get(operation)
         if handler is None:
@@ -222,10 +251,44 @@ def _operation_name(request: web.Request) -> str:
     return name
 
 
-async def _read_body(request: web.Request, limit: int) -> tuple[bytes, str]:
-    """The whole body and its hex SHA-256; 413 past ``limit`` bytes, declared or received."""
-    if request.content_length is not None and request.content_length > limit:
+class ByteBudget:
+    """Bytes held at once across requests; past ``capacity``, a request is refused."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+
+    @contextmanager
+    def hold(self) -> Iterator[Callable[[int], None]]:
+        """A ``take(n)`` that adds ``n`` bytes to this request's share, raising ApiError
+        ``ThrottlingException`` when the budget is spent; the share is returned on exit."""
+        taken = 0
+
+        def take(size: int) -> None:
+            nonlocal taken
+            if self.in_use + size > self.capacity:
+                raise ApiError(
+                    THROTTLING, "Too many large requests are arriving at once; retry shortly."
+                )
+            self.in_use += size
+            taken += size
+
+        try:
+            yield take
+        finally:
+            self.in_use -= taken
+
+
+async def _read_body(
+    request: web.Request, limit: int, take: Callable[[int], None]
+) -> tuple[bytes, str]:
+    """The whole body and its hex SHA-256; 413 past ``limit`` bytes, declared or received.
+    Each chunk (or the declared length, up front) is ``take``n from the unverified budget."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
         _too_large(limit)
+    if declared:
+        take(declared)
     hasher = hashlib.sha256()
     chunks: list[bytes] = []
     size = 0
@@ -234,6 +297,8 @@ async def _read_body(request: web.Request, limit: int) -> tuple[bytes, str]:
             size += len(chunk)
             if size > limit:
                 _too_large(limit)
+            if declared is None or size > declared:
+                take(len(chunk))
             hasher.update(chunk)
             chunks.append(chunk)
     except (ConnectionError, ClientConnectionError) as exc:

@@ -41,6 +41,7 @@ SERIALIZATION_EXCEPTION = "SerializationException"
 UNKNOWN_OPERATION = "UnknownOperationException"
 UNSUPPORTED_OPERATION = "UnsupportedOperationException"
 ACCESS_DENIED = "AccessDeniedException"
+THROTTLING = "ThrottlingException"
 REQUEST_TOO_LARGE = "RequestEntityTooLargeException"
 
 # Statuses other than 400.

@@ -43,6 +43,19 @@ class FakeAuthenticator:
         default_factory=lambda: {ACCESS_KEY: (SECRET_KEY, ALICE)}
     )
     calls: list[tuple[SignedRequest, str | None]] = field(default_factory=list)
+    screened: int = 0
+
+    async def screen(self, request: SignedRequest, source_ip: str | None) -> None:
+        """Refuses, from the headers alone, what names no key of ours."""
+        self.screened += 1
+        header = request.headers.get("authorization")
+        if header is None:
+            raise missing_authentication_token()
+        try:
+            if parse_authorization(header).access_key_id not in self.keys:
+                raise unrecognized_client()
+        except SignatureError as error:
+            raise from_signature_error(error) from None
 
     async def authenticate(self, request: SignedRequest, source_ip: str | None) -> Principal:
         self.calls.append((request, source_ip))
