@@ -128,6 +128,14 @@ async def call(
         return response.status, await response.json(content_type=JSON_1_1), dict(response.headers)
 
 
+# An Authorization header that names our key, with a signature that does not hold: it passes
+# the screening before the body, and fails only once the body is read.
+_NAMES_OUR_KEY = (
+    f"AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20260101/{REGION}/ecr/aws4_request, "
+    f"SignedHeaders=host, Signature={'0' * 64}"
+)
+
+
 def error_of(result: tuple[int, dict[str, Any], dict[str, str]]) -> tuple[int, str]:
     status, body, _ = result
     return status, body["__type"]
@@ -227,7 +235,13 @@ async def test_a_body_over_the_cap_is_refused(
         for _ in range(10):
             yield b" " * 10
 
-    headers = {"Content-Type": JSON_1_1, "X-Amz-Target": f"{PREFIX}.CreateRepository"}
+    # Names a key of ours (with a signature still to check), so it passes the screening
+    # before the body: the limit is met while reading.
+    headers = {
+        "Content-Type": JSON_1_1,
+        "X-Amz-Target": f"{PREFIX}.CreateRepository",
+        "Authorization": _NAMES_OUR_KEY,
+    }
     async with api.post("/", data=chunks(), headers=headers) as response:
         assert response.status == 413
         assert (await response.json(content_type=JSON_1_1))["__type"] == (
@@ -549,7 +563,11 @@ async def test_a_client_that_leaves_mid_body(
     request = make_mocked_request(
         "POST",
         "/",
-        headers={"Content-Type": JSON_1_1, "X-Amz-Target": f"{PREFIX}.CreateRepository"},
+        headers={
+            "Content-Type": JSON_1_1,
+            "X-Amz-Target": f"{PREFIX}.CreateRepository",
+            "Authorization": _NAMES_OUR_KEY,
+        },
         payload=cast(StreamReader, _DroppedBody()),
     )
     response = await dispatcher.handle(request)
