@@ -219,7 +219,9 @@ def _print_usage(settings: Settings, registry_id: str, key: NewAccessKey) -> Non
     click.echo("or with environment variables only:")
     click.echo(
         f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
-        f"AWS_REGION={region} AWS_ENDPOINT_URL_ECR={url}"
+        # AWS_DEFAULT_REGION for the AWS CLI v1 (`pip install awscli`), which reads only it;
+        # AWS_REGION for v2 and the SDKs.
+        f"AWS_REGION={region} AWS_DEFAULT_REGION={region} AWS_ENDPOINT_URL_ECR={url}"
     )
     click.echo("then log docker in:")
     click.echo(

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import timedelta
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -97,11 +97,13 @@ async def collect(
 
 
 class _ProgressBars:
-    """One click progress bar per phase, opened at the phase's first report. Phases do not
-    count their work first, so a bar counts items handled and shows its total once the
-    phase ends."""
+    """On a terminal, one click progress bar per phase, opened at the phase's first report.
+    Phases do not count their work first, so a bar counts items handled and shows its total
+    (100%) once the phase ends. Elsewhere (a log, a pipe), one line per phase as it ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._tty = self._stream.isatty()
         self._stack = ExitStack()
         self._bars: dict[str, Any] = {}
         self._done: dict[str, int] = {}
@@ -113,23 +115,28 @@ class _ProgressBars:
         self._stack.close()
 
     def update(self, progress: GcProgress) -> None:
+        if not self._tty:
+            if progress.total is not None:
+                click.echo(f"{progress.phase}: {progress.total} handled", file=self._stream)
+            return
         bar = self._bars.get(progress.phase)
         if bar is None:
             self._stack.close()  # the previous phase is over
             self._stack = ExitStack()
             bar = self._stack.enter_context(
-                click.progressbar(_unknown_length(), label=progress.phase, file=sys.stderr)
+                click.progressbar(_unknown_length(), label=progress.phase, file=self._stream)
             )
             self._bars[progress.phase] = bar
             self._done[progress.phase] = 0
-        if progress.total is not None:
-            bar.length = progress.total
         step = progress.done - self._done[progress.phase]
         if step > 0:
             bar.update(step)
             self._done[progress.phase] = progress.done
-        elif progress.total is not None:
-            bar.render_progress()  # the total alone changed the bar
+        if progress.total is not None:
+            # An empty phase is complete too: a bar of 0 of 0 would stay at 0%.
+            bar.length = max(progress.total, 1)
+            bar.pos = bar.length
+            bar.render_progress()
 
 
 def _unknown_length() -> Iterator[int]:

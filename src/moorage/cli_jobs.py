@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 @storage_options
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def worker(**options: Any) -> None:
-    """Run background jobs (lifecycle, garbage collection) without serving."""
+    """Run background jobs without serving: lifecycle policies and their previews, image
+    scans (on push, on request, and the rescans an advisory import asks for), and garbage
+    collection."""
     from moorage.workers.wiring import WorkersBusy
 
     settings = settings_from(options)

@@ -91,9 +91,17 @@ async def test_gc_frees_unreferenced_blobs_and_keeps_referenced_ones(
 
 
 async def test_grace_period_spares_recent_blobs(client: Client, registry: Registry) -> None:
+    before = system_clock()
     stray = await push_blob(client, NAME, b"just uploaded")
-    report = await collector(registry, grace_period=timedelta(hours=1)).run()
-    assert report.blobs_deleted == 0
+    for dry_run in (True, False):
+        report = await collector(registry, grace_period=timedelta(hours=1)).run(dry_run=dry_run)
+        assert report.blobs_deleted == 0
+        # The report says why nothing was freed, and when it will be.
+        assert (report.blobs_spared, report.bytes_spared) == (1, len(b"just uploaded"))
+        assert report.next_collectable_at is not None
+        assert before + timedelta(hours=1) <= report.next_collectable_at
+        assert report.next_collectable_at <= system_clock() + timedelta(hours=1)
+        assert "1 unreferenced blob (13 B) spared by the grace period" in report.summary()
     assert (await client.head(f"/v2/{NAME}/blobs/{stray}")).status == 200
     await collector(registry).run()  # leave nothing behind
     assert await stored(registry) == set()

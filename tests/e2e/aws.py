@@ -26,11 +26,16 @@ _KEY_ID = re.compile(r"Access key id:\s+(\S+)")
 _SECRET = re.compile(r"Secret access key:\s+(\S+)")
 
 
+_EXPORT_LINE = re.compile(r"^\s*export (AWS_ACCESS_KEY_ID=.*)$", re.MULTILINE)
+
+
 @dataclass(frozen=True)
 class Credentials:
     access_key_id: str
     secret_access_key: str = field(repr=False)
     account_id: str
+    # The variables of the `export` line that `admin init` printed, when these came from it.
+    exported: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def admin_init(data_dir: Path, *args: str) -> Credentials:
@@ -42,7 +47,10 @@ def admin_init(data_dir: Path, *args: str) -> Credentials:
     assert key_id is not None, result.stdout
     assert secret is not None, result.stdout
     assert account is not None, result.stdout
-    return Credentials(key_id.group(1), secret.group(1), account.group(1))
+    export = _EXPORT_LINE.search(result.stdout)
+    assert export is not None, result.stdout
+    exported = dict(part.split("=", 1) for part in export.group(1).split())
+    return Credentials(key_id.group(1), secret.group(1), account.group(1), exported)
 
 
 def ecr_client(endpoint: str, credentials: Credentials, **config: Any) -> Any:
@@ -58,14 +66,22 @@ def ecr_client(endpoint: str, credentials: Credentials, **config: Any) -> Any:
 
 
 def aws_env(endpoint: str, credentials: Credentials, home: Path) -> dict[str, str]:
-    """The environment a user sets for the AWS CLI: keys, region, ECR endpoint, no profile."""
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+    """The environment a user sets for the AWS CLI: keys, region, ECR endpoint, no profile.
+
+    For credentials from ``admin init``, exactly the variables of the line it printed (so a
+    line the AWS CLI cannot work with fails here, as it would for a user), but for the
+    endpoint: the test server listens on a port of its own, which ``admin init`` run on the
+    data folder alone does not know.
+    """
+    exported = credentials.exported or {
         "AWS_ACCESS_KEY_ID": credentials.access_key_id,
         "AWS_SECRET_ACCESS_KEY": credentials.secret_access_key,
         "AWS_REGION": REGION,
-        # awscli v1 (the PyPI package) reads only this one.
-        "AWS_DEFAULT_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,  # awscli v1 (the PyPI package) reads only this one
+    }
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+        **exported,
         "AWS_ENDPOINT_URL_ECR": endpoint,
         "AWS_CONFIG_FILE": str(home / "aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),

@@ -93,3 +93,9 @@ def test_serve_takes_the_schedule_intervals(monkeypatch: pytest.MonkeyPatch) -> 
     result = CliRunner().invoke(main, arguments, env=env)
     assert result.exit_code == 0, result.output
     assert (seen[0].lifecycle_interval, seen[0].gc_interval) == (60.0, 0.0)
+
+
+def test_worker_help_names_every_job_kind() -> None:
+    text = CliRunner().invoke(main, ["worker", "--help"]).output
+    for kind in ("lifecycle", "scans", "advisory import", "garbage collection"):
+        assert kind in " ".join(text.split())

@@ -84,7 +84,8 @@ def test_init_creates_an_account_an_admin_and_a_key_and_says_how_to_use_it(
         "  aws configure set region us-east-1 --profile moorage",
         "  export AWS_PROFILE=moorage AWS_ENDPOINT_URL_ECR=http://127.0.0.1:5000",
         f"  export AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
-        "AWS_REGION=us-east-1 AWS_ENDPOINT_URL_ECR=http://127.0.0.1:5000",
+        "AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 "
+        "AWS_ENDPOINT_URL_ECR=http://127.0.0.1:5000",
         "  aws ecr get-login-password | docker login --username AWS --password-stdin "
         "127.0.0.1:5000",
     ):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -47,6 +48,16 @@ from moorage.ports.jobs import JobRecords
 from moorage.ports.lifecycle import LifecycleRecords
 from moorage.ports.scans import ScanRecords
 
+
+
+@dataclass(frozen=True, slots=True)
+class SparedBlobs:
+    """Unreferenced blobs still inside their grace period: how many, their bytes, and the
+    earliest last use among them (None when there are none)."""
+
+    count: int
+    size: int
+    earliest_use: datetime | None
 
 class MetadataTransaction(
     AdvisoryRecords, IdentityRecords, JobRecords, LifecycleRecords, ScanRecords, Protocol
@@ -240,6 +251,11 @@ class MetadataTransaction(
         """Up to ``limit`` blobs, in binary order of digest strictly after ``after``, last
         used before ``cutoff`` and referenced by no manifest of any repository. A hint: the
         answer may be stale by the time the caller acts on it."""
+        ...
+
+    async def gc_spared_blobs(self, cutoff: datetime) -> SparedBlobs:
+        """The blobs that no manifest references but that were used at or after ``cutoff``:
+        those a collection with that cutoff spares (what ``moorage gc`` reports)."""
         ...
 
     async def delete_unreferenced_blobs(

@@ -199,19 +199,18 @@ class GuardedServer(web.Server):
         excess = len(self._connections) - self.limits.max_connections
         if excess <= 0:
             return
+        self._over_cap(
+            "%d connections: the cap (max_connections) is reached; "
+            "closing idle ones, and new ones when none is idle",
+            len(self._connections),
+        )
         for other in list(self._connections):
             if excess <= 0:
                 return
             if other is not handler and isinstance(other, GuardedRequestHandler) and other.idle():
                 other.force_close()
                 excess -= 1
-        self._over_cap(
-            "%d connections: the cap (max_connections) is reached; "
-            "closing idle ones, and new ones when none is idle",
-            len(self._connections),
-        )
-        if excess > 0:
-            handler.force_close()
+        handler.force_close()
 
     async def _watch(self) -> None:
         """Enforce the header and body timeouts; runs while the server has connections."""

@@ -128,9 +128,17 @@ class GcReport:
     """Blob files without a row, and staging areas without a session."""
     bytes_freed: int = 0
     """Blob sizes, staged bytes recorded by sessions, and orphan files' sizes."""
+    blobs_spared: int = 0
+    """Unreferenced blobs left because they were used within the grace period."""
+    bytes_spared: int = 0
+    next_collectable_at: datetime | None = None
+    """When the first spared blob leaves its grace period (unless it is used again)."""
 
-    def as_dict(self) -> dict[str, int | bool]:
-        return asdict(self)
+    def as_dict(self) -> dict[str, int | bool | str | None]:
+        values = asdict(self)
+        if self.next_collectable_at is not None:
+            values["next_collectable_at"] = self.next_collectable_at.isoformat()
+        return values
 
     def summary(self) -> str:
         verb = "would free" if self.dry_run else "freed"
@@ -139,6 +147,21 @@ class GcReport:
             f"{_count(self.referrers_deleted, 'referrer')}, "
             f"{_count(self.uploads_removed, 'upload session')}, "
             f"{_count(self.orphan_files_removed, 'orphan file')}"
+            + self._spared()
+        )
+
+    def _spared(self) -> str:
+        """Why a delete freed nothing yet: its blobs wait out the grace period."""
+        if not self.blobs_spared:
+            return ""
+        when = (
+            f"; the first becomes collectable at {self.next_collectable_at:%Y-%m-%d %H:%M:%S} UTC"
+            if self.next_collectable_at is not None
+            else ""
+        )
+        return (
+            f"\n{_count(self.blobs_spared, 'unreferenced blob')} ({_human(self.bytes_spared)}) "
+            f"spared by the grace period (--grace-period){when}"
         )
 
 
@@ -182,6 +205,11 @@ class GarbageCollector:
         # period restarts now (deleting a manifest is a use of its blobs).
         await self._orphaned_referrers(report, blob_cutoff, now, notify)
         await self._unreferenced_blobs(report, blob_cutoff, notify)
+        async with self._metadata.read() as tx:
+            spared = await tx.gc_spared_blobs(blob_cutoff)
+        report.blobs_spared, report.bytes_spared = spared.count, spared.size
+        if spared.earliest_use is not None:
+            report.next_collectable_at = spared.earliest_use + self._grace
         await self._orphan_blob_files(report, blob_cutoff, notify)
         await self._orphan_staging_areas(report, upload_cutoff, notify)
         log.info("garbage collection: %s", report.summary())

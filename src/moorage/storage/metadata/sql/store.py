@@ -40,6 +40,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    type_coerce,
     literal,
     or_,
     select,
@@ -76,7 +77,7 @@ from moorage.domain.scanning_configuration import (
     rules_from_document,
     rules_to_document,
 )
-from moorage.ports.metadata import MetadataTransaction
+from moorage.ports.metadata import MetadataTransaction, SparedBlobs
 from moorage.storage.metadata.migrate import upgrade_database
 from moorage.storage.metadata.sql.advisories import ADVISORY_TABLES, SqlAdvisoryRecords
 from moorage.storage.metadata.sql.engine import (
@@ -802,6 +803,15 @@ class _SqlTransaction(
         if after is not None:
             query = query.where(blobs.c.digest > str(after))
         return [_blob(row) for row in await self._c.execute(query)]
+
+    async def gc_spared_blobs(self, cutoff: datetime) -> SparedBlobs:
+        # type_coerce: the column's own type reads the minimum back (as UTC, on SQLite too).
+        earliest = type_coerce(func.min(blobs.c.last_used_at), blobs.c.last_used_at.type)
+        query = select(func.count(), func.coalesce(func.sum(blobs.c.size), 0), earliest).where(
+            blobs.c.last_used_at >= cutoff, ~_referenced()
+        )
+        row = (await self._c.execute(query)).one()
+        return SparedBlobs(count=int(row[0]), size=int(row[1]), earliest_use=row[2])
 
     async def delete_unreferenced_blobs(
         self, digests: Iterable[Digest], cutoff: datetime
