@@ -49,7 +49,6 @@ from moorage.ports.lifecycle import LifecycleRecords
 from moorage.ports.scans import ScanRecords
 
 
-
 @dataclass(frozen=True, slots=True)
 class SparedBlobs:
     """Unreferenced blobs still inside their grace period: how many, their bytes, and the
@@ -58,6 +57,7 @@ class SparedBlobs:
     count: int
     size: int
     earliest_use: datetime | None
+
 
 class MetadataTransaction(
     AdvisoryRecords, IdentityRecords, JobRecords, LifecycleRecords, ScanRecords, Protocol

@@ -146,8 +146,7 @@ class GcReport:
             f"{verb} {_human(self.bytes_freed)}: {_count(self.blobs_deleted, 'blob')}, "
             f"{_count(self.referrers_deleted, 'referrer')}, "
             f"{_count(self.uploads_removed, 'upload session')}, "
-            f"{_count(self.orphan_files_removed, 'orphan file')}"
-            + self._spared()
+            f"{_count(self.orphan_files_removed, 'orphan file')}" + self._spared()
         )
 
     def _spared(self) -> str:

@@ -40,10 +40,10 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    type_coerce,
     literal,
     or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
