@@ -807,11 +807,13 @@ class _SqlTransaction(
     async def gc_spared_blobs(self, cutoff: datetime) -> SparedBlobs:
         # type_coerce: the column's own type reads the minimum back (as UTC, on SQLite too).
         earliest = type_coerce(func.min(blobs.c.last_used_at), blobs.c.last_used_at.type)
-        query = select(func.count(), func.coalesce(func.sum(blobs.c.size), 0), earliest).where(
-            blobs.c.last_used_at >= cutoff, ~_referenced()
-        )
+        query = select(
+            func.count().label("spared"),
+            func.coalesce(func.sum(blobs.c.size), 0).label("size"),
+            earliest.label("earliest"),
+        ).where(blobs.c.last_used_at >= cutoff, ~_referenced())
         row = (await self._c.execute(query)).one()
-        return SparedBlobs(count=int(row[0]), size=int(row[1]), earliest_use=row[2])
+        return SparedBlobs(count=int(row.spared), size=int(row.size), earliest_use=row.earliest)
 
     async def delete_unreferenced_blobs(
         self, digests: Iterable[Digest], cutoff: datetime
