@@ -224,7 +224,7 @@ def _configure_logging(level: str) -> None:
 
 # Last: each of these modules adds its commands to ``main`` and uses the helpers above.
 import moorage.cli_jobs  # noqa: E402, F401  (adds "moorage worker" and "moorage jobs")
-from moorage import cli_admin, cli_gc  # noqa: E402, F401
+from moorage import cli_admin, cli_fsck, cli_gc  # noqa: E402, F401
 from moorage import cli_advisories as _advisories  # noqa: E402, F401  ("moorage advisories")
 from moorage import cli_lifecycle as _lifecycle  # noqa: E402, F401  ("moorage lifecycle")
 from moorage import cli_scanning as _scanning  # noqa: E402, F401  ("moorage sbom")

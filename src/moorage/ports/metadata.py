@@ -50,6 +50,18 @@ from moorage.ports.scans import ScanRecords
 
 
 @dataclass(frozen=True, slots=True)
+class DanglingReference:
+    """Something in a repository that names what the repository does not hold (``moorage
+    fsck``): a manifest's blob (``kind`` "blob") or child manifest ("manifest"), or a tag's
+    manifest ("tag"). ``source`` is the referring manifest's digest, or the tag's name."""
+
+    repository_id: int
+    kind: str
+    source: str
+    target: str
+
+
+@dataclass(frozen=True, slots=True)
 class SparedBlobs:
     """Unreferenced blobs still inside their grace period: how many, their bytes, and the
     earliest last use among them (None when there are none)."""
@@ -251,6 +263,18 @@ class MetadataTransaction(
         """Up to ``limit`` blobs, in binary order of digest strictly after ``after``, last
         used before ``cutoff`` and referenced by no manifest of any repository. A hint: the
         answer may be stale by the time the caller acts on it."""
+        ...
+
+    async def list_blobs(
+        self, *, after: Digest | None = None, limit: int = 1000
+    ) -> list[BlobRecord]:
+        """Up to ``limit`` recorded blobs in binary order of digest, strictly after ``after``."""
+        ...
+
+    async def dangling_references(self, limit: int = 1000) -> list[DanglingReference]:
+        """Up to ``limit`` references that resolve to nothing in their repository: a
+        manifest's blob that is not linked there, a child manifest or a tag's manifest that is
+        not there. Empty when the store is consistent (``moorage fsck``)."""
         ...
 
     async def gc_spared_blobs(self, cutoff: datetime) -> SparedBlobs:
