@@ -176,16 +176,26 @@ class Honest:
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
 
-    async def run(self, server: Server, password: str, until: float) -> None:
+    blob: bytes = field(default_factory=lambda: os.urandom(4096))
+
+    def session(self, password: str) -> aiohttp.ClientSession:
         headers = {"Authorization": aiohttp.encode_basic_auth("AWS", password)}
-        blob = os.urandom(4096)
-        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
         connector = aiohttp.TCPConnector(local_addr=(HONEST, 0))
         timeout = aiohttp.ClientTimeout(total=30)
-        async with aiohttp.ClientSession(
-            headers=headers, connector=connector, timeout=timeout
-        ) as http:
-            await self._push(http, server.url, blob, digest)
+        return aiohttp.ClientSession(headers=headers, connector=connector, timeout=timeout)
+
+    async def prepare(self, server: Server, password: str) -> None:
+        """Push the blob the loop pulls, before any attack starts."""
+        async with self.session(password) as http:
+            await self._push(http, server.url, self.blob, self.digest)
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + hashlib.sha256(self.blob).hexdigest()
+
+    async def run(self, server: Server, password: str, until: float) -> None:
+        blob, digest = self.blob, self.digest
+        async with self.session(password) as http:
             count = 0
             while time.monotonic() < until:
                 count += 1
@@ -372,8 +382,9 @@ class Row:
 
 async def scenario(server: Server, name: str, seconds: float) -> Row:
     passwords = {a: docker_password(server, a) for a in (ACCOUNT_A, ACCOUNT_B)}
-    until = time.monotonic() + seconds
     honest = Honest()
+    await honest.prepare(server, passwords[ACCOUNT_A])
+    until = time.monotonic() + seconds
     peak = server.rss()
     stop = threading.Event()
 

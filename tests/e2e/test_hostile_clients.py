@@ -13,6 +13,7 @@ How fast the server stays under each attack is measured by ``python -m bench.abu
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import socket
@@ -74,6 +75,14 @@ def closed_by_server(sock: socket.socket) -> bytes:
     while chunk := sock.recv(65536):
         received += chunk
     return received
+
+
+def _response_status(sock: socket.socket) -> int:
+    """Read one whole response from a keep-alive connection; its status."""
+    response = http.client.HTTPResponse(sock)
+    response.begin()
+    response.read()
+    return response.status
 
 
 def oci_error(body: bytes) -> str:
@@ -287,16 +296,44 @@ def test_trickled_uploads_from_one_address_leave_others_alone(server: ServerProc
             sock.close()
 
 
-def test_the_connection_cap_closes_idle_connections_first(server: ServerProcess) -> None:
-    idle = [connect(server.port, ATTACKER) for _ in range(220)]  # past the cap of 200
-    try:
-        with RegistryClient(server.url) as client:
-            for _ in range(5):
-                assert client.request("GET", "/v2/").status_code == 200
-    finally:
-        for sock in idle:
-            sock.close()
+def test_the_connection_cap_closes_stalled_connections_first(server: ServerProcess) -> None:
+    """Past the cap (200 here), a slowloris's unfinished heads are closed to make room, not
+    the honest client's idle keep-alive connection between two of its requests."""
+    keep_alive = b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n"
+    with connect(server.port) as honest:
+        honest.sendall(keep_alive)
+        assert _response_status(honest) == 200  # its connection, idle from now on
+        stalled = []
+        try:
+            for _ in range(260):
+                sock = connect(server.port, ATTACKER)
+                sock.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n")
+                stalled.append(sock)
+            time.sleep(0.2)
+            honest.sendall(keep_alive)  # the same connection: it must still be open
+            assert _response_status(honest) == 200
+        finally:
+            for sock in stalled:
+                sock.close()
     assert "the cap (max_connections) is reached" in server.log()
+
+
+def test_a_refused_large_body_is_not_read(iam_server: IamServer) -> None:
+    """Anonymous, and 30 MiB: the answer comes from the headers, and the connection closes
+    instead of reading the body for aiohttp's 10 s of lingering."""
+    with connect(iam_server.process.port) as sock:
+        sock.sendall(
+            request_head(
+                "PATCH",
+                "/v2/team/app/blobs/uploads/00000000-0000-4000-8000-000000000000",
+                {"Content-Length": str(30 << 20), "Content-Type": "application/octet-stream"},
+            ).replace(b"Connection: close\r\n", b"")
+            + bytes(1 << 16)
+        )
+        started = time.monotonic()
+        answer = closed_by_server(sock)
+    assert answer.startswith(b"HTTP/1.1 401")
+    assert time.monotonic() - started < 5  # closed at once, not after lingering
 
 
 # --- the generator -------------------------------------------------------------------------

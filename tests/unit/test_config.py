@@ -93,3 +93,22 @@ def test_max_concurrent_uploads() -> None:
     )
     with pytest.raises(ConfigError):
         load_settings({}, environ={"MOORAGE_MAX_CONCURRENT_UPLOADS": "0"})
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("header_timeout", "2.5", 2.5),
+        ("idle_timeout", "10", 10.0),
+        ("body_timeout", "30", 30.0),
+        ("max_connections", "100", 100),
+        ("max_uploads_per_account", "5", 5),
+        ("max_uploads_per_client", "3", 3),
+    ],
+)
+def test_connection_and_upload_limits(name: str, text: str, expected: float) -> None:
+    settings = load_settings({}, environ={f"MOORAGE_{name.upper()}": text})
+    assert getattr(settings, name) == expected
+    bad = "0" if name.startswith("max_") else "-1"
+    with pytest.raises(ConfigError, match=name):
+        load_settings({}, environ={f"MOORAGE_{name.upper()}": bad})

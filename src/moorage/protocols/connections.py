@@ -13,9 +13,14 @@ to hold the server with nothing but sockets. This module closes those gaps, for 
   request body. Time during which the *server* does not read (its buffer is full, the disk is
   slow) does not count. The body's reader then fails with :class:`RequestBodyTimeout`, which
   each protocol answers in its own form (408), and the connection closes.
-- **Connection cap** (``max_connections``): past it, the longest-idle connection is closed to
-  make room (nginx reuses keep-alive connections the same way); when none is idle, the new one
-  is closed. Both are logged, once per minute at most.
+- **Connection cap** (``max_connections``): past it, a connection is closed to make room: the
+  oldest one stuck in an unfinished request head, else the longest-idle keep-alive one (nginx
+  reuses keep-alive connections the same way); when there is neither, the new one. Logged
+  once per minute at most.
+- **Refusals before the body** (:func:`discard_unread_body`): an answer given before a large
+  body was read (no valid credentials, a body past its limit) closes the connection instead
+  of letting aiohttp read and drop the rest for up to 10 s, which a client sending garbage as
+  fast as it can turns into the server's cost.
 - **Errors before a request exists** (a request line or header over aiohttp's limits, a bad
   method) are answered in the OCI error form with their own status (414, 431, 400) instead of
   aiohttp's plain text. Bytes that are not HTTP at all (a TLS hello: skopeo probes for TLS
@@ -204,13 +209,29 @@ class GuardedServer(web.Server):
             "closing idle ones, and new ones when none is idle",
             len(self._connections),
         )
-        for other in list(self._connections):
+        for other in self._eviction_order(handler):
             if excess <= 0:
                 return
-            if other is not handler and isinstance(other, GuardedRequestHandler) and other.idle():
-                other.force_close()
-                excess -= 1
+            other.force_close()
+            excess -= 1
         handler.force_close()
+
+    def _eviction_order(self, newcomer: GuardedRequestHandler) -> list[GuardedRequestHandler]:
+        """Who makes room: connections stuck in an unfinished request head, oldest first (a
+        slowloris holds many), then idle keep-alive ones, longest idle first. Connections
+        running a request are never closed for the cap."""
+        stalled: list[tuple[float, GuardedRequestHandler]] = []
+        idle: list[tuple[float, GuardedRequestHandler]] = []
+        for other in self._connections:
+            if other is newcomer or not isinstance(other, GuardedRequestHandler):
+                continue
+            if other.partial_since is not None and not other._messages:
+                stalled.append((other.partial_since, other))
+            elif other.idle():
+                idle.append((other.last_data, other))
+        stalled.sort(key=lambda pair: pair[0])
+        idle.sort(key=lambda pair: pair[0])
+        return [handler for _, handler in stalled] + [handler for _, handler in idle]
 
     async def _watch(self) -> None:
         """Enforce the header and body timeouts; runs while the server has connections."""
@@ -254,6 +275,25 @@ class GuardedServer(web.Server):
             handler._lingering_time = 0.0
             handler.close()
             handler.last_data = now  # one exception per stall
+
+
+# Bodies up to this size are still read after an early answer (cheap, and the client then
+# surely sees the answer rather than a reset); larger or chunked ones are not.
+_DRAINED_BODY_SIZE = 64 * 1024
+
+
+def discard_unread_body(request: BaseRequest) -> None:
+    """After the response to ``request``, close its connection rather than read the rest of
+    a large body nobody will use (module docstring). Nothing to do once the body is read."""
+    declared = request.content_length
+    if request.content.is_eof() or (declared is not None and declared <= _DRAINED_BODY_SIZE):
+        return
+    protocol = request.protocol
+    if isinstance(protocol, RequestHandler):
+        # aiohttp reads an unread body for _lingering_time after the response, so that a
+        # client still sending sees the answer; this client is refused whatever it sends.
+        protocol._lingering_time = 0.0
+        protocol.close()
 
 
 def _peer(handler: RequestHandler) -> str:

@@ -47,6 +47,7 @@ from moorage.domain.errors import RegistryError
 from moorage.iam.actions import REGISTRY_OPERATIONS, action_of_operation
 from moorage.iam.sigv4 import SignatureError
 from moorage.ports.access import AuthenticationFailed, Authorizer, Principal
+from moorage.protocols.connections import discard_unread_body
 from moorage.protocols.ecr_api import shapes
 from moorage.protocols.ecr_api.auth import ApiAuthenticator, PreBodyScreen, signed_request
 from moorage.protocols.ecr_api.context import ApiContext, parse_repository_arn
@@ -130,6 +131,7 @@ class Dispatcher(Generic[S]):
             try:
                 await self.authenticator.screen(signed_request(request, ""), request.remote)
             except (AuthenticationFailed, SignatureError) as failure:
+                discard_unread_body(request)
                 raise ApiError(failure.code, failure.message) from None
         limit = self.max_body_size
         if operation not in _DATA_OPERATIONS:
@@ -286,6 +288,7 @@ async def _read_body(
     Each chunk (or the declared length, up front) is ``take``n from the unverified budget."""
     declared = request.content_length
     if declared is not None and declared > limit:
+        discard_unread_body(request)
         _too_large(limit)
     if declared:
         take(declared)

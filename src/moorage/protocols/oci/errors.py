@@ -18,6 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from moorage.domain import errors
+from moorage.protocols.connections import discard_unread_body
 from moorage.protocols.oci.challenge import TOKEN_PATH, challenge_headers
 
 log = logging.getLogger("moorage.oci")
@@ -109,6 +110,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
     except errors.Unauthenticated as exc:
+        discard_unread_body(request)  # an anonymous body is nobody's to read
         return response_for(exc, challenge_headers(request))
     except errors.RegistryError as exc:
         return response_for(exc, getattr(exc, "headers", None))
@@ -122,6 +124,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPNotFound:
         return error_response("NOT_FOUND", "no such endpoint", 404)
     except web.HTTPException as exc:
+        if exc.status == 413:
+            discard_unread_body(request)
         if exc.status >= 400:
             code = "SIZE_INVALID" if exc.status == 413 else "UNSUPPORTED"
             return error_response(code, exc.reason, exc.status)

@@ -27,6 +27,13 @@ from moorage.protocols.oci.ranges import parse_chunk_range, upload_range
 MOUNT_CANDIDATES = 20
 
 
+def _client(request: web.Request) -> str | None:
+    """The client's address, for its share of upload slots (services/write_slots.py).
+    TODO(#14): behind a load balancer this is the balancer's; take the trusted proxy's
+    forwarded address instead."""
+    return request.remote
+
+
 def _body(request: web.Request) -> AsyncIterator[bytes]:
     # Whatever has arrived, without joining it into fixed-size pieces first (a copy); the
     # blob store batches the pieces into large writes itself.
@@ -91,7 +98,7 @@ async def start_upload(request: web.Request) -> web.Response:
             digest,
             _body(request),
             length=request.content_length,
-            client=request.remote,
+            client=_client(request),
         )
         return _created(name, blob)
     session = await upload_service.start(registry, name)
@@ -139,7 +146,7 @@ async def upload_chunk(request: web.Request) -> web.Response:
             _body(request),
             chunk_range=parse_chunk_range(request.headers.get("Content-Range")),
             length=request.content_length,
-            client=request.remote,
+            client=_client(request),
         )
     except RangeInvalid as exc:
         return await _range_invalid(request, exc)
@@ -163,7 +170,7 @@ async def complete_upload(request: web.Request) -> web.Response:
             if has_body
             else None,
             length=request.content_length if has_body else None,
-            client=request.remote,
+            client=_client(request),
         )
     except RangeInvalid as exc:
         return await _range_invalid(request, exc)
