@@ -44,21 +44,10 @@ from moorage.domain.models import (
 from moorage.domain.scanning_configuration import RegistryScanningConfiguration
 from moorage.ports.advisories import AdvisoryRecords
 from moorage.ports.identities import IdentityRecords
+from moorage.ports.integrity import IntegrityRecords
 from moorage.ports.jobs import JobRecords
 from moorage.ports.lifecycle import LifecycleRecords
 from moorage.ports.scans import ScanRecords
-
-
-@dataclass(frozen=True, slots=True)
-class DanglingReference:
-    """Something in a repository that names what the repository does not hold (``moorage
-    fsck``): a manifest's blob (``kind`` "blob") or child manifest ("manifest"), or a tag's
-    manifest ("tag"). ``source`` is the referring manifest's digest, or the tag's name."""
-
-    repository_id: int
-    kind: str
-    source: str
-    target: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +61,13 @@ class SparedBlobs:
 
 
 class MetadataTransaction(
-    AdvisoryRecords, IdentityRecords, JobRecords, LifecycleRecords, ScanRecords, Protocol
+    AdvisoryRecords,
+    IdentityRecords,
+    IntegrityRecords,
+    JobRecords,
+    LifecycleRecords,
+    ScanRecords,
+    Protocol,
 ):
     # -- repositories -------------------------------------------------------------------
     async def create_repository(
@@ -263,18 +258,6 @@ class MetadataTransaction(
         """Up to ``limit`` blobs, in binary order of digest strictly after ``after``, last
         used before ``cutoff`` and referenced by no manifest of any repository. A hint: the
         answer may be stale by the time the caller acts on it."""
-        ...
-
-    async def list_blobs(
-        self, *, after: Digest | None = None, limit: int = 1000
-    ) -> list[BlobRecord]:
-        """Up to ``limit`` recorded blobs in binary order of digest, strictly after ``after``."""
-        ...
-
-    async def dangling_references(self, limit: int = 1000) -> list[DanglingReference]:
-        """Up to ``limit`` references that resolve to nothing in their repository: a
-        manifest's blob that is not linked there, a child manifest or a tag's manifest that is
-        not there. Empty when the store is consistent (``moorage fsck``)."""
         ...
 
     async def gc_spared_blobs(self, cutoff: datetime) -> SparedBlobs:

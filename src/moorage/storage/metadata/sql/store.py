@@ -77,7 +77,7 @@ from moorage.domain.scanning_configuration import (
     rules_from_document,
     rules_to_document,
 )
-from moorage.ports.metadata import DanglingReference, MetadataTransaction, SparedBlobs
+from moorage.ports.metadata import MetadataTransaction, SparedBlobs
 from moorage.storage.metadata.migrate import upgrade_database
 from moorage.storage.metadata.sql.advisories import ADVISORY_TABLES, SqlAdvisoryRecords
 from moorage.storage.metadata.sql.engine import (
@@ -87,6 +87,7 @@ from moorage.storage.metadata.sql.engine import (
     write_transaction,
 )
 from moorage.storage.metadata.sql.identities import SqlIdentityRecords
+from moorage.storage.metadata.sql.integrity import SqlIntegrityRecords
 from moorage.storage.metadata.sql.jobs import SqlJobRecords
 from moorage.storage.metadata.sql.lifecycle import SqlLifecycleRecords
 from moorage.storage.metadata.sql.rows import after_key, chunks, repository_of, stored_digest
@@ -373,7 +374,12 @@ class _SyncStatements:
 
 
 class _SqlTransaction(
-    SqlAdvisoryRecords, SqlIdentityRecords, SqlJobRecords, SqlLifecycleRecords, SqlScanRecords
+    SqlAdvisoryRecords,
+    SqlIdentityRecords,
+    SqlIntegrityRecords,
+    SqlJobRecords,
+    SqlLifecycleRecords,
+    SqlScanRecords,
 ):
     """One port transaction on one connection that is already inside a database transaction."""
 
@@ -803,58 +809,6 @@ class _SqlTransaction(
         if after is not None:
             query = query.where(blobs.c.digest > str(after))
         return [_blob(row) for row in await self._c.execute(query)]
-
-    async def list_blobs(
-        self, *, after: Digest | None = None, limit: int = 1000
-    ) -> list[BlobRecord]:
-        query = select(blobs).order_by(blobs.c.digest).limit(limit)
-        if after is not None:
-            query = query.where(blobs.c.digest > str(after))
-        return [_blob(row) for row in await self._c.execute(query)]
-
-    async def dangling_references(self, limit: int = 1000) -> list[DanglingReference]:
-        refs = manifest_references
-        linked = exists().where(
-            blob_links.c.repository_id == refs.c.repository_id,
-            blob_links.c.digest == refs.c.child_digest,
-        )
-        present = exists().where(
-            manifests.c.repository_id == refs.c.repository_id,
-            manifests.c.digest == refs.c.child_digest,
-        )
-        tagged = exists().where(
-            manifests.c.repository_id == tags.c.repository_id,
-            manifests.c.digest == tags.c.manifest_digest,
-        )
-
-        def row_of(kind: str, repository: Any, source: Any, target: Any) -> Any:
-            return select(
-                repository.label("repository_id"),
-                literal(kind).label("kind"),
-                source.label("source"),
-                target.label("target"),
-            )
-
-        queries = [
-            row_of("blob", refs.c.repository_id, refs.c.manifest_digest, refs.c.child_digest).where(
-                refs.c.kind == ReferenceKind.BLOB.value, ~linked
-            ),
-            row_of(
-                "manifest", refs.c.repository_id, refs.c.manifest_digest, refs.c.child_digest
-            ).where(refs.c.kind == ReferenceKind.MANIFEST.value, ~present),
-            row_of("tag", tags.c.repository_id, tags.c.name, tags.c.manifest_digest).where(~tagged),
-        ]
-        found: list[DanglingReference] = []
-        for query in queries:
-            for row in await self._c.execute(query.limit(limit - len(found))):
-                found.append(
-                    DanglingReference(
-                        int(row.repository_id), str(row.kind), str(row.source), str(row.target)
-                    )
-                )
-            if len(found) >= limit:
-                break
-        return found
 
     async def gc_spared_blobs(self, cutoff: datetime) -> SparedBlobs:
         # type_coerce: the column's own type reads the minimum back (as UTC, on SQLite too).
