@@ -17,6 +17,7 @@ from moorage.ports.blobs import BlobStore
 from moorage.ports.clock import system_clock
 from moorage.ports.metadata import MetadataStore
 from moorage.protocols import downloads, emulator
+from moorage.protocols.connections import REFUSAL_THROTTLE, RefusalThrottle
 from moorage.protocols.ecr_api import app as ecr_api
 from moorage.protocols.ecr_api.auth import ApiAuthenticator
 from moorage.protocols.ecr_api.operations import OperationTable
@@ -206,6 +207,7 @@ def build_web_app(
     """
     app = web.Application(middlewares=list(oci.MIDDLEWARES))
     app[REGISTRY] = registry
+    app[REFUSAL_THROTTLE] = RefusalThrottle()
     authorizer = authorizer or registry.authorizer
     oci.mount(
         app,

@@ -21,6 +21,8 @@ to hold the server with nothing but sockets. This module closes those gaps, for 
   body was read (no valid credentials, a body past its limit) closes the connection instead
   of letting aiohttp read and drop the rest for up to 10 s, which a client sending garbage as
   fast as it can turns into the server's cost.
+- **Refusals in a loop** (:class:`RefusalThrottle`): an address refused again and again
+  (no credentials, bad ones) is answered after a second's pause once past its burst.
 - **Errors before a request exists** (a request line or header over aiohttp's limits, a bad
   method) are answered in the OCI error form with their own status (414, 431, 400) instead of
   aiohttp's plain text. Bytes that are not HTTP at all (a TLS hello: skopeo probes for TLS
@@ -294,6 +296,57 @@ def discard_unread_body(request: BaseRequest) -> None:
         # client still sending sees the answer; this client is refused whatever it sends.
         protocol._lingering_time = 0.0
         protocol.close()
+
+
+class RefusalThrottle:
+    """Slows down a client address that is refused again and again (no or bad credentials).
+
+    Each address has a bucket of ``burst`` refusals that refills at ``rate`` per second; a
+    refusal past it is answered after ``delay`` seconds instead of at once. A client that
+    retries a refused request as fast as it can (reconnecting each time, with a large body:
+    the cheapest way to make the server work for nothing) then costs a sleeping coroutine
+    per connection instead of a core, and the connection cap bounds those. An honest client
+    is refused once or twice (docker's anonymous probe) and never waits. Addresses are
+    forgotten least recently refused first past ``max_addresses``.
+    """
+
+    def __init__(
+        self,
+        *,
+        burst: float = 200,
+        rate: float = 50,
+        delay: float = 1.0,
+        max_addresses: int = 10_000,
+    ) -> None:
+        self.burst, self.rate, self.delay = burst, rate, delay
+        self.max_addresses = max_addresses
+        self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, at)
+
+    def refused(self, address: str | None, now: float | None = None) -> float:
+        """Count a refusal of ``address``; the seconds to wait before answering it."""
+        if address is None:
+            return 0.0
+        now = time.monotonic() if now is None else now
+        tokens, at = self._buckets.pop(address, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.rate) - 1
+        self._buckets[address] = (max(tokens, -1.0), now)  # re-inserted: most recent last
+        while len(self._buckets) > self.max_addresses:
+            del self._buckets[next(iter(self._buckets))]
+        return self.delay if tokens < 0 else 0.0
+
+
+REFUSAL_THROTTLE = web.AppKey("moorage.refusal_throttle", RefusalThrottle)
+"""The application's throttle: every protocol's refusals of an address count together."""
+
+
+async def pause_after_refusal(request: web.Request) -> None:
+    """Before answering ``request`` with a refusal, wait as the application's
+    :class:`RefusalThrottle` says (not at all in an application without one)."""
+    throttle = request.config_dict.get(REFUSAL_THROTTLE)
+    if throttle is not None:
+        delay = throttle.refused(request.remote)
+        if delay:
+            await asyncio.sleep(delay)
 
 
 def _peer(handler: RequestHandler) -> str:

@@ -47,7 +47,7 @@ from moorage.domain.errors import RegistryError
 from moorage.iam.actions import REGISTRY_OPERATIONS, action_of_operation
 from moorage.iam.sigv4 import SignatureError
 from moorage.ports.access import AuthenticationFailed, Authorizer, Principal
-from moorage.protocols.connections import discard_unread_body
+from moorage.protocols.connections import discard_unread_body, pause_after_refusal
 from moorage.protocols.ecr_api import shapes
 from moorage.protocols.ecr_api.auth import ApiAuthenticator, PreBodyScreen, signed_request
 from moorage.protocols.ecr_api.context import ApiContext, parse_repository_arn
@@ -132,6 +132,7 @@ class Dispatcher(Generic[S]):
                 await self.authenticator.screen(signed_request(request, ""), request.remote)
             except (AuthenticationFailed, SignatureError) as failure:
                 discard_unread_body(request)
+                await pause_after_refusal(request)
                 raise ApiError(failure.code, failure.message) from None
         limit = self.max_body_size
         if operation not in _DATA_OPERATIONS:
@@ -162,6 +163,7 @@ class Dispatcher(Generic[S]):
             )
         except (AuthenticationFailed, SignatureError) as failure:
             # Both carry AWS's code and a message fit for the client.
+            await pause_after_refusal(request)
             raise ApiError(failure.code, failure.message) from None
 
     def _context(

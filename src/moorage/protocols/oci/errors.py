@@ -18,7 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from moorage.domain import errors
-from moorage.protocols.connections import discard_unread_body
+from moorage.protocols.connections import discard_unread_body, pause_after_refusal
 from moorage.protocols.oci.challenge import TOKEN_PATH, challenge_headers
 
 log = logging.getLogger("moorage.oci")
@@ -111,6 +111,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except errors.Unauthenticated as exc:
         discard_unread_body(request)  # an anonymous body is nobody's to read
+        await pause_after_refusal(request)
         return response_for(exc, challenge_headers(request))
     except errors.RegistryError as exc:
         return response_for(exc, getattr(exc, "headers", None))
