@@ -207,7 +207,9 @@ def build_web_app(
     """
     app = web.Application(middlewares=list(oci.MIDDLEWARES))
     app[REGISTRY] = registry
-    app[REFUSAL_THROTTLE] = RefusalThrottle()
+    app[REFUSAL_THROTTLE] = RefusalThrottle(
+        burst=registry.settings.refusal_burst, rate=registry.settings.refusal_rate
+    )
     authorizer = authorizer or registry.authorizer
     oci.mount(
         app,

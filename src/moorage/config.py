@@ -71,6 +71,10 @@ class Settings:
     idle_timeout: float = 75.0  # MOORAGE_IDLE_TIMEOUT
     body_timeout: float = 60.0  # MOORAGE_BODY_TIMEOUT
     max_connections: int = 4096  # MOORAGE_MAX_CONNECTIONS
+    # A client address refused for its credentials more than refusal_burst times, beyond
+    # refusal_rate a second, waits a second for each further refusal (docs/hardening.md).
+    refusal_burst: int = 20  # MOORAGE_REFUSAL_BURST
+    refusal_rate: float = 10.0  # MOORAGE_REFUSAL_RATE
     # uvloop answers small requests faster and, in our benchmark, pulls faster too; asyncio's
     # own loop sends blobs with sendfile, at about half the server CPU per byte pulled.
     # See docs/benchmarks.md for the measurements.
@@ -121,10 +125,11 @@ class Settings:
             "max_uploads_per_account",
             "max_uploads_per_client",
             "max_connections",
+            "refusal_burst",
         ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be at least 1")
-        for key in ("header_timeout", "idle_timeout", "body_timeout"):
+        for key in ("header_timeout", "idle_timeout", "body_timeout", "refusal_rate"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"{key} must be a positive number of seconds")
         if self.job_lease_seconds < 1:
@@ -195,6 +200,8 @@ _TYPES: dict[str, type] = {
     "max_uploads_per_account": int,
     "max_uploads_per_client": int,
     "max_connections": int,
+    "refusal_burst": int,
+    "refusal_rate": float,
     "header_timeout": float,
     "idle_timeout": float,
     "body_timeout": float,

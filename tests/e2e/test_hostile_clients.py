@@ -553,3 +553,32 @@ def test_seeded_malformed_requests_get_protocol_errors_never_500(server: ServerP
     assert honest.latencies, "the honest client made no request"
     print(f"statuses: {dict(sorted(statuses.items()))}; codes: {dict(codes.most_common())}")
     print(f"honest client: {len(honest.latencies)} pulls, p99 {honest.p99() * 1000:.1f} ms")
+
+
+def test_an_address_refused_in_a_loop_is_slowed_down(iam_server: IamServer) -> None:
+    """Bad credentials again and again from one address: past the burst (20), answers wait
+    a second each. Another address, meanwhile, is answered at once."""
+    bad = {"Authorization": "Basic QVdTOm5vdC1hLXRva2Vu"}  # AWS:not-a-token
+    path = "/v2/team/app/tags/list"
+    port = iam_server.process.port
+
+    def refused_from(address: str) -> float:
+        with connect(port, address) as sock:
+            sock.sendall(request_head("GET", path, bad))
+            started = time.monotonic()
+            assert _response_status(sock) == 401
+            return time.monotonic() - started
+
+    waits = [refused_from("127.0.0.3") for _ in range(30)]
+    assert max(waits[:15]) < 0.5  # within the burst
+    # Past it, a wait; after which the bucket has refilled at 10 a second: a client refused
+    # in a loop gets about 10 quick answers a second, the rest waiting.
+    assert any(wait >= 0.9 for wait in waits[20:])
+    assert refused_from("127.0.0.4") < 0.5
+    # The anonymous challenge every client starts with is not a refusal.
+    for _ in range(30):
+        with connect(port, "127.0.0.5") as sock:
+            sock.sendall(request_head("GET", "/v2/"))
+            started = time.monotonic()
+            assert _response_status(sock) == 401
+            assert time.monotonic() - started < 0.5

@@ -104,11 +104,13 @@ def test_max_concurrent_uploads() -> None:
         ("max_connections", "100", 100),
         ("max_uploads_per_account", "5", 5),
         ("max_uploads_per_client", "3", 3),
+        ("refusal_burst", "5", 5),
+        ("refusal_rate", "2.5", 2.5),
     ],
 )
 def test_connection_and_upload_limits(name: str, text: str, expected: float) -> None:
     settings = load_settings({}, environ={f"MOORAGE_{name.upper()}": text})
     assert getattr(settings, name) == expected
-    bad = "0" if name.startswith("max_") else "-1"
+    bad = "0" if name.startswith(("max_", "refusal_burst")) else "-1"
     with pytest.raises(ConfigError, match=name):
         load_settings({}, environ={f"MOORAGE_{name.upper()}": bad})

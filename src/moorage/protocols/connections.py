@@ -306,15 +306,17 @@ class RefusalThrottle:
     retries a refused request as fast as it can (reconnecting each time, with a large body:
     the cheapest way to make the server work for nothing) then costs a sleeping coroutine
     per connection instead of a core, and the connection cap bounds those. An honest client
-    is refused once or twice (docker's anonymous probe) and never waits. Addresses are
-    forgotten least recently refused first past ``max_addresses``.
+    is refused now and then (an expired token) and never waits; docker's anonymous probe of
+    ``/v2/`` is a challenge, not a refusal, and is not counted (see the OCI error
+    middleware). Addresses are forgotten least recently refused first past
+    ``max_addresses``.
     """
 
     def __init__(
         self,
         *,
-        burst: float = 200,
-        rate: float = 50,
+        burst: float = 20,
+        rate: float = 10,
         delay: float = 1.0,
         max_addresses: int = 10_000,
     ) -> None:

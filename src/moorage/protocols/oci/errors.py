@@ -111,7 +111,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = await handler(request)
     except errors.Unauthenticated as exc:
         discard_unread_body(request)  # an anonymous body is nobody's to read
-        await pause_after_refusal(request)
+        if "Authorization" in request.headers or request.body_exists:
+            # Bad credentials, or a body sent without any: a refusal. A bare anonymous
+            # request is the challenge every client starts with, and costs nothing.
+            await pause_after_refusal(request)
         return response_for(exc, challenge_headers(request))
     except errors.RegistryError as exc:
         return response_for(exc, getattr(exc, "headers", None))
