@@ -17,9 +17,10 @@ time beside it for ``--seconds``:
   the whole run (its 500s are counted: the test suite runs it briefly and requires none).
 
 The attacker runs in a process of its own, so that the honest client's event loop is not
-the attacker's too. For each it reports the server's peak RSS, the honest client's operations, p50 and p99
-latency and errors. ``--source DIR`` runs the server from another checkout's ``src`` (the
-commit before the fixes, say), so that both columns come from the same machine and run.
+the attacker's too. For each it reports the server's peak RSS, the honest client's
+operations, p50 and p99 latency and errors. ``--before DIR`` also runs the server from
+another checkout's ``src`` (the commit before the fixes, say), so that both columns come
+from the same machine and run.
 The table goes to stdout and, with ``--out``, into the ``abuse`` section of
 docs/benchmarks.md (`bench.sections`).
 """
