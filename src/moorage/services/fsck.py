@@ -80,8 +80,8 @@ class RegistryChecker:
                     f"repository {dangling.repository_id}: {dangling.kind} reference from "
                     f"{dangling.source} to {dangling.target}",
                 )
-        recorded = await self._recorded_blobs(report, add, verify_digests)
-        await self._files(report, add, recorded, after_gc)
+        await self._recorded_blobs(report, add, verify_digests)
+        await self._files(report, add, after_gc)
         if after_gc:
             await self._staging(add)
         return report
@@ -95,8 +95,7 @@ class RegistryChecker:
 
     async def _recorded_blobs(
         self, report: FsckReport, add: Callable[[str, str], None], verify: bool
-    ) -> set[Digest]:
-        recorded: set[Digest] = set()
+    ) -> None:
         after: Digest | None = None
         while True:
             async with self._metadata.read() as tx:
@@ -105,7 +104,6 @@ class RegistryChecker:
                 break
             sizes = await self._blobs.stat_many([blob.digest for blob in page])
             for blob in page:
-                recorded.add(blob.digest)
                 report.blobs_checked += 1
                 size = sizes.get(blob.digest)
                 if size is None:
@@ -118,19 +116,32 @@ class RegistryChecker:
                 elif verify:
                     await self._hash(report, add, blob.digest)
             after = page[-1].digest
-        return recorded
 
     async def _files(
+        self, report: FsckReport, add: Callable[[str, str], None], after_gc: bool
+    ) -> None:
+        """Every blob file; those no row records are hashed (and reported after a GC). Asked a
+        page at a time, so memory does not grow with the store."""
+        page: list[Digest] = []
+        async for digest in self._blobs.list_digests():
+            report.files_checked += 1
+            page.append(digest)
+            if len(page) >= PAGE:
+                await self._unrecorded(report, add, page, after_gc)
+                page = []
+        if page:
+            await self._unrecorded(report, add, page, after_gc)
+
+    async def _unrecorded(
         self,
         report: FsckReport,
         add: Callable[[str, str], None],
-        recorded: set[Digest],
+        page: list[Digest],
         after_gc: bool,
     ) -> None:
-        async for digest in self._blobs.list_digests():
-            report.files_checked += 1
-            if digest in recorded:
-                continue
+        async with self._metadata.read() as tx:
+            unrecorded = await tx.unrecorded_blobs(page)
+        for digest in sorted(unrecorded, key=str):
             if after_gc:
                 add("orphan-file", f"blob file {digest} is recorded nowhere")
             await self._hash(report, add, digest)
