@@ -38,6 +38,7 @@ import logging
 import re
 from dataclasses import replace
 from datetime import timedelta
+from typing import NamedTuple
 
 from moorage.domain.errors import TokenExpired, Unauthenticated
 from moorage.domain.identities import AccessKey, AccessKeyStatus, User
@@ -72,6 +73,26 @@ REGISTRY_USERNAME = "AWS"
 _CREDENTIAL_KEY_ID = re.compile(r"Credential=([^/,\s]+)/")
 
 
+class Signer(NamedTuple):
+    """Who a request says signed it, as :meth:`ApiKeyAuthenticator.screen` found them."""
+
+    presigned: PresignedAuthorization | None
+    authorization: Authorization
+    key: AccessKey
+    user: User
+
+
+def _log_failure(
+    request: SignedRequest, source_ip: str | None, failure: AuthenticationFailed
+) -> None:
+    log.info(
+        "API authentication failed from %s: %s (%s)",
+        source_ip or "?",
+        failure.code,
+        _claimed_key_id(request) or "no key",
+    )
+
+
 class ApiKeyAuthenticator:
     """SigV4 with the stored access keys (see the module docstring for the pipeline).
 
@@ -103,36 +124,34 @@ class ApiKeyAuthenticator:
         decrypt (the master key changed) raises SecretUndecryptable: a server fault, not
         the caller's.
         """
-        try:
-            return await self._authenticate(request)
-        except AuthenticationFailed as failure:
-            log.info(
-                "API authentication failed from %s: %s (%s)",
-                source_ip or "?",
-                failure.code,
-                _claimed_key_id(request) or "no key",
-            )
-            raise
+        signer = await self.screen(request, source_ip)
+        return await self.authenticate_screened(request, signer, source_ip)
 
-    async def screen(self, request: SignedRequest, source_ip: str | None) -> None:
+    async def screen(self, request: SignedRequest, source_ip: str | None) -> Signer:
         """Refuse, before its body is read, a request that no key of ours signed: one with
         no signature, a malformed one, the wrong region, or an access key that is unknown or
         inactive. Raises AuthenticationFailed as :meth:`authenticate` would. The signature
-        itself covers the body, so :meth:`authenticate` must still follow."""
+        itself covers the body: :meth:`authenticate_screened` checks it, with what this
+        returns, once the body is read."""
         try:
-            await self._signer(request)
+            return await self._signer(request)
         except AuthenticationFailed as failure:
-            log.info(
-                "API authentication failed from %s before the body: %s (%s)",
-                source_ip or "?",
-                failure.code,
-                _claimed_key_id(request) or "no key",
-            )
+            _log_failure(request, source_ip, failure)
             raise
 
-    async def _signer(
-        self, request: SignedRequest
-    ) -> tuple[PresignedAuthorization | None, Authorization, AccessKey, User]:
+    async def authenticate_screened(
+        self, request: SignedRequest, signer: object, source_ip: str | None
+    ) -> Principal:
+        """:meth:`authenticate` for a request :meth:`screen` passed (``signer`` is what it
+        returned): the key is not looked up again."""
+        assert isinstance(signer, Signer)
+        try:
+            return self._verify(request, signer)
+        except AuthenticationFailed as failure:
+            _log_failure(request, source_ip, failure)
+            raise
+
+    async def _signer(self, request: SignedRequest) -> Signer:
         """The request's SigV4 parameters, and the active key and user they name."""
         presigned, authorization = _parse(request)
         if self._region is not None and authorization.region != self._region:
@@ -154,10 +173,10 @@ class ApiKeyAuthenticator:
             user = None if key is None else await tx.get_user_by_id(key.user_id)
         if key is None or user is None or key.status is not AccessKeyStatus.ACTIVE:
             raise AuthenticationFailed(UNRECOGNIZED_CLIENT, INVALID_CLIENT_TOKEN_MESSAGE)
-        return presigned, authorization, key, user
+        return Signer(presigned, authorization, key, user)
 
-    async def _authenticate(self, request: SignedRequest) -> Principal:
-        presigned, authorization, key, user = await self._signer(request)
+    def _verify(self, request: SignedRequest, signer: Signer) -> Principal:
+        presigned, authorization, key, user = signer
         secret = self._cipher.decrypt(key.secret_ciphertext, key.access_key_id)
 
         now = self._clock()

@@ -33,9 +33,16 @@ class ApiAuthenticator(Protocol):
 class PreBodyScreen(Protocol):
     """An authenticator that can also refuse a request from its headers alone."""
 
-    async def screen(self, request: SignedRequest, source_ip: str | None) -> None:
+    async def screen(self, request: SignedRequest, source_ip: str | None) -> object:
         """Refuse what no key of ours signed, before the body is read (the body is not known
-        yet: ``request.body_sha256`` is empty). Raises as ``authenticate`` would."""
+        yet: ``request.body_sha256`` is empty). Raises as ``authenticate`` would; returns
+        what :meth:`authenticate_screened` needs (opaque to the caller)."""
+        ...
+
+    async def authenticate_screened(
+        self, request: SignedRequest, screened: object, source_ip: str | None
+    ) -> Principal:
+        """``authenticate``, for a request :meth:`screen` passed, without its work again."""
         ...
 
 

@@ -38,14 +38,14 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar
 
 from aiohttp import ClientConnectionError, web
 
 from moorage.domain.errors import RegistryError
 from moorage.iam.actions import REGISTRY_OPERATIONS, action_of_operation
-from moorage.iam.sigv4 import SignatureError
+from moorage.iam.sigv4 import SignatureError, SignedRequest
 from moorage.ports.access import AuthenticationFailed, Authorizer, Principal
 from moorage.protocols.connections import discard_unread_body, pause_after_refusal
 from moorage.protocols.ecr_api import shapes
@@ -127,9 +127,11 @@ class Dispatcher(Generic[S]):
             return error_response(server_error(request_id), request_id)
 
     async def _call(self, request: web.Request, operation: str, request_id: str) -> web.Response:
+        headers_only = signed_request(request, "")
+        screened: object = None
         if isinstance(self.authenticator, PreBodyScreen):
             try:
-                await self.authenticator.screen(signed_request(request, ""), request.remote)
+                screened = await self.authenticator.screen(headers_only, request.remote)
             except (AuthenticationFailed, SignatureError) as failure:
                 discard_unread_body(request)
                 await pause_after_refusal(request)
@@ -139,7 +141,8 @@ class Dispatcher(Generic[S]):
             limit = min(limit, self.max_control_body_size)
         with self.unverified_budget.hold() as held:
             body, body_sha256 = await _read_body(request, limit, held)
-            principal = await self._authenticate(request, body_sha256)
+            signed = replace(headers_only, body_sha256=body_sha256)
+            principal = await self._authenticate(request, signed, screened)
         document = await _off_loop(body, _parse_json, body)
         handler = self.operations.get(operation)
         if handler is None:
@@ -156,11 +159,15 @@ class Dispatcher(Generic[S]):
         result = await handler(ctx, params)
         return json_response(shapes.serialize_output(model, result), request_id)
 
-    async def _authenticate(self, request: web.Request, body_sha256: str) -> Principal:
+    async def _authenticate(
+        self, request: web.Request, signed: SignedRequest, screened: object
+    ) -> Principal:
         try:
-            return await self.authenticator.authenticate(
-                signed_request(request, body_sha256), request.remote
-            )
+            if isinstance(self.authenticator, PreBodyScreen):
+                return await self.authenticator.authenticate_screened(
+                    signed, screened, request.remote
+                )
+            return await self.authenticator.authenticate(signed, request.remote)
         except (AuthenticationFailed, SignatureError) as failure:
             # Both carry AWS's code and a message fit for the client.
             await pause_after_refusal(request)

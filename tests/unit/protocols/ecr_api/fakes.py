@@ -57,6 +57,11 @@ class FakeAuthenticator:
         except SignatureError as error:
             raise from_signature_error(error) from None
 
+    async def authenticate_screened(
+        self, request: SignedRequest, screened: object, source_ip: str | None
+    ) -> Principal:
+        return await self.authenticate(request, source_ip)
+
     async def authenticate(self, request: SignedRequest, source_ip: str | None) -> Principal:
         self.calls.append((request, source_ip))
         header = request.headers.get("authorization")
