@@ -557,7 +557,8 @@ def test_seeded_malformed_requests_get_protocol_errors_never_500(server: ServerP
 
 def test_an_address_refused_in_a_loop_is_slowed_down(iam_server: IamServer) -> None:
     """Bad credentials again and again from one address: past the burst (20), answers wait
-    a second each. Another address, meanwhile, is answered at once."""
+    a second or more each (more the further past it). Another address, meanwhile, is
+    answered at once."""
     bad = {"Authorization": "Basic QVdTOm5vdC1hLXRva2Vu"}  # AWS:not-a-token
     path = "/v2/team/app/tags/list"
     port = iam_server.process.port

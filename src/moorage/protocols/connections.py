@@ -302,7 +302,12 @@ class RefusalThrottle:
     """Slows down a client address that is refused again and again (no or bad credentials).
 
     Each address has a bucket of ``burst`` refusals that refills at ``rate`` per second; a
-    refusal past it is answered after ``delay`` seconds instead of at once. A client that
+    refusal past it is answered after ``delay`` seconds times the refusals it is short of the
+    bucket (one short: ``delay``), at most ``max_delay``, instead of at once. The debt is
+    bounded by ``burst``, so a flood is forgiven within ``2 * burst / rate`` seconds of its
+    end. The delay grows because a flood of many connections at once would otherwise cost
+    a refusal a second per connection, and on a small machine that is still noticeable to
+    the honest clients sharing its cores (measured by ``python -m bench.abuse``). A client that
     retries a refused request as fast as it can (reconnecting each time, with a large body:
     the cheapest way to make the server work for nothing) then costs a sleeping coroutine
     per connection instead of a core, and the connection cap bounds those. An honest client
@@ -318,9 +323,10 @@ class RefusalThrottle:
         burst: float = 20,
         rate: float = 10,
         delay: float = 1.0,
+        max_delay: float = 5.0,
         max_addresses: int = 10_000,
     ) -> None:
-        self.burst, self.rate, self.delay = burst, rate, delay
+        self.burst, self.rate, self.delay, self.max_delay = burst, rate, delay, max_delay
         self.max_addresses = max_addresses
         self._buckets: dict[str, tuple[float, float]] = {}  # address -> (tokens, at)
 
@@ -330,11 +336,13 @@ class RefusalThrottle:
             return 0.0
         now = time.monotonic() if now is None else now
         tokens, at = self._buckets.pop(address, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - at) * self.rate) - 1
-        self._buckets[address] = (max(tokens, -1.0), now)  # re-inserted: most recent last
+        tokens = max(min(self.burst, tokens + (now - at) * self.rate) - 1, -self.burst)
+        self._buckets[address] = (tokens, now)  # re-inserted: most recent last
         while len(self._buckets) > self.max_addresses:
             del self._buckets[next(iter(self._buckets))]
-        return self.delay if tokens < 0 else 0.0
+        if tokens >= 0:
+            return 0.0
+        return min(self.max_delay, self.delay * max(1.0, -tokens))
 
 
 REFUSAL_THROTTLE = web.AppKey("moorage.refusal_throttle", RefusalThrottle)

@@ -14,11 +14,14 @@ def test_past_its_burst_an_address_waits_and_others_do_not() -> None:
     assert throttle.refused(None, now=3.0) == 0.0
 
 
-def test_a_flood_does_not_bank_a_debt_and_addresses_are_forgotten() -> None:
-    throttle = RefusalThrottle(burst=2, rate=10, delay=1.0, max_addresses=2)
+def test_the_wait_grows_with_the_debt_which_is_bounded() -> None:
+    throttle = RefusalThrottle(burst=3, rate=10, delay=1.0, max_delay=2.5, max_addresses=2)
+    waits = [throttle.refused("10.0.0.1", now=0.0) for _ in range(6)]
+    assert waits == [0.0, 0.0, 0.0, 1.0, 2.0, 2.5]  # a second more per refusal, capped
     for _ in range(1000):
         throttle.refused("10.0.0.1", now=0.0)
-    assert throttle.refused("10.0.0.1", now=0.2) == 0.0  # 0.2 s refills it: no debt kept
-    throttle.refused("10.0.0.2", now=0.2)
-    throttle.refused("10.0.0.3", now=0.2)
-    assert set(throttle._buckets) == {"10.0.0.2", "10.0.0.3"}
+    # the debt stops at the burst: 3 refusals short, refilled in 0.4 s at 10 a second
+    assert throttle.refused("10.0.0.1", now=0.4) == 0.0
+    throttle.refused("10.0.0.2", now=0.4)
+    throttle.refused("10.0.0.3", now=0.4)
+    assert set(throttle._buckets) == {"10.0.0.2", "10.0.0.3"}  # least recently refused forgotten
