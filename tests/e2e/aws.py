@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -90,12 +91,53 @@ def aws_env(endpoint: str, credentials: Credentials, home: Path) -> dict[str, st
     }
 
 
+@dataclass(frozen=True)
+class AwsCli:
+    """One AWS CLI: how to run it, and whether it reads ``AWS_ENDPOINT_URL_ECR`` (v1 from
+    1.29, v2 from 2.13) or needs ``--endpoint-url`` on each command, as the README says."""
+
+    name: str
+    command: tuple[str, ...]
+    reads_endpoint_variable: bool = True
+
+    def run_line(self, endpoint: str) -> str:
+        """The shell words a README line starting with ``aws`` becomes for this CLI."""
+        words = " ".join(shlex.quote(word) for word in self.command)
+        if not self.reads_endpoint_variable:
+            return f"{words} --endpoint-url {shlex.quote(endpoint)}"
+        return words
+
+
+# The AWS CLI v1 from PyPI (a test dependency) and v2 as Debian packages it (2.9, older than
+# the endpoint variables; scripts/test installs it).
+AWS_CLI_V1 = AwsCli("v1", (sys.executable, "-m", "awscli"))
+AWS_CLI_V2_PATH = Path("/usr/bin/aws")
+
+
+def aws_cli_v2() -> AwsCli:
+    """The system's AWS CLI v2, which must be installed (scripts/test installs it)."""
+    result = subprocess.run(
+        [str(AWS_CLI_V2_PATH), "--version"], capture_output=True, text=True, check=True
+    )
+    version = re.match(r"aws-cli/(\d+)\.(\d+)", result.stdout + result.stderr)
+    assert version is not None, result.stdout + result.stderr
+    assert version[1] == "2", result.stdout
+    return AwsCli("v2", (str(AWS_CLI_V2_PATH),), int(version[2]) >= 13)
+
+
 def aws_cli(
-    endpoint: str, credentials: Credentials, home: Path, *args: str, stdin: str | None = None
+    endpoint: str,
+    credentials: Credentials,
+    home: Path,
+    *args: str,
+    stdin: str | None = None,
+    cli: AwsCli = AWS_CLI_V1,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``aws <args>`` (awscli from PyPI, as ``python -m awscli``) against the server."""
+    """Run ``aws <args>`` (by default awscli from PyPI, as ``python -m awscli``) against the
+    server."""
+    endpoint_args = () if cli.reads_endpoint_variable else ("--endpoint-url", endpoint)
     return subprocess.run(
-        [sys.executable, "-m", "awscli", *args],
+        [*cli.command, *args, *endpoint_args],
         capture_output=True,
         text=True,
         input=stdin,
@@ -105,8 +147,10 @@ def aws_cli(
     )
 
 
-def aws_json(endpoint: str, credentials: Credentials, home: Path, *args: str) -> dict[str, Any]:
+def aws_json(
+    endpoint: str, credentials: Credentials, home: Path, *args: str, cli: AwsCli = AWS_CLI_V1
+) -> dict[str, Any]:
     """``aws <args> --output json``, which must succeed; its parsed output."""
-    result = aws_cli(endpoint, credentials, home, *args, "--output", "json")
+    result = aws_cli(endpoint, credentials, home, *args, "--output", "json", cli=cli)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout) if result.stdout.strip() else {}

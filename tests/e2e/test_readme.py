@@ -2,7 +2,9 @@
 
 ``moorage serve`` with its defaults (IAM on, no create-on-push), ``moorage admin init``, then
 only what a user types: the AWS CLI for the control plane and skopeo, logged in with
-``aws ecr get-login-password``, for pushes and pulls.
+``aws ecr get-login-password``, for pushes and pulls. With the AWS CLI v1 from PyPI and the v2
+that Debian packages (2.9, which predates ``AWS_ENDPOINT_URL_ECR``: the README says to add
+``--endpoint-url`` to each command for it).
 """
 
 from __future__ import annotations
@@ -10,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import shlex
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.aws import admin_init, aws_env, aws_json
+from tests.e2e.aws import AWS_CLI_V1, AwsCli, admin_init, aws_cli_v2, aws_env, aws_json
 from tests.e2e.conftest import StartServer
 from tests.e2e.ecr.helpers import SKOPEO, skopeo, small_layout
 from tests.postgres import create_throwaway_database, drop_database
@@ -35,8 +36,13 @@ def database_args(request: pytest.FixtureRequest) -> Iterator[list[str]]:
     asyncio.run(drop_database(url))
 
 
+@pytest.fixture(params=["v1", "v2"])
+def cli(request: pytest.FixtureRequest) -> AwsCli:
+    return AWS_CLI_V1 if request.param == "v1" else aws_cli_v2()
+
+
 def test_first_steps_from_the_readme(
-    start_server: StartServer, tmp_path: Path, database_args: list[str]
+    start_server: StartServer, tmp_path: Path, database_args: list[str], cli: AwsCli
 ) -> None:
     server = start_server(
         data_dir=tmp_path / "moorage-data", extra_args=database_args, emulator=False
@@ -46,13 +52,13 @@ def test_first_steps_from_the_readme(
     home.mkdir()
 
     def aws(*args: str) -> dict[str, object]:
-        return aws_json(server.url, admin, home, *args)
+        return aws_json(server.url, admin, home, *args, cli=cli)
 
     created = aws("ecr", "create-repository", "--repository-name", "team/app")
     assert created["repository"]["repositoryUri"] == f"{host}/team/app"  # type: ignore[index]
 
     auth_file = tmp_path / "auth.json"
-    aws_cli = f"{shlex.quote(sys.executable)} -m awscli"
+    aws_cli = cli.run_line(server.url)
     login = subprocess.run(
         [
             "bash",
