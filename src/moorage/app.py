@@ -130,7 +130,7 @@ def wire(
         api_authenticator = ApiKeyAuthenticator(
             metadata, keys.access_key_secrets, clock, region=settings.region
         )
-    images = ImageService(metadata, repositories, clock)
+    images = ImageService(metadata, repositories, clock, fixture_images=settings.fixture_images)
     uploads = UploadService(
         metadata,
         blob_store,

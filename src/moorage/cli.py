@@ -100,9 +100,17 @@ def main() -> None:
     "--emulator",
     is_flag=True,
     default=None,
-    help="Emulator mode for testing AWS code: any credentials, open /v2/, POST /_moorage/reset.",
+    help="Emulator mode for testing AWS code: any credentials, open /v2/, fixture images, "
+    "POST /_moorage/reset (and moto's /moto-api/reset).",
 )
 @click.option("--emulator-account", metavar="ID", help="Emulator mode's account [123456789012].")
+@click.option(
+    "--emulator-strict",
+    is_flag=True,
+    default=None,
+    help="Emulator mode, but a manifest's blobs must have been pushed (LayersNotFoundException "
+    "as on AWS); implies --emulator.",
+)
 @click.option(
     "--emulator-allow-remote",
     is_flag=True,
@@ -134,6 +142,8 @@ def serve(**options: Any) -> None:
     from moorage.server import run
     from moorage.storage.metadata.sql.engine import DatabaseUnavailable
 
+    if options.get("emulator_strict"):
+        options["emulator"] = True
     settings = settings_from(options)
     _configure_logging(settings.log_level)
     try:

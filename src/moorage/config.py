@@ -54,6 +54,9 @@ class Settings:
     emulator: bool = False  # MOORAGE_EMULATOR
     emulator_account: str | None = None  # MOORAGE_EMULATOR_ACCOUNT: default registry_id
     emulator_allow_remote: bool = False  # MOORAGE_EMULATOR_ALLOW_REMOTE
+    # Emulator mode accepts fixture images (manifests whose blobs were never pushed) unless
+    # strict, which answers LayersNotFoundException as AWS does. MOORAGE_EMULATOR_STRICT.
+    emulator_strict: bool = False
     log_level: str = "info"  # MOORAGE_LOG_LEVEL
     access_log: bool = True  # MOORAGE_ACCESS_LOG
     shutdown_timeout: float = 30.0  # MOORAGE_SHUTDOWN_TIMEOUT: seconds for in-flight requests
@@ -98,6 +101,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'moorage.db').resolve()}"
+
+    @property
+    def fixture_images(self) -> bool:
+        """Whether manifests may reference blobs never pushed (emulator mode, not strict)."""
+        return self.emulator and not self.emulator_strict
 
     @property
     def emulator_registry_id(self) -> str:
@@ -212,6 +220,7 @@ _TYPES: dict[str, type] = {
     "access_log": bool,
     "emulator": bool,
     "emulator_allow_remote": bool,
+    "emulator_strict": bool,
     "shutdown_timeout": float,
     "lifecycle_interval": float,
     "gc_interval": float,

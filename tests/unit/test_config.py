@@ -114,3 +114,13 @@ def test_connection_and_upload_limits(name: str, text: str, expected: float) -> 
     bad = "0" if name.startswith(("max_", "refusal_burst")) else "-1"
     with pytest.raises(ConfigError, match=name):
         load_settings({}, environ={f"MOORAGE_{name.upper()}": bad})
+
+
+def test_fixture_images_are_emulator_modes_unless_strict() -> None:
+    assert not load_settings({}, environ={}).fixture_images
+    assert load_settings({"emulator": True}, environ={}).fixture_images
+    strict = load_settings({}, environ={"MOORAGE_EMULATOR": "1", "MOORAGE_EMULATOR_STRICT": "1"})
+    assert strict.emulator
+    assert not strict.fixture_images
+    # Strict alone is not emulator mode: production answers AWS's errors anyway.
+    assert not load_settings({"emulator_strict": True}, environ={}).fixture_images

@@ -79,6 +79,10 @@ class ReferenceKind(StrEnum):
 class ManifestReference:
     digest: Digest
     kind: ReferenceKind
+    # For a blob: the size the manifest gives it. The stored blob's size once one exists
+    # (a manifest is refused when they differ); kept for emulator mode's fixture images,
+    # whose blobs never exist, so that their images still have the size they declare.
+    declared_size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ authorized as the action the equivalent API call needs (see ``protocols/oci/rout
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 
 PARTITION = "aws"
@@ -73,6 +74,18 @@ def action_of_operation(operation: str) -> str:
 def repository_arn(region: str, registry_id: str, name: str, partition: str = PARTITION) -> str:
     """``arn:<partition>:ecr:<region>:<account>:repository/<name>`` (slashes kept)."""
     return f"arn:{partition}:ecr:{region}:{registry_id}:repository/{name}"
+
+
+# Names the AWS-managed key of each (account, region): a UUID derived from them, so that it
+# is the same in every answer and on every node.
+_MANAGED_KEY_NAMESPACE = uuid.UUID("8f0c5d3e-6a43-4f5e-9b1e-2f3c4d5e6a7b")
+
+
+def aws_managed_ecr_key_arn(region: str, account: str, partition: str = PARTITION) -> str:
+    """The ARN of the account's AWS-managed key for ECR (``alias/aws/ecr``), which ECR shows
+    as ``kmsKey`` of a repository created with encryption type KMS and no key."""
+    key_id = uuid.uuid5(_MANAGED_KEY_NAMESPACE, f"{partition}:{region}:{account}:aws/ecr")
+    return f"arn:{partition}:kms:{region}:{account}:key/{key_id}"
 
 
 def user_arn(registry_id: str, name: str, path: str = "/", partition: str = PARTITION) -> str:

@@ -105,10 +105,8 @@ def test_put_image_error_precedence(ecr: Any, raw: Any) -> None:
         ecr.put_image, repositoryName=repository, imageManifest=bare, imageDigest="sha256:0"
     )
     assert code == "InvalidParameterException"
-    # ECR's words, which clients such as containers/image recognise
-    assert message == (
-        "Invalid parameter at 'ImageManifest' failed to satisfy constraint: 'Invalid JSON syntax'"
-    )
+    # ECR's own words
+    assert message == "image manifest mediatype not provided in manifest or parameter"
     # 2. the digest given is not the manifest's
     code, _ = aws_error(
         ecr.put_image,

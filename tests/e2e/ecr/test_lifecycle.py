@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,7 @@ def images_of(ecr: Any, repository: str) -> set[str]:
 
 KEEP_ONE = policy(rule(1, "any", "imageCountMoreThan", 1))
 DAYS = policy(rule(1, "untagged", "sinceImagePushed", 14))
+NEVER = datetime(1970, 1, 1, tzinfo=UTC)  # lastEvaluatedAt of a policy that never ran
 
 
 def test_put_get_delete_a_policy_and_every_error(ecr: Any, account: str) -> None:
@@ -131,10 +132,12 @@ def test_put_get_delete_a_policy_and_every_error(ecr: Any, account: str) -> None
         name,
         KEEP_ONE,
     )
-    assert "lastEvaluatedAt" not in got  # never evaluated yet
+    # Never evaluated yet: AWS always sends lastEvaluatedAt, the Unix epoch until a run.
+    assert got["lastEvaluatedAt"] == NEVER
     ecr.put_lifecycle_policy(repositoryName=name, lifecyclePolicyText=DAYS)  # replaces
     deleted = ecr.delete_lifecycle_policy(repositoryName=name)
     assert deleted["lifecyclePolicyText"] == DAYS
+    assert deleted["lastEvaluatedAt"] == NEVER
     assert aws_error(ecr.get_lifecycle_policy, repositoryName=name)[0] == (
         "LifecyclePolicyNotFoundException"
     )
@@ -408,7 +411,7 @@ def test_a_run_deletes_exactly_what_the_preview_named(ecr: Any, iam_server: IamS
     for digest in named:
         assert f"would expire {iam_server.admin.account_id}/{name}@{digest}" in dry
     assert f"{name}: would expire 5 images" in dry
-    assert "lastEvaluatedAt" not in ecr.get_lifecycle_policy(repositoryName=name)
+    assert ecr.get_lifecycle_policy(repositoryName=name)["lastEvaluatedAt"] == NEVER
 
     out = lifecycle_run(iam_server, "--repository", name)
     assert images_of(ecr, name) == before - set(named)
@@ -419,7 +422,7 @@ def test_a_run_deletes_exactly_what_the_preview_named(ecr: Any, iam_server: IamS
             in out
         )
     assert f"{name}: expired 5 images" in out
-    assert "lastEvaluatedAt" in ecr.get_lifecycle_policy(repositoryName=name)
+    assert ecr.get_lifecycle_policy(repositoryName=name)["lastEvaluatedAt"] > NEVER
 
     # Nothing more to do: the same run again expires nothing.
     again = lifecycle_run(iam_server, "--repository", name)
@@ -485,7 +488,7 @@ def test_the_scheduled_run_deletes_what_the_preview_named(tmp_path: Path) -> Non
         before = images_of(ecr, name)
         time.sleep(1.5)  # the schedule is off: nothing runs
         assert images_of(ecr, name) == before
-        assert "lastEvaluatedAt" not in ecr.get_lifecycle_policy(repositoryName=name)
+        assert ecr.get_lifecycle_policy(repositoryName=name)["lastEvaluatedAt"] == NEVER
     finally:
         assert first.stop() == 0, first.log()
 
@@ -495,7 +498,7 @@ def test_the_scheduled_run_deletes_what_the_preview_named(tmp_path: Path) -> Non
     try:
         ecr = ecr_client(second.url, admin)
         deadline = time.monotonic() + 30
-        while "lastEvaluatedAt" not in ecr.get_lifecycle_policy(repositoryName=name):
+        while ecr.get_lifecycle_policy(repositoryName=name)["lastEvaluatedAt"] == NEVER:
             assert time.monotonic() < deadline, second.log()
             time.sleep(0.2)
         assert images_of(ecr, name) == before - named == {newest}

@@ -5,6 +5,7 @@ PutImageScanningConfiguration, TagResource, UntagResource, ListTagsForResource."
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 from typing import Any
 
@@ -72,12 +73,28 @@ def test_create_repository_stores_and_echoes_every_setting(ecr: Any) -> None:
     assert listed["tags"] == sorted(tags, key=lambda tag: tag["Key"])
 
 
-def test_create_repository_kms_without_key_uses_the_managed_key(ecr: Any) -> None:
+@pytest.mark.parametrize("encryption_type", ["KMS", "KMS_DSSE"])
+def test_create_repository_kms_without_key_uses_the_managed_key(
+    ecr: Any, iam_server: IamServer, encryption_type: str
+) -> None:
+    """ECR shows the account's AWS-managed key (alias/aws/ecr) as kmsKey, in every answer."""
+    name = f"settings/kms-default-{encryption_type.lower()}"
     repository = ecr.create_repository(
-        repositoryName="settings/kms-default",
-        encryptionConfiguration={"encryptionType": "KMS_DSSE"},
+        repositoryName=name, encryptionConfiguration={"encryptionType": encryption_type}
     )["repository"]
-    assert repository["encryptionConfiguration"] == {"encryptionType": "KMS_DSSE"}
+    encryption = repository["encryptionConfiguration"]
+    assert encryption["encryptionType"] == encryption_type
+    account = iam_server.admin.account_id
+    assert re.fullmatch(
+        rf"arn:aws:kms:us-east-1:{account}:key/[0-9a-f]{{8}}(-[0-9a-f]{{4}}){{3}}-[0-9a-f]{{12}}",
+        encryption["kmsKey"],
+    )
+    described = ecr.describe_repositories(repositoryNames=[name])["repositories"][0]
+    assert described["encryptionConfiguration"] == encryption  # the same key every time
+    other = ecr.create_repository(
+        repositoryName=f"{name}-2", encryptionConfiguration={"encryptionType": "KMS"}
+    )["repository"]
+    assert other["encryptionConfiguration"]["kmsKey"] == encryption["kmsKey"]  # one per account
 
 
 def test_create_existing_repository_fails(ecr: Any, iam_server: IamServer) -> None:

@@ -16,6 +16,7 @@ if at least one image will be transitioned").
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from moorage.ports.lifecycle import LifecyclePolicyRecord, PreviewResult
@@ -32,12 +33,18 @@ DEFAULT_PREVIEW_PAGE = 100
 STANDARD = "STANDARD"
 
 
+# What GetLifecyclePolicy and DeleteLifecyclePolicy give as lastEvaluatedAt for a policy that
+# never ran: AWS always sends the member (clients such as moto-based suites index it), and a
+# policy that was never evaluated shows the Unix epoch there, the zero of its timestamp.
+NEVER_EVALUATED = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _policy(ctx: ApiContext[Registry], name: str, record: LifecyclePolicyRecord) -> dict[str, Any]:
     return {
         "registry_id": ctx.registry_id,
         "repository_name": name,
         "lifecycle_policy_text": record.text,
-        "last_evaluated_at": record.last_evaluated_at,
+        "last_evaluated_at": record.last_evaluated_at or NEVER_EVALUATED,
     }
 
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from moorage.domain.models import Repository, TagMutability
-from moorage.iam.actions import Action, repository_arn
+from moorage.iam.actions import Action, aws_managed_ecr_key_arn, repository_arn
 from moorage.protocols.ecr_api.context import ApiContext
 from moorage.protocols.ecr_api.operations import operation
 from moorage.protocols.ecr_api.pagination import decode_token, encode_token
@@ -38,7 +38,8 @@ def repository_output(ctx: ApiContext[Registry], repository: Repository) -> dict
 
     ``repositoryUri`` uses the registry host template, else the host the client used.
     ``imageTagMutabilityExclusionFilters`` is left out when there are none, as ECR does;
-    ``kmsKey`` is left out for the AWS-managed key (moorage has no key ARN to show).
+    ``kmsKey`` of a KMS-encrypted repository created without a key is the account's
+    AWS-managed key, as ECR shows it (``aws_managed_ecr_key_arn``).
     """
     registry_id = repository.registry_id
     filters = [
@@ -48,6 +49,8 @@ def repository_output(ctx: ApiContext[Registry], repository: Repository) -> dict
     encryption: dict[str, Any] = {"encryption_type": repository.encryption_type}
     if repository.kms_key is not None:
         encryption["kms_key"] = repository.kms_key
+    elif repository.encryption_type != "AES256":  # KMS, KMS_DSSE
+        encryption["kms_key"] = aws_managed_ecr_key_arn(ctx.region, registry_id)
     return {
         "repository_arn": repository_arn(ctx.region, registry_id, repository.name),
         "registry_id": registry_id,

@@ -920,9 +920,14 @@ class _SqlTransaction(
         )
         if not (await self._c.execute(statement)).rowcount:
             return False
-        # A manifest may list the same blob twice (identical layers); the key is a set.
-        # Sorted, so that concurrent pushes lock index entries in the same order.
-        distinct = sorted({(str(r.digest), r.kind.value) for r in references})
+        # A manifest may list the same blob twice (identical layers); the key is a set (the
+        # first declared size kept). Sorted, so that concurrent pushes lock index entries in
+        # the same order.
+        distinct: dict[tuple[str, str], int | None] = {}
+        for reference in references:
+            distinct.setdefault(
+                (str(reference.digest), reference.kind.value), reference.declared_size
+            )
         if distinct:
             rows = [
                 {
@@ -930,8 +935,9 @@ class _SqlTransaction(
                     "manifest_digest": str(manifest.digest),
                     "kind": kind,
                     "child_digest": child,
+                    "declared_size": distinct[child, kind],
                 }
-                for child, kind in distinct
+                for child, kind in sorted(distinct)
             ]
             await self._c.execute(manifest_references.insert(), rows)
         return True
@@ -1165,12 +1171,14 @@ class _SqlTransaction(
 
     async def blob_totals(self, repository_id: int, digests: Iterable[Digest]) -> dict[Digest, int]:
         # manifest_references holds each (manifest, kind, child) once: a layer listed twice
-        # counts once, as it is stored once.
+        # counts once, as it is stored once. A blob that was never stored (a fixture image
+        # of emulator mode) counts as the manifest declares it.
         totals: dict[Digest, int] = {}
+        size = func.coalesce(blobs.c.size, manifest_references.c.declared_size, 0)
         for chunk in chunks({str(d) for d in digests}):
             query = (
-                select(manifest_references.c.manifest_digest, func.sum(blobs.c.size).label("total"))
-                .join(blobs, blobs.c.digest == manifest_references.c.child_digest)
+                select(manifest_references.c.manifest_digest, func.sum(size).label("total"))
+                .outerjoin(blobs, blobs.c.digest == manifest_references.c.child_digest)
                 .where(
                     manifest_references.c.repository_id == repository_id,
                     manifest_references.c.kind == ReferenceKind.BLOB.value,

@@ -255,6 +255,9 @@ manifest_references = Table(
     Column("manifest_digest", binary_string(DIGEST_LENGTH), nullable=False),
     Column("kind", String(16), nullable=False),  # ReferenceKind: "blob" | "manifest"
     Column("child_digest", binary_string(DIGEST_LENGTH), nullable=False),
+    # The size the manifest gives a blob (NULL before migration 0011, and for children):
+    # the image size of a fixture image (emulator mode) whose blobs were never uploaded.
+    Column("declared_size", BigInteger, nullable=True),
     PrimaryKeyConstraint("repository_id", "manifest_digest", "kind", "child_digest"),
     # Through the manifest, so that deleting the repository or the manifest removes these.
     ForeignKeyConstraint(
