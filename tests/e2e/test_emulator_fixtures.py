@@ -243,3 +243,22 @@ def test_a_manifest_without_media_type_gets_awss_message(ecr: Any, rng: random.R
         imageManifestMediaType=DOCKER_MANIFEST,
     )["image"]
     assert stored["imageManifestMediaType"] == DOCKER_MANIFEST
+
+
+def test_a_fixture_manifest_is_accepted_on_v2_too(
+    lenient: ServerProcess, ecr: Any, rng: random.Random
+) -> None:
+    ecr.create_repository(repositoryName="fixtures")
+    manifest = json.dumps(fixture_manifest(rng)).encode()
+    request = urllib.request.Request(
+        f"{lenient.url}/v2/fixtures/manifests/v2",
+        method="PUT",
+        data=manifest,
+        headers={"Content-Type": DOCKER_MANIFEST},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+        digest = response.headers["Docker-Content-Digest"]
+    assert digest == "sha256:" + hashlib.sha256(manifest).hexdigest()
+    (detail,) = ecr.describe_images(repositoryName="fixtures")["imageDetails"]
+    assert (detail["imageDigest"], detail["imageTags"]) == (digest, ["v2"])
