@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from aiohttp import web
 
 from moorage.config import Settings
 from moorage.domain.addresses import RegistryAddresses
+from moorage.domain.regions import is_region
 from moorage.iam.download_tokens import DownloadTokens
 from moorage.iam.login_tokens import LoginTokens
 from moorage.iam.secrets import KeyRing, MasterKey, load_master_key
@@ -50,17 +51,43 @@ from moorage.services.registry import RegistryService
 from moorage.services.repositories import RepositoryService
 from moorage.services.scanning import ScanService
 from moorage.services.uploads import UploadService
-from moorage.services.write_slots import WriteLimits
+from moorage.services.write_slots import WriteLimits, WriteSlots
 from moorage.storage.blobs import build_blob_store
 from moorage.storage.metadata.sql.store import open_sql_metadata_store
 
 log = logging.getLogger("moorage")
 
 
+# Emulator mode serves every region a request is signed for; each one served costs a set of
+# service objects, so their number is bounded (AWS has fewer than 40 regions).
+MAX_REGIONS = 64
+
+
+class RegionNotServed(Exception):
+    """A region this deployment does not serve, or one past MAX_REGIONS."""
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every region's services share: keys, the upload slots (one budget per process),
+    login tokens and the authenticators (identities are global, as IAM is)."""
+
+    keys: KeyRing
+    write_slots: WriteSlots
+    login_tokens: LoginTokens
+    registry_authenticator: Authenticator
+    api_authenticator: ApiAuthenticator
+
+
 @dataclass
 class Registry:
     """The wired application: storage adapters, the services built on them, and the doors
-    (authenticators, authorizer) every protocol goes through."""
+    (authenticators, authorizer) every protocol goes through.
+
+    It acts in ``settings.region``; :meth:`in_region` gives the same registry acting in
+    another region (on AWS every (account, region) is a registry of its own), sharing the
+    storage adapters and the doors.
+    """
 
     settings: Settings
     metadata: MetadataStore
@@ -79,9 +106,46 @@ class Registry:
     authorizer: Authorizer
     registry_authenticator: Authenticator
     api_authenticator: ApiAuthenticator
+    _shared: _Shared = field(repr=False)
+    _home: Registry | None = field(default=None, repr=False)
+    _regions: dict[str, Registry] = field(default_factory=dict, repr=False)
+
+    @property
+    def region(self) -> str:
+        return self.settings.region
+
+    def in_region(self, region: str) -> Registry:
+        """This registry acting in ``region``. Raises RegionNotServed for a region the
+        deployment does not serve (``settings.served_regions``), or past MAX_REGIONS."""
+        home = self._home or self
+        if region == home.region:
+            return home
+        found = home._regions.get(region)
+        if found is not None:
+            return found
+        served = home.settings.served_regions
+        if (served is not None and region not in served) or not is_region(region):
+            raise RegionNotServed(f"this registry does not serve the region {region!r}")
+        if len(home._regions) >= MAX_REGIONS:
+            raise RegionNotServed(f"this registry serves at most {MAX_REGIONS} regions")
+        found = _wire_region(
+            replace(home.settings, region=region),
+            home.metadata.in_region(region),
+            home.blob_store,
+            home._shared,
+        )
+        found._home = home
+        home._regions[region] = found
+        return found
+
+    def regions_served(self) -> list[Registry]:
+        """This registry in each region it has served so far, its own first."""
+        home = self._home or self
+        return [home, *home._regions.values()]
 
     async def close(self) -> None:
-        await self.images.close()
+        for regional in self.regions_served():
+            await regional.images.close()
         await self.blob_store.close()
         await self.metadata.close()
 
@@ -98,7 +162,7 @@ async def open_registry(settings: Settings) -> Registry:
     """Open storage (running database migrations) and build the services."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys = KeyRing.derive(load_master_key(settings.master_key, settings.data_dir))
-    metadata = await open_sql_metadata_store(settings.resolved_database_url)
+    metadata = await open_sql_metadata_store(settings.resolved_database_url, region=settings.region)
     blob_store = build_blob_store(settings.blob_store, root=settings.data_dir)
     return wire(settings, metadata, blob_store, keys)
 
@@ -109,17 +173,12 @@ def wire(
     blob_store: BlobStore,
     keys: KeyRing | None = None,
 ) -> Registry:
-    """Build the services. Without ``keys`` a fresh master key is made up: login tokens and
-    stored secrets then last as long as this object (tests)."""
+    """Build the services, acting in ``settings.region``. Without ``keys`` a fresh master key
+    is made up: login tokens and stored secrets then last as long as this object (tests)."""
     clock = system_clock
     keys = keys or KeyRing.derive(MasterKey.generate())
-    repositories = RepositoryService(metadata, clock, settings.create_on_push)
-    identities = IdentityService(metadata, keys.access_key_secrets, clock)
-    registry_settings = RegistryService(metadata, clock)
+    metadata = metadata.in_region(settings.region)
     login_tokens = LoginTokens(keys.registry_login)
-    authorizer = PolicyAuthorizer(
-        StoredPolicies(identities, registry_settings), clock, settings.region
-    )
     registry_authenticator: Authenticator
     api_authenticator: ApiAuthenticator
     if settings.emulator:
@@ -128,20 +187,33 @@ def wire(
     else:
         registry_authenticator = RegistryAuthenticator(metadata, login_tokens, clock)
         api_authenticator = ApiKeyAuthenticator(
-            metadata, keys.access_key_secrets, clock, region=settings.region
+            metadata, keys.access_key_secrets, clock, regions=settings.served_regions
         )
-    images = ImageService(metadata, repositories, clock, fixture_images=settings.fixture_images)
-    uploads = UploadService(
-        metadata,
-        blob_store,
-        repositories,
-        clock,
+    write_slots = WriteSlots(
         WriteLimits(
             total=settings.max_concurrent_uploads,
             per_account=settings.max_uploads_per_account,
             per_client=settings.max_uploads_per_client,
-        ),
+        )
     )
+    shared = _Shared(keys, write_slots, login_tokens, registry_authenticator, api_authenticator)
+    return _wire_region(settings, metadata, blob_store, shared)
+
+
+def _wire_region(
+    settings: Settings, metadata: MetadataStore, blob_store: BlobStore, shared: _Shared
+) -> Registry:
+    """The services of one region (``settings.region``, which ``metadata`` acts in)."""
+    clock = system_clock
+    keys = shared.keys
+    repositories = RepositoryService(metadata, clock, settings.create_on_push)
+    identities = IdentityService(metadata, keys.access_key_secrets, clock)
+    registry_settings = RegistryService(metadata, clock)
+    authorizer = PolicyAuthorizer(
+        StoredPolicies(identities, registry_settings), clock, settings.region
+    )
+    images = ImageService(metadata, repositories, clock, fixture_images=settings.fixture_images)
+    uploads = UploadService(metadata, blob_store, repositories, clock, slots=shared.write_slots)
     addresses = RegistryAddresses(settings.registry_host, settings.region)
     listen_host = f"{settings.host}:{settings.port}"
     scanning = ScanService(
@@ -169,11 +241,12 @@ def wire(
         uploads=uploads,
         identities=identities,
         registry_settings=registry_settings,
-        login_tokens=login_tokens,
+        login_tokens=shared.login_tokens,
         addresses=addresses,
         authorizer=authorizer,
-        registry_authenticator=registry_authenticator,
-        api_authenticator=api_authenticator,
+        registry_authenticator=shared.registry_authenticator,
+        api_authenticator=shared.api_authenticator,
+        _shared=shared,
     )
 
 
@@ -210,6 +283,7 @@ def build_web_app(
     app[REFUSAL_THROTTLE] = RefusalThrottle(
         burst=registry.settings.refusal_burst, rate=registry.settings.refusal_rate
     )
+    custom = authorizer is not None
     authorizer = authorizer or registry.authorizer
     oci.mount(
         app,
@@ -230,12 +304,26 @@ def build_web_app(
         authorizer=authorizer,
         services=registry,
         region=registry.settings.region,
+        # Another region's services and authorizer (whose ARNs name that region); a test's
+        # own authorizer serves every region.
+        in_region=lambda region: _regional(registry, region, authorizer if custom else None),
     )
     downloads.mount(app, registry.layer_downloads)
     if registry.settings.emulator:
         emulator.mount(app, registry.wipe)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+def _regional(
+    registry: Registry, region: str, authorizer: Authorizer | None
+) -> tuple[Registry, Authorizer] | None:
+    """The registry's services and authorizer in ``region``; None when it is not served."""
+    try:
+        regional = registry.in_region(region)
+    except RegionNotServed:
+        return None
+    return regional, authorizer or regional.authorizer
 
 
 async def healthz(request: web.Request) -> web.Response:

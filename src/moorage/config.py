@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from moorage.domain.regions import DEFAULT_REGION, is_region
 
 ENV_PREFIX = "MOORAGE_"
 EVENT_LOOPS = ("asyncio", "uvloop")
@@ -39,7 +40,12 @@ class Settings:
     # The default account: `moorage admin init` creates it, `moorage repo` commands act in it,
     # and emulator mode runs as it.
     registry_id: str = "123456789012"  # MOORAGE_REGISTRY_ID
-    region: str = "us-east-1"  # MOORAGE_REGION: in ARNs, and the SigV4 scope clients sign for
+    # The deployment's region: in ARNs, and the SigV4 scope clients sign for. MOORAGE_REGION.
+    region: str = DEFAULT_REGION
+    # Other regions it serves (every (account, region) is a registry of its own); a request
+    # signed for one acts in it. Emulator mode serves every region. MOORAGE_REGIONS, comma-
+    # separated.
+    regions: tuple[str, ...] = ()
     # How repositoryUri and proxyEndpoint name this server: a host[:port] with optional
     # {registry_id} and {region} placeholders ('{registry_id}.dkr.ecr.{region}.example.com').
     # Default: the address the server listens on. With {registry_id}, the Host header of a
@@ -103,6 +109,11 @@ class Settings:
         return f"sqlite+aiosqlite:///{(self.data_dir / 'moorage.db').resolve()}"
 
     @property
+    def served_regions(self) -> frozenset[str] | None:
+        """The regions requests may act in; None: every region (emulator mode)."""
+        return None if self.emulator else frozenset((self.region, *self.regions))
+
+    @property
     def fixture_images(self) -> bool:
         """Whether manifests may reference blobs never pushed (emulator mode, not strict)."""
         return self.emulator and not self.emulator_strict
@@ -119,8 +130,9 @@ class Settings:
             value = getattr(self, key)
             if value is not None and not (len(value) == 12 and value.isdigit()):
                 raise ConfigError(f"{key} must be 12 digits")
-        if not _REGION.fullmatch(self.region):
-            raise ConfigError("region must look like an AWS region, e.g. us-east-1")
+        for name in (self.region, *self.regions):
+            if not is_region(name):
+                raise ConfigError(f"{name!r} is not an AWS region name, such as us-east-1")
         if self.emulator and not self.emulator_allow_remote and not _is_loopback(self.host):
             raise ConfigError(
                 f"emulator mode accepts any credentials; it binds to loopback only, not "
@@ -149,9 +161,6 @@ class Settings:
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         return self
-
-
-_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
 def _is_loopback(host: str) -> bool:
@@ -227,6 +236,7 @@ _TYPES: dict[str, type] = {
     "workers": bool,
     "job_lease_seconds": float,
     "create_on_push": tuple,
+    "regions": tuple,
 }
 
 

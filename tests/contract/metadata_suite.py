@@ -27,6 +27,7 @@ from moorage.domain.errors import (
     UploadUnknown,
 )
 from moorage.domain.models import (
+    AccountSetting,
     ManifestRecord,
     ManifestReference,
     PolicyTexts,
@@ -153,6 +154,38 @@ class MetadataStoreSuite:
         other = await create_repository(store, "team/app", OTHER_REGISTRY)
         assert other.id != first.id
         await delete_repositories(store, first, other)
+
+    async def test_each_region_is_a_registry_of_its_own(self, store: MetadataStore) -> None:
+        """On AWS every (account, region) is a registry: the same name in two regions is two
+        repositories, and registry-level records are per region too."""
+        europe = store.in_region("eu-west-1")
+        assert (store.region, europe.region) == ("us-east-1", "eu-west-1")
+        home = await create_repository(store, "team/app")
+        away = await create_repository(europe, "team/app")
+        assert away.id != home.id
+        assert (home.region, away.region) == ("us-east-1", "eu-west-1")
+        async with europe.transaction() as tx:
+            await tx.put_registry_policy(REGISTRY, "europe's policy", T0)
+            await tx.put_account_setting(REGISTRY, AccountSetting.BLOB_MOUNTING.value, "ENABLED")
+            await tx.put_repository_policy(away.id, "away's policy", T0)
+        async with store.read() as tx:
+            assert await tx.get_repository(REGISTRY, "team/app") == home
+            assert [r.id for r in await tx.list_repositories(REGISTRY)] == [home.id]
+            assert await tx.get_registry_policy(REGISTRY) is None
+            assert await tx.list_account_settings(REGISTRY) == {}
+            policies = await tx.read_policies(REGISTRY, "team/app")
+            assert (policies.registry_policy, policies.repository_policy) == (None, None)
+            assert await tx.regions_in_use() == ["eu-west-1", "us-east-1"]
+        async with europe.read() as tx:
+            assert await tx.get_repository(REGISTRY, "team/app") == away
+            policies = await tx.read_policies(REGISTRY, "team/app")
+            assert policies.registry_policy == "europe's policy"
+            assert policies.repository_policy == "away's policy"
+        async with europe.transaction() as tx:
+            assert await tx.delete_registry_policy(REGISTRY) == "europe's policy"
+            assert await tx.delete_account_setting(REGISTRY, AccountSetting.BLOB_MOUNTING.value)
+        await europe.close()  # a no-op: the store it came from owns the connections
+        await delete_repositories(store, home, away)
 
     async def test_duplicate_repository_leaves_the_transaction_usable(
         self, store: MetadataStore

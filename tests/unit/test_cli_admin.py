@@ -105,7 +105,7 @@ def test_the_printed_secret_signs_requests_the_server_accepts(admin: Admin, data
         store = await open_sql_metadata_store(f"sqlite+aiosqlite:///{data_dir / 'moorage.db'}")
         try:
             api = ApiKeyAuthenticator(
-                store, keys.access_key_secrets, lambda: SIGNED_AT, region="us-east-1"
+                store, keys.access_key_secrets, lambda: SIGNED_AT, regions=frozenset({"us-east-1"})
             )
             return (await api.authenticate(signed(key_id, secret), None)).arn
         finally:

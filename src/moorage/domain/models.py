@@ -8,6 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from moorage.domain.digests import Digest
+from moorage.domain.regions import DEFAULT_REGION
 
 
 class TagMutability(StrEnum):
@@ -36,6 +37,7 @@ class Repository:
     scan_on_push: bool = False
     encryption_type: str = "AES256"
     kms_key: str | None = None
+    region: str = DEFAULT_REGION  # on AWS every (account, region) is a registry of its own
 
 
 class AccountSetting(StrEnum):

@@ -5,7 +5,8 @@ that one layer, without further credentials, until it expires. Ours is
 ``<scheme>://<host>/_moorage/layers/<token>``, where the token is sealed claims
 (``iam/sealed.py``; key purpose ``layer-download``, label ``moorage/layer-download/v1``)::
 
-    claims: {"a": registry id, "r": repository, "d": digest, "e": expires (epoch seconds)}
+    claims: {"a": registry id, "g": region, "r": repository, "d": digest,
+             "e": expires (epoch seconds)}   ("g" absent in tokens issued before regions)
 
 A token lives one hour. It grants a download only while the blob is still in that
 repository (whoever redeems it checks), and never anything else. Nothing is stored, so a
@@ -45,6 +46,7 @@ class DownloadClaims:
     repository: str
     digest: str
     expires_at: datetime
+    region: str | None = None  # None: issued before regions, the deployment's region
 
 
 class DownloadTokens:
@@ -60,7 +62,13 @@ class DownloadTokens:
         return f"DownloadTokens(lifetime={self._lifetime})"
 
     def issue(
-        self, registry_id: str, repository: str, digest: str, now: datetime
+        self,
+        registry_id: str,
+        repository: str,
+        digest: str,
+        now: datetime,
+        *,
+        region: str | None = None,
     ) -> tuple[str, datetime]:
         """A token for one blob of one repository, and the moment it expires (whole seconds).
 
@@ -69,7 +77,10 @@ class DownloadTokens:
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         expires = int(now.timestamp()) + int(self._lifetime.total_seconds())
-        token = self._box.seal({"a": registry_id, "r": repository, "d": digest, "e": expires})
+        claims: dict[str, object] = {"a": registry_id, "r": repository, "d": digest, "e": expires}
+        if region is not None:
+            claims["g"] = region
+        token = self._box.seal(claims)
         return token, datetime.fromtimestamp(expires, UTC)
 
     def verify(self, token: str, now: datetime) -> DownloadClaims:
@@ -91,11 +102,14 @@ class DownloadTokens:
 def _parse_claims(raw: dict[str, object]) -> DownloadClaims:
     # Authenticated, so only issue() wrote this; the shape is still checked, never trusted.
     registry_id, repository, digest, expires = (raw.get(k) for k in ("a", "r", "d", "e"))
+    region = raw.get("g")
     if not (
         isinstance(registry_id, str)
         and isinstance(repository, str)
         and isinstance(digest, str)
         and isinstance(expires, int)
+        and (region is None or isinstance(region, str))
     ):
         raise DownloadTokenInvalid("the download token is malformed")
-    return DownloadClaims(registry_id, repository, digest, datetime.fromtimestamp(expires, UTC))
+    expires_at = datetime.fromtimestamp(expires, UTC)
+    return DownloadClaims(registry_id, repository, digest, expires_at, region)

@@ -188,6 +188,19 @@ def parse_authorization(header: str) -> Authorization:
     return Authorization(access_key_id, scope_date, region, service, signed_headers, signature)
 
 
+def signed_region(request: SignedRequest) -> str | None:
+    """The region a request is signed for (its credential scope: presigned query, else the
+    Authorization header), if it can be read; whether the signature holds is not checked."""
+    try:
+        presigned = parse_presigned(request.query)
+        if presigned is not None:
+            return presigned.authorization.region
+        header = request.headers.get("authorization")
+        return None if header is None else parse_authorization(header).region
+    except SignatureError:
+        return None
+
+
 def verify(
     request: SignedRequest,
     authorization: Authorization,

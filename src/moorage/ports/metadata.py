@@ -69,6 +69,8 @@ class MetadataTransaction(
     ScanRecords,
     Protocol,
 ):
+    region: str  # the region registry-level records are read and written in
+
     # -- repositories -------------------------------------------------------------------
     async def create_repository(
         self,
@@ -88,6 +90,10 @@ class MetadataTransaction(
         ...
 
     async def get_repository(self, registry_id: str, name: str) -> Repository | None: ...
+
+    async def regions_in_use(self) -> list[str]:
+        """Every region that has a repository, in order (whatever the transaction's)."""
+        ...
 
     async def list_repositories(
         self, registry_id: str, *, after: str | None = None, limit: int | None = None
@@ -482,6 +488,16 @@ class MetadataTransaction(
 
 
 class MetadataStore(Protocol):
+    """Acts in one region: what belongs to a registry (repositories, the registry policy,
+    account settings, the registry scanning configuration, the lifecycle audit trail) is
+    ``region``'s; everything else (repository ids, blobs, identities, jobs) is global."""
+
+    region: str
+
+    def in_region(self, region: str) -> MetadataStore:
+        """The same store acting in ``region``; closing it is a no-op."""
+        ...
+
     def transaction(self) -> AbstractAsyncContextManager[MetadataTransaction]:
         """A read-write unit of work: commits on normal exit, rolls back on error."""
         ...

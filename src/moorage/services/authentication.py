@@ -96,7 +96,7 @@ def _log_failure(
 class ApiKeyAuthenticator:
     """SigV4 with the stored access keys (see the module docstring for the pipeline).
 
-    ``region``: the region requests must be signed for (settings.region); None accepts any.
+    ``regions``: the regions requests may be signed for (the deployment's); None accepts any.
     ``service``: the SigV4 signing name (``ecr``).
     """
 
@@ -106,14 +106,14 @@ class ApiKeyAuthenticator:
         cipher: SecretCipher,
         clock: Clock,
         *,
-        region: str | None,
+        regions: frozenset[str] | None,
         service: str = "ecr",
         max_skew: timedelta = sigv4.DEFAULT_MAX_SKEW,
     ) -> None:
         self._metadata = metadata
         self._cipher = cipher
         self._clock = clock
-        self._region = region
+        self._regions = regions
         self._service = service
         self._max_skew = max_skew
 
@@ -154,7 +154,7 @@ class ApiKeyAuthenticator:
     async def _signer(self, request: SignedRequest) -> Signer:
         """The request's SigV4 parameters, and the active key and user they name."""
         presigned, authorization = _parse(request)
-        if self._region is not None and authorization.region != self._region:
+        if self._regions is not None and authorization.region not in self._regions:
             raise AuthenticationFailed(
                 INVALID_SIGNATURE,
                 f"Credential should be scoped to a valid region, not '{authorization.region}'.",

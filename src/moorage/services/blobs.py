@@ -24,6 +24,12 @@ class BlobService:
         self._metadata = metadata
         self._blobs = blobs
 
+    def in_region(self, region: str) -> BlobService:
+        """The same service for the repositories of ``region``."""
+        if region == self._metadata.region:
+            return self
+        return BlobService(self._metadata.in_region(region), self._blobs)
+
     async def stat(self, registry_id: str, name: str, digest: Digest) -> BlobRecord:
         """The blob if it is linked to the repository. Raises RepositoryNotFound, BlobUnknown."""
         async with self._metadata.read() as tx:

@@ -59,7 +59,9 @@ class LayerDownloadService:
                     f"The layer with digest '{digest}' is not associated with an image in the "
                     f"repository with name '{valid}' in the registry with id '{registry_id}'"
                 )
-        token, expires_at = self._tokens.issue(registry_id, valid, str(digest), self._clock())
+        token, expires_at = self._tokens.issue(
+            registry_id, valid, str(digest), self._clock(), region=self._metadata.region
+        )
         return DownloadGrant(token, expires_at)
 
     async def redeem(self, token: str) -> tuple[BlobRecord, BlobLocation]:
@@ -69,7 +71,9 @@ class LayerDownloadService:
         (the blob left the repository since).
         """
         claims = self._tokens.verify(token, self._clock())
-        return await self._blobs.locate(
+        # The repository is the region's that issued the token (any node's URL serves it).
+        blobs = self._blobs.in_region(claims.region or self._metadata.region)
+        return await blobs.locate(
             claims.registry_id, claims.repository, Digest.parse(claims.digest)
         )
 

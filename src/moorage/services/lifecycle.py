@@ -216,7 +216,11 @@ class LifecycleService:
                     "Previous lifecycle policy preview request has not been completed for the "
                     f"repository with name '{valid}' in the registry with id '{registry_id}'"
                 )
-            payload = {"repository_id": repository.id, "started_at": now.isoformat()}
+            payload = {
+                "repository_id": repository.id,
+                "region": repository.region,  # which region's services run it
+                "started_at": now.isoformat(),
+            }
             await tx.enqueue_job(PREVIEW_JOB, payload, now)
         return preview
 

@@ -222,7 +222,8 @@ class ScanService:
         started = 0
         for repository, digest in images:
             now = self._clock()
-            async with self._metadata.transaction() as tx:
+            # The images are every region's: each is scanned as its own region configures.
+            async with self._metadata.in_region(repository.region).transaction() as tx:
                 config = await _configuration(tx, repository.registry_id)
                 scanning = effective_scanning(config, repository.name, repository.scan_on_push)
                 if scanning.scan_frequency is not ScanFrequency.CONTINUOUS_SCAN:
@@ -359,6 +360,7 @@ async def _begin(
     scan = await tx.start_image_scan(repository.id, digest, scan_type.value, now)
     payload = {
         "registry_id": repository.registry_id,
+        "region": repository.region,  # which region's services run it (workers/wiring.py)
         "repository_name": repository.name,
         "repository_id": repository.id,
         "digest": str(digest),

@@ -56,7 +56,11 @@ class UploadService:
         repositories: RepositoryService,
         clock: Clock,
         limits: WriteLimits | None = None,
+        *,
+        slots: WriteSlots | None = None,
     ) -> None:
+        """``slots`` (else new ones of ``limits``) bound the bodies written at once; the
+        services of every region share one set."""
         self._metadata = metadata
         self._blobs = blobs
         self._repositories = repositories
@@ -67,7 +71,7 @@ class UploadService:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         # Each body being written holds buffers (the filesystem store: up to 8 MiB); past the
         # limits, clients are asked to come back rather than exhaust memory (write_slots.py).
-        self._slots = WriteSlots(limits or WriteLimits())
+        self._slots = slots or WriteSlots(limits or WriteLimits())
 
     async def start(self, registry_id: str, name: str) -> UploadSession:
         """Open an upload session. Raises InvalidName, RepositoryNotFound."""

@@ -71,13 +71,43 @@ def build_runner(registry: Registry) -> Runner:
         RunnerSettings(lease=timedelta(seconds=settings.job_lease_seconds)),
     )
     # Job kinds: runner.register(kind, handler) for each background feature.
-    runner.register(lifecycle.PREVIEW_JOB, registry.lifecycle.handle_preview_job)
-    runner.register(lifecycle.RUN_JOB, registry.lifecycle.handle_run_job)
+    runner.register(
+        lifecycle.PREVIEW_JOB, in_job_region(registry, lambda r: r.lifecycle.handle_preview_job)
+    )
+    runner.register(lifecycle.RUN_JOB, lifecycle_run_job(registry))
     runner.register(GC_JOB, collect_garbage_job(registry))
-    runner.register(scanning.SCAN_JOB, registry.scanning.handle_scan_job)
+    runner.register(
+        scanning.SCAN_JOB, in_job_region(registry, lambda r: r.scanning.handle_scan_job)
+    )
+    # Rescans look at every region's images, each in its own region (services/scanning.py).
     runner.register(scanning.RESCAN_JOB, registry.scanning.handle_rescan_job)
     _register_test_handlers(runner)
     return runner
+
+
+def in_job_region(registry: Registry, handler_of: Callable[[Registry], Handler]) -> Handler:
+    """A handler that runs the job with the services of the region it names (its payload's
+    ``region``: the region of the repository it concerns; jobs enqueued before regions name
+    none and are the deployment's region's)."""
+
+    async def handle(job: Job, progress: JobProgress) -> None:
+        region = job.payload.get("region")
+        regional = registry if region is None else registry.in_region(str(region))
+        await handler_of(regional)(job, progress)
+
+    return handle
+
+
+def lifecycle_run_job(registry: Registry) -> Handler:
+    """The scheduled lifecycle run: every region that has repositories, one after another."""
+
+    async def handle(job: Job, progress: JobProgress) -> None:
+        async with registry.metadata.read() as tx:
+            regions = await tx.regions_in_use()
+        for region in regions or [registry.region]:
+            await registry.in_region(region).lifecycle.handle_run_job(job, progress)
+
+    return handle
 
 
 async def declare_schedules(runner: Runner, registry: Registry) -> None:

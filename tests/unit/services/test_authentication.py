@@ -80,7 +80,9 @@ async def key(identities: IdentityService, alice: User) -> NewAccessKey:
 
 @pytest.fixture
 def api(metadata: SqlMetadataStore, clock: Clock) -> ApiKeyAuthenticator:
-    return ApiKeyAuthenticator(metadata, KEYS.access_key_secrets, clock, region=REGION)
+    return ApiKeyAuthenticator(
+        metadata, KEYS.access_key_secrets, clock, regions=frozenset({REGION})
+    )
 
 
 def received(request: AWSRequest, body: bytes) -> SignedRequest:
@@ -229,7 +231,7 @@ async def test_another_region_is_refused(api: ApiKeyAuthenticator, key: NewAcces
 async def test_any_region_when_none_is_configured(
     metadata: SqlMetadataStore, clock: Clock, key: NewAccessKey
 ) -> None:
-    anywhere = ApiKeyAuthenticator(metadata, KEYS.access_key_secrets, clock, region=None)
+    anywhere = ApiKeyAuthenticator(metadata, KEYS.access_key_secrets, clock, regions=None)
     request = signed(key.access_key_id, key.secret_access_key, region="eu-west-1")
     assert (await anywhere.authenticate(request, None)).username == "alice"
 
@@ -280,7 +282,7 @@ async def test_a_secret_under_another_master_key_is_a_server_fault(
     metadata: SqlMetadataStore, clock: Clock, key: NewAccessKey
 ) -> None:
     other = KeyRing.derive(MasterKey(bytes(32))).access_key_secrets
-    misconfigured = ApiKeyAuthenticator(metadata, other, clock, region=REGION)
+    misconfigured = ApiKeyAuthenticator(metadata, other, clock, regions=frozenset({REGION}))
     with pytest.raises(SecretUndecryptable, match="another master key") as raised:
         await misconfigured.authenticate(signed(key.access_key_id, key.secret_access_key), None)
     assert key.secret_access_key not in str(raised.value)

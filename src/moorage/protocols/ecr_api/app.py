@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 from aiohttp import web
@@ -22,11 +23,13 @@ def mount(
     authorizer: Authorizer,
     services: S,
     region: str,
+    in_region: Callable[[str], tuple[S, Authorizer] | None] | None = None,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
 ) -> Dispatcher[S]:
     """Route every method on ``/`` to the ECR API dispatcher, and return the dispatcher.
 
-    ``services`` is handed to each operation as ``ctx.services``. The route needs no
+    ``services`` is handed to each operation as ``ctx.services``; ``in_region`` gives
+    another region's services and authorizer, for requests signed for it. The route needs no
     middleware: the dispatcher answers every failure itself, in AWS's error format.
     """
     dispatcher = Dispatcher(
@@ -35,6 +38,7 @@ def mount(
         authorizer=authorizer,
         services=services,
         region=region,
+        in_region=in_region,
         max_body_size=max_body_size,
     )
     app.router.add_route("*", "/", dispatcher.handle)

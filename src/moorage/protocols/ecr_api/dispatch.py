@@ -45,7 +45,7 @@ from aiohttp import ClientConnectionError, web
 
 from moorage.domain.errors import RegistryError
 from moorage.iam.actions import REGISTRY_OPERATIONS, action_of_operation
-from moorage.iam.sigv4 import SignatureError, SignedRequest
+from moorage.iam.sigv4 import INVALID_SIGNATURE, SignatureError, SignedRequest, signed_region
 from moorage.ports.access import AuthenticationFailed, Authorizer, Principal
 from moorage.protocols.connections import discard_unread_body, pause_after_refusal
 from moorage.protocols.ecr_api import shapes
@@ -95,6 +95,9 @@ class Dispatcher(Generic[S]):
     authorizer: Authorizer
     services: S
     region: str
+    # The services and authorizer of another region, for a request signed for it; None when
+    # that region is not served. Without it every request acts in ``region``.
+    in_region: Callable[[str], tuple[S, Authorizer] | None] | None = None
     max_body_size: int = DEFAULT_MAX_BODY_SIZE
     max_control_body_size: int = DEFAULT_MAX_CONTROL_BODY_SIZE
     unverified_budget: ByteBudget = field(
@@ -154,7 +157,7 @@ class Dispatcher(Generic[S]):
         if model is None:  # the table only holds ECR's operations; a bug if it happens
             raise RuntimeError(f"{operation} has a handler but no model")
         params = await _off_loop(body, shapes.deserialize_input, model, document)
-        ctx = self._context(request, operation, request_id, principal, params)
+        ctx = self._context(request, operation, request_id, principal, params, signed)
         await _authorize_operation(ctx, params)
         result = await handler(ctx, params)
         return json_response(shapes.serialize_output(model, result), request_id)
@@ -180,27 +183,45 @@ class Dispatcher(Generic[S]):
         request_id: str,
         principal: Principal,
         params: dict[str, Any],
+        signed: SignedRequest,
     ) -> ApiContext[S]:
+        region, services, authorizer = self._region_of(signed)
         registry_id: str = params.get("registry_id") or principal.registry_id
         repository: str | None = params.get("repository_name")
         resource_arn: str | None = params.get("resource_arn")
         if repository is None and resource_arn is not None:
-            arn = parse_repository_arn(resource_arn, region=self.region)
+            arn = parse_repository_arn(resource_arn, region=region)
             registry_id, repository = arn.registry_id, arn.name
         return ApiContext(
             operation=operation,
             principal=principal,
             registry_id=registry_id,
-            region=self.region,
+            region=region,
             request_id=request_id,
             source_ip=request.remote,
             secure_transport=request.secure,
-            services=self.services,
-            authorizer=self.authorizer,
+            services=services,
+            authorizer=authorizer,
             repository=repository,
             host=request.host,
             scheme=request.scheme,
         )
+
+    def _region_of(self, signed: SignedRequest) -> tuple[str, S, Authorizer]:
+        """The region a request acts in (the one it is signed for: on AWS each region is a
+        registry of its own), with that region's services and authorizer. The authenticator
+        has refused regions the deployment does not serve; emulator mode serves any region,
+        but not a name that is not one."""
+        asked = signed_region(signed)
+        if asked is None or asked == self.region or self.in_region is None:
+            return self.region, self.services, self.authorizer
+        found = self.in_region(asked)
+        if found is None:
+            raise ApiError(
+                INVALID_SIGNATURE, f"Credential should be scoped to a valid region, not '{asked}'."
+            )
+        services, authorizer = found
+        return asked, services, authorizer
 
 
 # Operations that set or remove resource tags: their check carries aws:RequestTag/<key> (the

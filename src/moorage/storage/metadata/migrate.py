@@ -26,12 +26,14 @@ the migrated schema with ``tables.py`` confirm that they agree.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import BigInteger, func, literal, select
+from sqlalchemy import BigInteger, event, func, literal, select
 from sqlalchemy.engine import Connection
 
+from moorage.domain.regions import DEFAULT_REGION
 from moorage.storage.metadata.sql.engine import (
     check_connection,
     create_sql_engine,
@@ -59,23 +61,45 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
-async def upgrade_database(url: str) -> None:
+async def upgrade_database(url: str, *, region: str = DEFAULT_REGION) -> None:
     """Upgrade the database at ``url`` to the newest schema, creating it if needed.
 
-    Safe to call on every start and from several processes at once. Raises ValueError for
-    an unsupported URL, DatabaseUnavailable when no connection opens; other database errors
-    propagate, and leave the schema as it was.
+    ``region`` is the deployment's configured one: rows written before the schema had
+    regions belong to it (migration 0012). Safe to call on every start and from several
+    processes at once. Raises ValueError for an unsupported URL, DatabaseUnavailable when no
+    connection opens; other database errors propagate, and leave the schema as it was.
     """
     engine = create_sql_engine(url)
+    if engine.dialect.name == "sqlite":
+        # Batch migrations rebuild a table by copying it and dropping the old one, and with
+        # foreign keys on the drop would cascade to every row that references it. SQLite's
+        # procedure for such changes turns them off (a pragma that acts only outside a
+        # transaction: on each new connection of this engine, which is disposed after) and
+        # checks them before the commit.
+        event.listen(engine.sync_engine, "connect", _foreign_keys_off)
+    config = alembic_config()
+    config.attributes["region"] = region
     try:
         await check_connection(engine)
         async with write_transaction(engine) as connection:
             if connection.dialect.name == "postgresql":
                 lock = func.pg_advisory_xact_lock(literal(_UPGRADE_LOCK_KEY, BigInteger()))
                 await connection.execute(select(lock))
-            await connection.run_sync(_upgrade_to_head, alembic_config())
+            await connection.run_sync(_upgrade_to_head, config)
+            if connection.dialect.name == "sqlite":
+                broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).all()
+                if broken:
+                    raise RuntimeError(f"the upgrade broke foreign keys: {broken[:5]}")
     finally:
         await engine.dispose()
+
+
+def _foreign_keys_off(dbapi_connection: Any, _record: object) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA foreign_keys=OFF")
+    finally:
+        cursor.close()
 
 
 def _upgrade_to_head(connection: Connection, config: Config) -> None:

@@ -56,10 +56,12 @@ _CandidateRow = tuple[str, Any, Any, str | None, Any]
 
 class SqlLifecycleRecords:
     """Lifecycle records on the transaction's connection ``_c``; ``_insert`` is the dialect's
-    INSERT (with ``on_conflict_*``). Both are set by ``_SqlTransaction.__init__``."""
+    INSERT (with ``on_conflict_*``), ``region`` the region the transaction acts in. All are
+    set by ``_SqlTransaction.__init__``."""
 
     _c: _Statements
     _insert: _InsertFactory
+    region: str
 
     # -- policies -----------------------------------------------------------------------
 
@@ -109,6 +111,7 @@ class SqlLifecycleRecords:
         query = (
             select(repositories, lifecycle_policies)
             .join(lifecycle_policies, lifecycle_policies.c.repository_id == repositories.c.id)
+            .where(repositories.c.region == self.region)
             .order_by(repositories.c.registry_id, repositories.c.name)
         )
         if registry_id is not None:
@@ -320,6 +323,7 @@ class SqlLifecycleRecords:
             lifecycle_runs.insert()
             .values(
                 registry_id=run.registry_id,
+                region=self.region,
                 repository_name=run.repository_name,
                 policy_text=run.policy_text,
                 dry_run=run.dry_run,
@@ -364,7 +368,12 @@ class SqlLifecycleRecords:
         repository_name: str | None = None,
         limit: int | None = None,
     ) -> list[LifecycleRun]:
-        query = select(lifecycle_runs).order_by(lifecycle_runs.c.id.desc()).limit(limit)
+        query = (
+            select(lifecycle_runs)
+            .where(lifecycle_runs.c.region == self.region)
+            .order_by(lifecycle_runs.c.id.desc())
+            .limit(limit)
+        )
         if registry_id is not None:
             query = query.where(lifecycle_runs.c.registry_id == registry_id)
         if repository_name is not None:

@@ -70,4 +70,5 @@ def repository_of(row: Row[Any]) -> Repository:
         scan_on_push=bool(row.scan_on_push),
         encryption_type=row.encryption_type,
         kms_key=row.kms_key,
+        region=row.region,
     )

@@ -24,6 +24,7 @@ Beyond the port's docstrings, this adapter promises (and the contract suite chec
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from datetime import UTC, datetime
@@ -71,6 +72,7 @@ from moorage.domain.models import (
     TagRecord,
     UploadSession,
 )
+from moorage.domain.regions import DEFAULT_REGION
 from moorage.domain.scanning_configuration import (
     RegistryScanningConfiguration,
     ScanType,
@@ -121,6 +123,7 @@ _InsertFactory = Callable[[Table], postgresql.Insert | sqlite.Insert]
 # statement costs several times what SQLite takes to run it.
 _GET_REPOSITORY = select(repositories).where(
     repositories.c.registry_id == bindparam("registry_id"),
+    repositories.c.region == bindparam("region"),
     repositories.c.name == bindparam("name"),
 )
 _GET_BLOB = select(blobs).where(blobs.c.digest == bindparam("digest"))
@@ -170,17 +173,22 @@ _READ_POLICIES = select(
     .join(repositories, repositories.c.id == repository_policies.c.repository_id)
     .where(
         repositories.c.registry_id == bindparam("registry_id"),
+        repositories.c.region == bindparam("region"),
         repositories.c.name == bindparam("name"),
     )
     .scalar_subquery()
     .label("repository_policy"),
     select(registry_policies.c.policy_text)
-    .where(registry_policies.c.registry_id == bindparam("registry_id"))
+    .where(
+        registry_policies.c.registry_id == bindparam("registry_id"),
+        registry_policies.c.region == bindparam("region"),
+    )
     .scalar_subquery()
     .label("registry_policy"),
     select(account_settings.c.value)
     .where(
         account_settings.c.registry_id == bindparam("registry_id"),
+        account_settings.c.region == bindparam("region"),
         account_settings.c.name == AccountSetting.REGISTRY_POLICY_SCOPE.value,
     )
     .scalar_subquery()
@@ -194,6 +202,7 @@ _READ_REPOSITORY_TAGS = (
     .join(repositories, repositories.c.id == repository_tags.c.repository_id)
     .where(
         repositories.c.registry_id == bindparam("registry_id"),
+        repositories.c.region == bindparam("region"),
         repositories.c.name == bindparam("name"),
     )
 )
@@ -246,20 +255,30 @@ _LINK_BLOB = _per_dialect(
 _MANIFEST_WITHOUT_PAYLOAD = [c for c in manifests.c if c.name != "payload"]
 
 
-async def open_sql_metadata_store(url: str) -> SqlMetadataStore:
-    """Bring the database at ``url`` to the current schema and open a store on it.
+async def open_sql_metadata_store(url: str, *, region: str = DEFAULT_REGION) -> SqlMetadataStore:
+    """Bring the database at ``url`` to the current schema and open a store on it, acting in
+    ``region`` (the deployment's configured one; rows from before regions belong to it).
 
     Raises ValueError for an unsupported URL, DatabaseUnavailable when it cannot be reached
     (see ``engine.py``). Close the store when done.
     """
-    await upgrade_database(url)
-    return SqlMetadataStore(create_sql_engine(url))
+    await upgrade_database(url, region=region)
+    return SqlMetadataStore(create_sql_engine(url), region=region)
 
 
 class SqlMetadataStore:
-    """The MetadataStore port on an engine from ``create_sql_engine``, which it owns."""
+    """The MetadataStore port on an engine from ``create_sql_engine``, which it owns.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    It acts in one region: what belongs to a registry (repositories, the registry policy,
+    account settings, the registry scanning configuration, the lifecycle audit trail) is
+    that region's (see tables.py). :meth:`in_region` gives a view of another region on the
+    same engine; everything keyed otherwise (repository ids, blobs, identities, jobs) is
+    the same through every view.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, region: str = DEFAULT_REGION) -> None:
+        self.region = region
+        self._owner = True
         self._engine = engine
         self._sqlite: SqliteOnTheLoop | None = None
         if engine.dialect.name == "sqlite":
@@ -271,6 +290,15 @@ class SqlMetadataStore:
         self._write_lock: AbstractAsyncContextManager[None] = (
             asyncio.Lock() if engine.dialect.name == "sqlite" else nullcontext()
         )
+
+    def in_region(self, region: str) -> SqlMetadataStore:
+        """This store acting in ``region``: same engine, same locks. Closing it is a no-op
+        (the store it came from owns the engine)."""
+        if region == self.region:
+            return self
+        view = copy.copy(self)
+        view.region, view._owner = region, False
+        return view
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MetadataTransaction]:
@@ -284,14 +312,14 @@ class SqlMetadataStore:
             if self._sqlite is not None:
                 writer = await self._sqlite.begin_write()
                 try:
-                    yield _SqlTransaction(_SyncStatements(writer))
+                    yield _SqlTransaction(_SyncStatements(writer), self.region)
                 except BaseException:
                     writer.rollback()
                     raise
                 writer.commit()
                 return
             async with write_transaction(self._engine) as connection:
-                yield _SqlTransaction(connection)
+                yield _SqlTransaction(connection, self.region)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MetadataTransaction]:
@@ -301,13 +329,15 @@ class SqlMetadataStore:
         """
         if self._sqlite is not None:
             with self._sqlite.read() as sync_connection:
-                yield _SqlTransaction(_SyncStatements(sync_connection))
+                yield _SqlTransaction(_SyncStatements(sync_connection), self.region)
             return
         async with read_transaction(self._engine) as connection:
-            yield _SqlTransaction(connection)
+            yield _SqlTransaction(connection, self.region)
 
     async def close(self) -> None:
         """Close every pooled connection. The store is unusable afterwards."""
+        if not self._owner:
+            return
         if self._sqlite is not None:
             self._sqlite.close()
         await self._engine.dispose()
@@ -381,10 +411,12 @@ class _SqlTransaction(
     SqlLifecycleRecords,
     SqlScanRecords,
 ):
-    """One port transaction on one connection that is already inside a database transaction."""
+    """One port transaction on one connection that is already inside a database transaction,
+    acting in ``region``."""
 
-    def __init__(self, connection: _Statements) -> None:
+    def __init__(self, connection: _Statements, region: str) -> None:
         self._c = connection
+        self.region = region
         self._insert: _InsertFactory = (
             postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         )
@@ -407,6 +439,7 @@ class _SqlTransaction(
             self._insert(repositories)
             .values(
                 registry_id=registry_id,
+                region=self.region,
                 name=name,
                 created_at=now,
                 image_tag_mutability=image_tag_mutability.value,
@@ -415,7 +448,7 @@ class _SqlTransaction(
                 encryption_type=encryption_type,
                 kms_key=kms_key,
             )
-            .on_conflict_do_nothing(index_elements=["registry_id", "name"])
+            .on_conflict_do_nothing(index_elements=["registry_id", "region", "name"])
             .returning(*repositories.c)
         )
         row = (await self._c.execute(statement)).first()
@@ -429,16 +462,22 @@ class _SqlTransaction(
 
     async def get_repository(self, registry_id: str, name: str) -> Repository | None:
         row = (
-            await self._c.execute(_GET_REPOSITORY, {"registry_id": registry_id, "name": name})
+            await self._c.execute(
+                _GET_REPOSITORY, {"registry_id": registry_id, "region": self.region, "name": name}
+            )
         ).first()
         return None if row is None else repository_of(row)
+
+    async def regions_in_use(self) -> list[str]:
+        query = select(repositories.c.region).distinct().order_by(repositories.c.region)
+        return list(await self._c.scalars(query))
 
     async def list_repositories(
         self, registry_id: str, *, after: str | None = None, limit: int | None = None
     ) -> list[Repository]:
         query = (
             select(repositories)
-            .where(repositories.c.registry_id == registry_id)
+            .where(repositories.c.registry_id == registry_id, repositories.c.region == self.region)
             .order_by(repositories.c.name)
             .limit(limit)
         )
@@ -558,17 +597,18 @@ class _SqlTransaction(
 
     async def get_registry_policy(self, registry_id: str) -> str | None:
         query = select(registry_policies.c.policy_text).where(
-            registry_policies.c.registry_id == registry_id
+            registry_policies.c.registry_id == registry_id,
+            registry_policies.c.region == self.region,
         )
         text: str | None = await self._c.scalar(query)
         return text
 
     async def put_registry_policy(self, registry_id: str, text: str, now: datetime) -> None:
         insert = self._insert(registry_policies).values(
-            registry_id=registry_id, policy_text=text, updated_at=now
+            registry_id=registry_id, region=self.region, policy_text=text, updated_at=now
         )
         statement = insert.on_conflict_do_update(
-            index_elements=["registry_id"],
+            index_elements=["registry_id", "region"],
             set_={"policy_text": insert.excluded.policy_text, "updated_at": now},
         )
         await self._c.execute(statement)
@@ -576,7 +616,10 @@ class _SqlTransaction(
     async def delete_registry_policy(self, registry_id: str) -> str | None:
         statement = (
             delete(registry_policies)
-            .where(registry_policies.c.registry_id == registry_id)
+            .where(
+                registry_policies.c.registry_id == registry_id,
+                registry_policies.c.region == self.region,
+            )
             .returning(registry_policies.c.policy_text)
         )
         text: str | None = (await self._c.execute(statement)).scalar()
@@ -584,31 +627,39 @@ class _SqlTransaction(
 
     async def get_account_setting(self, registry_id: str, name: str) -> str | None:
         query = select(account_settings.c.value).where(
-            account_settings.c.registry_id == registry_id, account_settings.c.name == name
+            account_settings.c.registry_id == registry_id,
+            account_settings.c.region == self.region,
+            account_settings.c.name == name,
         )
         value: str | None = await self._c.scalar(query)
         return value
 
     async def put_account_setting(self, registry_id: str, name: str, value: str) -> None:
         insert = self._insert(account_settings).values(
-            registry_id=registry_id, name=name, value=value
+            registry_id=registry_id, region=self.region, name=name, value=value
         )
         statement = insert.on_conflict_do_update(
-            index_elements=["registry_id", "name"], set_={"value": insert.excluded.value}
+            index_elements=["registry_id", "region", "name"],
+            set_={"value": insert.excluded.value},
         )
         await self._c.execute(statement)
 
     async def list_account_settings(self, registry_id: str) -> dict[str, str]:
         query = (
             select(account_settings.c.name, account_settings.c.value)
-            .where(account_settings.c.registry_id == registry_id)
+            .where(
+                account_settings.c.registry_id == registry_id,
+                account_settings.c.region == self.region,
+            )
             .order_by(account_settings.c.name)
         )
         return {row.name: row.value for row in await self._c.execute(query)}
 
     async def delete_account_setting(self, registry_id: str, name: str) -> bool:
         statement = delete(account_settings).where(
-            account_settings.c.registry_id == registry_id, account_settings.c.name == name
+            account_settings.c.registry_id == registry_id,
+            account_settings.c.region == self.region,
+            account_settings.c.name == name,
         )
         return bool((await self._c.execute(statement)).rowcount)
 
@@ -617,7 +668,10 @@ class _SqlTransaction(
     ) -> RegistryScanningConfiguration | None:
         query = select(
             registry_scanning_configurations.c.scan_type, registry_scanning_configurations.c.rules
-        ).where(registry_scanning_configurations.c.registry_id == registry_id)
+        ).where(
+            registry_scanning_configurations.c.registry_id == registry_id,
+            registry_scanning_configurations.c.region == self.region,
+        )
         row = (await self._c.execute(query)).first()
         if row is None:
             return None
@@ -630,12 +684,13 @@ class _SqlTransaction(
     ) -> None:
         insert = self._insert(registry_scanning_configurations).values(
             registry_id=registry_id,
+            region=self.region,
             scan_type=config.scan_type.value,
             rules=rules_to_document(config.rules),
             updated_at=now,
         )
         statement = insert.on_conflict_do_update(
-            index_elements=["registry_id"],
+            index_elements=["registry_id", "region"],
             set_={
                 "scan_type": insert.excluded.scan_type,
                 "rules": insert.excluded.rules,
@@ -653,6 +708,7 @@ class _SqlTransaction(
         for chunk in chunks(dict.fromkeys(repository_names)):
             in_registry = (
                 repositories.c.registry_id == registry_id,
+                repositories.c.region == self.region,
                 repositories.c.name.in_(chunk),
             )
             for row in await self._c.execute(
@@ -678,7 +734,7 @@ class _SqlTransaction(
         }
 
     async def read_policies(self, registry_id: str, repository_name: str | None) -> PolicyTexts:
-        parameters = {"registry_id": registry_id, "name": repository_name}
+        parameters = {"registry_id": registry_id, "region": self.region, "name": repository_name}
         row = (await self._c.execute(_READ_POLICIES, parameters)).one()
         tags: dict[str, str] = {}
         if repository_name is not None:
@@ -958,7 +1014,11 @@ class _SqlTransaction(
         query = (
             select(repositories.c.name)
             .join(blob_links, blob_links.c.repository_id == repositories.c.id)
-            .where(repositories.c.registry_id == registry_id, blob_links.c.digest == str(digest))
+            .where(
+                repositories.c.registry_id == registry_id,
+                repositories.c.region == self.region,
+                blob_links.c.digest == str(digest),
+            )
             .order_by(repositories.c.name)
         )
         return list(await self._c.scalars(query))

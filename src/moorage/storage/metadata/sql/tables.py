@@ -5,8 +5,8 @@ the migrated database with ``metadata`` so that the two never drift.
 
 ::
 
-    repositories           id PK; (registry_id, name) unique; its settings (tag mutability,
-     │                      scan on push, encryption) are columns
+    repositories           id PK; (registry_id, region, name) unique; its settings (tag
+     │                      mutability, scan on push, encryption) are columns
      ├── repository_tags    (repository_id, key) PK: resource tags (ECR TagResource)
      ├── repository_policies  repository_id PK: at most one policy per repository
      ├── lifecycle_policies, lifecycle_previews  repository_id PK (see "lifecycle policies")
@@ -17,14 +17,24 @@ the migrated database with ``metadata`` so that the two never drift.
      └── upload_sessions    id PK
     blobs                  digest PK (registry-wide: the BlobStore holds one copy per digest);
                            last_used_at drives garbage collection's grace period
-    registry_policies      registry_id PK (one registry policy per registry)
-    account_settings       (registry_id, name) PK; a row only once the setting is put
-    registry_scanning_configurations  registry_id PK; a row only once one is put
+    registry_policies      (registry_id, region) PK (one registry policy per registry)
+    account_settings       (registry_id, region, name) PK; a row only once the setting is put
+    registry_scanning_configurations  (registry_id, region) PK; a row only once one is put
     accounts               registry_id PK: an account and its registry are one
      └── iam_users          user_id PK (AIDA...); (registry_id, name) unique
           ├── access_keys   access_key_id PK (AKIA...); user_id -> iam_users; the secret
           │                 is AES-GCM ciphertext (iam/secrets.py), never clear text
           └── user_policies  (user_id, name) PK; document = the JSON text received
+
+Regions. On AWS every (account, region) is a registry of its own, so what belongs to a
+registry is keyed by ``(registry_id, region)``: repositories (and through their ids all they
+own: images, tags, policies, scans, lifecycle policies), the registry policy, account
+settings, the registry scanning configuration and the lifecycle audit trail carry a
+``region`` column. A replication destination ``(region, registryId)`` names such a key.
+Identities (accounts, users, keys, their policies) are global, as IAM is; blobs are
+content-addressed and shared by every region, as is garbage collection over them; jobs are
+one queue. Migration 0012 gave existing rows the deployment's configured region. The
+store (``store.py``) acts in one region at a time: ``SqlMetadataStore.in_region``.
 
 Every arrow is a foreign key with ``ON DELETE CASCADE``: deleting a repository deletes
 everything it owns; deleting a manifest deletes its tags and the references it makes (not
@@ -87,6 +97,8 @@ TAG_LENGTH = 128
 DIGEST_LENGTH = 255
 MEDIA_TYPE_LENGTH = 255
 REGISTRY_ID_LENGTH = 12
+# AWS's longest region names (us-gov-west-1, ap-southeast-7, eusc-de-east-1) are 15 or so.
+REGION_LENGTH = 32
 UPLOAD_ID_LENGTH = 128
 # ECR's model: KmsKey is at most 2,048 characters, resource tag keys 128 and values 256,
 # AccountSettingName 64 (values are short enum words).
@@ -159,7 +171,8 @@ repositories = Table(
     Column("scan_on_push", Boolean, nullable=False, server_default=false()),
     Column("encryption_type", String(16), nullable=False, server_default="AES256"),
     Column("kms_key", String(KMS_KEY_LENGTH), nullable=True),
-    UniqueConstraint("registry_id", "name"),
+    Column("region", String(REGION_LENGTH), nullable=False),
+    UniqueConstraint("registry_id", "region", "name"),
     sqlite_autoincrement=True,
 )
 
@@ -188,18 +201,21 @@ repository_policies = Table(
 registry_policies = Table(
     "registry_policies",
     metadata,
-    Column("registry_id", String(REGISTRY_ID_LENGTH), primary_key=True),
+    Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("region", String(REGION_LENGTH), nullable=False),
     Column("policy_text", Text, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("registry_id", "region"),
 )
 
 account_settings = Table(
     "account_settings",
     metadata,
     Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("region", String(REGION_LENGTH), nullable=False),
     Column("name", String(SETTING_LENGTH), nullable=False),
     Column("value", String(SETTING_LENGTH), nullable=False),
-    PrimaryKeyConstraint("registry_id", "name"),
+    PrimaryKeyConstraint("registry_id", "region", "name"),
 )
 
 blobs = Table(
@@ -506,12 +522,13 @@ lifecycle_runs = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     # By name, without a foreign key: the trail outlives the repository.
     Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("region", String(REGION_LENGTH), nullable=False),
     Column("repository_name", binary_string(NAME_LENGTH), nullable=False),
     Column("policy_text", Text, nullable=False),
     Column("dry_run", Boolean, nullable=False),
     Column("started_at", UtcDateTime, nullable=False),
     Column("finished_at", UtcDateTime, nullable=False),
-    Index(None, "registry_id", "repository_name"),
+    Index(None, "registry_id", "region", "repository_name"),
     sqlite_autoincrement=True,
 )
 
@@ -547,10 +564,12 @@ lifecycle_run_images = Table(
 registry_scanning_configurations = Table(
     "registry_scanning_configurations",
     metadata,
-    Column("registry_id", String(REGISTRY_ID_LENGTH), primary_key=True),
+    Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("region", String(REGION_LENGTH), nullable=False),
     Column("scan_type", String(SETTING_LENGTH), nullable=False),
     Column("rules", JSON, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("registry_id", "region"),
 )
 
 # -- image scans -----------------------------------------------------------------------
