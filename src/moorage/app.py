@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from aiohttp import web
@@ -285,18 +286,35 @@ def build_web_app(
     )
     custom = authorizer is not None
     authorizer = authorizer or registry.authorizer
-    oci.mount(
-        app,
-        OciServices(
-            repositories=registry.repositories,
-            images=registry.images,
-            blobs=registry.blobs,
-            uploads=registry.uploads,
-            authenticator=authenticator or registry.registry_authenticator,
-            authorizer=authorizer,
-            addresses=registry.addresses,
-        ),
-    )
+    registry_authenticator = authenticator or registry.registry_authenticator
+    regional_oci: dict[str, OciServices] = {}
+
+    def oci_services(
+        regional: Registry, in_region: Callable[[str], OciServices | None] | None = None
+    ) -> OciServices:
+        return OciServices(
+            repositories=regional.repositories,
+            images=regional.images,
+            blobs=regional.blobs,
+            uploads=regional.uploads,
+            authenticator=registry_authenticator,
+            authorizer=authorizer if custom else regional.authorizer,
+            addresses=regional.addresses,
+            in_region=in_region,
+        )
+
+    def oci_in_region(region: str) -> OciServices | None:
+        """Another region's /v2/ services (a host naming it), built once; bounded as
+        Registry.in_region is."""
+        found = regional_oci.get(region)
+        if found is None:
+            try:
+                found = regional_oci[region] = oci_services(registry.in_region(region))
+            except RegionNotServed:
+                return None
+        return found
+
+    oci.mount(app, oci_services(registry, oci_in_region))
     ecr_api.mount(
         app,
         operations=OperationTable[Registry].from_modules(*ECR_OPERATION_MODULES),

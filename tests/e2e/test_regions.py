@@ -21,6 +21,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.e2e.aws import Credentials, admin_init
+from tests.e2e.client import RegistryClient, digest_of
 from tests.e2e.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -227,3 +228,40 @@ def test_layers_upload_and_download_in_their_region(ecr: dict[str, Any]) -> None
         ecr["us-east-1"].get_download_url_for_layer, repositoryName="layers", layerDigest=digest
     )
     assert code == "LayersNotFoundException"
+
+
+@pytest.fixture(scope="module")
+def by_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """An emulator whose registry hosts name the region, as ECR's do."""
+    data_dir = tmp_path_factory.mktemp("hosts") / "data"
+    process = ServerProcess(
+        data_dir=data_dir,
+        extra_args=["--no-workers", "--registry-host", "{registry_id}.dkr.ecr.{region}.localhost"],
+    ).start()
+    yield process
+    assert process.stop() == 0, process.log()
+
+
+def test_v2_acts_in_the_region_its_host_names(by_host: ServerProcess) -> None:
+    europe = client(by_host, "eu-central-1")
+    uri = europe.create_repository(repositoryName="web")["repository"]["repositoryUri"]
+    host = f"{ACCOUNT}.dkr.ecr.eu-central-1.localhost"
+    assert uri == f"{host}/web"
+    config, layer = b'{"architecture":"amd64","os":"linux"}', b"frankfurt layer"
+    with RegistryClient(by_host.url) as registry:
+        registry.session.headers["Host"] = host
+        digest, _ = registry.push_image("web", "v1", config, [layer])
+        assert registry.blob("web", digest_of(layer)) == layer
+        assert registry.tags("web") == ["v1"]
+    (image,) = europe.describe_images(repositoryName="web")["imageDetails"]
+    assert (image["imageDigest"], image["imageTags"]) == (digest, ["v1"])
+    # The same path on the host of another region names another registry's repository.
+    with RegistryClient(by_host.url) as registry:
+        registry.session.headers["Host"] = f"{ACCOUNT}.dkr.ecr.us-east-1.localhost"
+        response = registry.manifest("web", "v1")
+        assert response.status_code == 404
+        assert response.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+        registry.session.headers["Host"] = f"{ACCOUNT}.dkr.ecr.moon-base-1.localhost"
+        response = registry.manifest("web", "v1")
+        assert response.status_code == 404
+        assert response.json()["errors"][0]["code"] == "NAME_UNKNOWN"

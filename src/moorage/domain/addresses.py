@@ -6,7 +6,8 @@ sent to says which account's registry it addresses. moorage does the same with a
 template (``registry_host``): a ``host[:port]`` in which ``{registry_id}`` and ``{region}``
 are replaced. Without a template, the registry is named by the address the client used to
 reach the server (its ``Host`` header), so a printed URI is pushable as it is; one account is
-then addressed per caller (their own).
+then addressed per caller (their own). A template with ``{region}`` names each region's
+registry too, and the ``Host`` of a ``/v2/`` request then says which region it acts in.
 """
 
 from __future__ import annotations
@@ -39,6 +40,18 @@ class RegistryAddresses:
         return f"{scheme}://{self.host(registry_id, request_host)}"
 
     @property
+    def selects_region(self) -> bool:
+        """Whether the host names the region (the template has ``{region}``)."""
+        return self.template is not None and _REGION in self.template
+
+    def region_of_host(self, request_host: str) -> str | None:
+        """The region a ``Host`` header names, or None when the host does not say."""
+        if not self.selects_region:
+            return None
+        match = self._match(request_host)
+        return None if match is None else match.group("region")
+
+    @property
     def selects_account(self) -> bool:
         """Whether the host names the account (the template has ``{registry_id}``)."""
         return self.template is not None and _REGISTRY_ID in self.template
@@ -52,11 +65,15 @@ class RegistryAddresses:
         """
         if not self.selects_account:
             return None
+        match = self._match(request_host)
+        return None if match is None else match.group("registry_id")
+
+    def _match(self, request_host: str) -> re.Match[str] | None:
         host = request_host.lower()
         match = self._pattern.fullmatch(host)
         if match is None and ":" not in (self.template or "").rsplit("]", 1)[-1]:
             match = self._pattern.fullmatch(host.rsplit(":", 1)[0])
-        return None if match is None else match.group("registry_id")
+        return match
 
     @cached_property
     def _pattern(self) -> re.Pattern[str]:
@@ -64,5 +81,7 @@ class RegistryAddresses:
         pattern = re.escape(self.template.lower())
         pattern = pattern.replace(re.escape(_REGISTRY_ID), r"(?P<registry_id>\d{12})", 1)
         pattern = pattern.replace(re.escape(_REGISTRY_ID), r"(?P=registry_id)")
-        pattern = pattern.replace(re.escape(_REGION), re.escape(self.region))
+        # Any region's host matches: which regions are served is the application's to say.
+        pattern = pattern.replace(re.escape(_REGION), r"(?P<region>[a-z0-9-]{1,32})", 1)
+        pattern = pattern.replace(re.escape(_REGION), r"(?P=region)")
         return re.compile(pattern)

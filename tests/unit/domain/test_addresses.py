@@ -31,7 +31,9 @@ def test_an_aws_style_template_names_each_account() -> None:
     [
         ("123456789012.dkr.ecr.eu-west-1.registry.test", "123456789012"),
         ("123456789012.DKR.ecr.eu-west-1.registry.test:5000", "123456789012"),
-        ("123456789012.dkr.ecr.us-east-1.registry.test", None),
+        # Another region's host names the account too; whether that region is served is
+        # the application's to say (region_of_host).
+        ("123456789012.dkr.ecr.us-east-1.registry.test", "123456789012"),
         ("12345678901.dkr.ecr.eu-west-1.registry.test", None),
         ("x123456789012.dkr.ecr.eu-west-1.registry.test", None),
         ("registry.test", None),
@@ -39,6 +41,21 @@ def test_an_aws_style_template_names_each_account() -> None:
 )
 def test_the_host_header_selects_the_account(host: str, registry_id: str | None) -> None:
     assert AWS_STYLE.registry_of_host(host) == registry_id
+
+
+@pytest.mark.parametrize(
+    ("host", "region"),
+    [
+        ("123456789012.dkr.ecr.eu-west-1.registry.test", "eu-west-1"),
+        ("123456789012.dkr.ecr.AP-SOUTH-1.registry.test:5000", "ap-south-1"),
+        ("123456789012.dkr.ecr..registry.test", None),
+        ("registry.test", None),
+    ],
+)
+def test_the_host_header_names_the_region(host: str, region: str | None) -> None:
+    assert AWS_STYLE.selects_region
+    assert AWS_STYLE.region_of_host(host) == region
+    assert not RegistryAddresses("{registry_id}.localhost", "us-east-1").selects_region
 
 
 def test_a_template_with_a_port_requires_that_port() -> None:

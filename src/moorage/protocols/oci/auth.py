@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from moorage.domain.errors import AccessDenied
+from moorage.domain.errors import AccessDenied, RepositoryNotFound
 from moorage.iam.actions import Action
 from moorage.ports.access import AccessRequest, Credentials
 from moorage.protocols.oci.context import (
@@ -22,6 +22,7 @@ from moorage.protocols.oci.context import (
     addressed_registry,
     principal,
     registry_id,
+    select_region,
     services,
 )
 
@@ -99,6 +100,10 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
         if getattr(request.match_info, "http_exception", None) is not None:
             return await handler(request)  # not found / method not allowed: nothing to protect
         raise AccessDenied("endpoint declares no access rule")
+    if not select_region(request):
+        raise RepositoryNotFound(
+            f"this registry does not serve the region the host {request.host!r} names"
+        )
     credentials = credentials_of(request)
     caller = await services(request).authenticator.authenticate(credentials)
     request[PRINCIPAL_KEY] = caller

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -23,15 +24,38 @@ class OciServices:
     authenticator: Authenticator
     authorizer: Authorizer
     addresses: RegistryAddresses | None = None
+    # The services of another region (None when it is not served); without it every
+    # request acts in this one.
+    in_region: Callable[[str], OciServices | None] | None = None
 
 
 SERVICES = web.AppKey("moorage.oci.services", OciServices)
 PRINCIPAL_KEY = web.RequestKey("moorage.principal", Principal)
 REGISTRY_ID_KEY = web.RequestKey("moorage.registry_id", str)
+REGIONAL_SERVICES_KEY = web.RequestKey("moorage.oci.regional_services", OciServices)
 
 
 def services(request: web.Request) -> OciServices:
-    return request.app[SERVICES]
+    """The services of the region the request acts in (see :func:`select_region`)."""
+    regional: OciServices | None = request.get(REGIONAL_SERVICES_KEY)
+    return regional if regional is not None else request.app[SERVICES]
+
+
+def select_region(request: web.Request) -> bool:
+    """Act in the region the request's ``Host`` names, when the host template says; False
+    when that region is not served (the caller answers NAME_UNKNOWN: no repository of the
+    request can be there)."""
+    base = request.app[SERVICES]
+    if base.addresses is None or base.in_region is None:
+        return True
+    region = base.addresses.region_of_host(request.host)
+    if region is None or region == base.addresses.region:
+        return True
+    regional = base.in_region(region)
+    if regional is None:
+        return False
+    request[REGIONAL_SERVICES_KEY] = regional
+    return True
 
 
 def principal(request: web.Request) -> Principal:
