@@ -134,8 +134,9 @@ def test_arns_name_the_request_region(ecr: dict[str, Any]) -> None:
     ]
     # An ARN of another region names a repository this region's registry cannot hold.
     other = f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/tagged"
-    assert error_of(europe.list_tags_for_resource, resourceArn=other)[0] == (
-        "InvalidParameterException"
+    assert error_of(europe.list_tags_for_resource, resourceArn=other) == (
+        "InvalidParameterException",
+        "Invalid parameter at 'resourceArn' failed to satisfy constraint: 'Invalid ARN'",
     )
     kms = europe.create_repository(
         repositoryName="sealed", encryptionConfiguration={"encryptionType": "KMS"}

@@ -152,9 +152,11 @@ class ScanService:
             scan = await tx.get_image_scan(repository.id, record.digest)
             config = await _configuration(tx, registry_id)
             if scan is None or scan.scan_type != config.scan_type.value:
+                # The image id as the caller gave it ('null' for a part left out), as ECR
+                # words it (and as in ImageNotFound's message).
                 raise ScanNotFound(
                     f"Image scan does not exist for the image with '{{imageDigest:"
-                    f"'{record.digest}', imageTag:'{image_id.tag or 'null'}'}}' in the "
+                    f"'{image_id.digest or 'null'}', imageTag:'{image_id.tag or 'null'}'}}' in the "
                     f"repository with name '{name}' in the registry with id '{registry_id}'"
                 )
             findings: list[Finding] = []

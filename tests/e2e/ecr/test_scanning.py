@@ -215,6 +215,14 @@ def test_start_image_scan_and_its_limits(ecr: Any, advisories: None) -> None:
         ecr.describe_image_scan_findings, repositoryName="scan/manual", imageId=image_id
     )
     assert code == "ScanNotFoundException"
+    # ECR echoes the image id as given, 'null' for the part left out.
+    _, message = aws_error(
+        ecr.describe_image_scan_findings, repositoryName="scan/manual", imageId={"imageTag": "v1"}
+    )
+    assert message.startswith(
+        "Image scan does not exist for the image with '{imageDigest:'null', imageTag:'v1'}' in "
+        "the repository with name 'scan/manual'"
+    )
 
     started = ecr.start_image_scan(repositoryName="scan/manual", imageId={"imageTag": "v1"})
     assert started["imageId"] == {"imageDigest": digest, "imageTag": "v1"}

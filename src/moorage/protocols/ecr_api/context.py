@@ -44,10 +44,10 @@ def parse_repository_arn(arn: str, *, region: str, path: str = "resourceArn") ->
     """
     match = _REPOSITORY_ARN.fullmatch(arn)
     if match is None or match["partition"] != PARTITION or match["region"] != region:
+        # ECR's own words, whatever is wrong with it.
         raise ApiError(
             INVALID_PARAMETER,
-            f"Invalid parameter at '{path}' failed to satisfy constraint: "
-            f"'Invalid ARN: must be arn:{PARTITION}:ecr:{region}:<account>:repository/<name>'",
+            f"Invalid parameter at '{path}' failed to satisfy constraint: 'Invalid ARN'",
         )
     return RepositoryArn(match["partition"], match["region"], match["account"], match["name"])
 
