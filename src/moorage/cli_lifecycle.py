@@ -1,8 +1,9 @@
-"""``moorage lifecycle run [--repository R] [--account-id ID] [--dry-run]`` and
+"""``moorage lifecycle run [--repository R] [--account-id ID] [--region R] [--dry-run]`` and
 ``moorage lifecycle history [--repository R] [--account-id ID] [--limit N] [--images]``.
 
 Runs the lifecycle policies now, exactly as the scheduled job does (``services/lifecycle.py``):
-every repository with a policy, or those named ``R`` (in every account, or in ``--account-id``).
+every repository with a policy, or those named ``R`` (in every account and region, or in
+``--account-id`` and ``--region``).
 It prints one line per image expired (or, with ``--dry-run``, that would be) with the rule
 that decided, then one summary line per repository. Each run is recorded in the audit trail.
 A repository whose run fails is reported on stderr and the others still run; the exit status
@@ -40,9 +41,16 @@ def lifecycle() -> None:
 @lifecycle.command("run")
 @click.option("--repository", metavar="NAME", help="Only the repositories named NAME.")
 @click.option("--account-id", metavar="ID", help="Only repositories of this account.")
+@click.option("--region", metavar="REGION", help="Only this region's repositories [every region].")
 @click.option("--dry-run", is_flag=True, help="Report what would expire; delete nothing.")
 @storage_options
-def run(repository: str | None, account_id: str | None, dry_run: bool, **options: Any) -> None:
+def run(
+    repository: str | None,
+    account_id: str | None,
+    region: str | None,
+    dry_run: bool,
+    **options: Any,
+) -> None:
     """Evaluate lifecycle policies now and expire what they decide."""
 
     failed: list[str] = []
@@ -52,13 +60,20 @@ def run(repository: str | None, account_id: str | None, dry_run: bool, **options
         click.echo(f"failed {target.registry_id}/{target.name}: {error}", err=True)
 
     async def work(registry: Registry) -> None:
-        runs = await registry.lifecycle.run(
-            registry_id=account_id,
-            repository=repository,
-            dry_run=dry_run,
-            on_run=_report,
-            on_failure=report_failure,
-        )
+        if region is not None:
+            regions = [region]
+        else:
+            async with registry.metadata.read() as tx:
+                regions = await tx.regions_in_use() or [registry.region]
+        runs = []
+        for name in regions:
+            runs += await registry.in_region(name).lifecycle.run(
+                registry_id=account_id,
+                repository=repository,
+                dry_run=dry_run,
+                on_run=_report,
+                on_failure=report_failure,
+            )
         if not runs and not failed:
             where = f" named {repository}" if repository else ""
             click.echo(f"no repository{where} has a lifecycle policy")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -266,3 +267,42 @@ def test_v2_acts_in_the_region_its_host_names(by_host: ServerProcess) -> None:
         response = registry.manifest("web", "v1")
         assert response.status_code == 404
         assert response.json()["errors"][0]["code"] == "NAME_UNKNOWN"
+
+
+def test_scheduled_lifecycle_runs_cover_every_region(tmp_path: Path) -> None:
+    server = ServerProcess(
+        data_dir=tmp_path / "data", extra_args=["--lifecycle-interval", "1"]
+    ).start()
+    try:
+        asia = client(server, "ap-south-1")
+        asia.create_repository(repositoryName="builds")
+        for n in range(3):
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {
+                    "mediaType": "application/vnd.docker.container.image.v1+json",
+                    "size": 10,
+                    "digest": "sha256:" + hashlib.sha256(bytes([n])).hexdigest(),
+                },
+                "layers": [],
+            }
+            asia.put_image(
+                repositoryName="builds", imageManifest=json.dumps(manifest), imageTag=f"b{n}"
+            )
+        rule = {
+            "rulePriority": 1,
+            "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 1},
+            "action": {"type": "expire"},
+        }
+        asia.put_lifecycle_policy(
+            repositoryName="builds", lifecyclePolicyText=json.dumps({"rules": [rule]})
+        )
+        deadline = time.monotonic() + 30
+        while len(asia.describe_images(repositoryName="builds")["imageDetails"]) > 1:
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.2)
+        (kept,) = asia.describe_images(repositoryName="builds")["imageDetails"]
+        assert kept["imageTags"] == ["b2"]
+    finally:
+        assert server.stop() == 0, server.log()
