@@ -107,9 +107,10 @@ class Registry:
     authorizer: Authorizer
     registry_authenticator: Authenticator
     api_authenticator: ApiAuthenticator
-    _shared: _Shared = field(repr=False)
-    _home: Registry | None = field(default=None, repr=False)
-    _regions: dict[str, Registry] = field(default_factory=dict, repr=False)
+    _shared: _Shared = field(repr=False, compare=False)
+    # The registry of the deployment's region, and the others it built (they refer back).
+    _home: Registry | None = field(default=None, repr=False, compare=False)
+    _regions: dict[str, Registry] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def region(self) -> str:
