@@ -125,8 +125,7 @@ class Registry:
         found = home._regions.get(region)
         if found is not None:
             return found
-        served = home.settings.served_regions
-        if (served is not None and region not in served) or not is_region(region):
+        if region not in home.settings.served_regions or not is_region(region):
             raise RegionNotServed(f"this registry does not serve the region {region!r}")
         if len(home._regions) >= MAX_REGIONS:
             raise RegionNotServed(f"this registry serves at most {MAX_REGIONS} regions")

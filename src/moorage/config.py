@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from moorage.domain.regions import DEFAULT_REGION, is_region
+from moorage.domain.regions import DEFAULT_REGION, aws_regions, is_region
 
 ENV_PREFIX = "MOORAGE_"
 EVENT_LOOPS = ("asyncio", "uvloop")
@@ -43,8 +43,8 @@ class Settings:
     # The deployment's region: in ARNs, and the SigV4 scope clients sign for. MOORAGE_REGION.
     region: str = DEFAULT_REGION
     # Other regions it serves (every (account, region) is a registry of its own); a request
-    # signed for one acts in it. Emulator mode serves every region. MOORAGE_REGIONS, comma-
-    # separated.
+    # signed for one acts in it. Emulator mode serves every AWS region too. MOORAGE_REGIONS,
+    # comma-separated.
     regions: tuple[str, ...] = ()
     # How repositoryUri and proxyEndpoint name this server: a host[:port] with optional
     # {registry_id} and {region} placeholders ('{registry_id}.dkr.ecr.{region}.example.com').
@@ -109,9 +109,11 @@ class Settings:
         return f"sqlite+aiosqlite:///{(self.data_dir / 'moorage.db').resolve()}"
 
     @property
-    def served_regions(self) -> frozenset[str] | None:
-        """The regions requests may act in; None: every region (emulator mode)."""
-        return None if self.emulator else frozenset((self.region, *self.regions))
+    def served_regions(self) -> frozenset[str]:
+        """The regions requests may act in: ``region`` and ``regions``, and in emulator mode
+        every region AWS has (its commercial partition, as botocore lists it)."""
+        configured = frozenset((self.region, *self.regions))
+        return configured | aws_regions() if self.emulator else configured
 
     @property
     def fixture_images(self) -> bool:

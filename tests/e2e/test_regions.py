@@ -171,10 +171,14 @@ def test_registry_settings_are_per_region(ecr: dict[str, Any]) -> None:
     assert error_of(asia.get_registry_policy)[0] == "RegistryPolicyNotFoundException"
 
 
-def test_a_name_that_is_not_a_region_is_refused(emulator: ServerProcess) -> None:
-    code, message = error_of(client(emulator, "nowhere").describe_repositories)
-    assert code == "InvalidSignatureException"
-    assert "nowhere" in message
+def test_a_region_aws_does_not_have_is_refused(emulator: ServerProcess) -> None:
+    """Emulator mode serves the regions of AWS's commercial partition (botocore's list), and
+    refuses the rest as AWS refuses a wrong credential scope."""
+    for region in ("nowhere", "moon-base-1", "cn-north-1"):
+        code, message = error_of(client(emulator, region).describe_repositories)
+        assert code == "InvalidSignatureException"
+        assert message == f"Credential should be scoped to a valid region, not '{region}'."
+    assert client(emulator, "eu-west-3").describe_repositories()["repositories"] == []
 
 
 def test_a_deployment_serves_the_regions_it_lists(tmp_path: Path) -> None:
