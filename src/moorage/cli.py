@@ -97,6 +97,13 @@ def main() -> None:
 )
 @click.option("--region", help="AWS region in ARNs and signatures [us-east-1].")
 @click.option(
+    "--also-region",
+    "regions",
+    multiple=True,
+    metavar="REGION",
+    help="Another region to serve (each region is a registry of its own); repeatable.",
+)
+@click.option(
     "--emulator",
     is_flag=True,
     default=None,

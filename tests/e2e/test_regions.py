@@ -185,17 +185,21 @@ def test_a_deployment_serves_the_regions_it_lists(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     admin = admin_init(data_dir)
     server = ServerProcess(
-        data_dir=data_dir, extra_args=[], emulator=False, env={"MOORAGE_REGIONS": "eu-west-1"}
+        data_dir=data_dir,
+        extra_args=["--also-region", "sa-east-1"],
+        emulator=False,
+        env={"MOORAGE_REGIONS": "eu-west-1"},  # the command line wins: sa-east-1 only
     ).start()
     try:
-        home, europe = client(server, "us-east-1", admin), client(server, "eu-west-1", admin)
+        home, europe = client(server, "us-east-1", admin), client(server, "sa-east-1", admin)
         home.create_repository(repositoryName="team/app")
         assert europe.describe_repositories()["repositories"] == []
         created = europe.create_repository(repositoryName="team/app")["repository"]
-        assert created["repositoryArn"].startswith("arn:aws:ecr:eu-west-1:")
-        code, message = error_of(client(server, "ap-south-1", admin).describe_repositories)
-        assert code == "InvalidSignatureException"
-        assert message == "Credential should be scoped to a valid region, not 'ap-south-1'."
+        assert created["repositoryArn"].startswith("arn:aws:ecr:sa-east-1:")
+        for other in ("ap-south-1", "eu-west-1"):
+            code, message = error_of(client(server, other, admin).describe_repositories)
+            assert code == "InvalidSignatureException"
+            assert message == f"Credential should be scoped to a valid region, not '{other}'."
     finally:
         assert server.stop() == 0, server.log()
 
