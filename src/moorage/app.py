@@ -71,8 +71,10 @@ class RegionNotServed(Exception):
 @dataclass(frozen=True)
 class _Shared:
     """What every region's services share: keys, the upload slots (one budget per process),
-    login tokens and the authenticators (identities are global, as IAM is)."""
+    login tokens and the authenticators (identities are global, as IAM is), and the store
+    they were all opened on (each region's is a view of it; closing the registry closes it)."""
 
+    root_metadata: MetadataStore
     keys: KeyRing
     write_slots: WriteSlots
     login_tokens: LoginTokens
@@ -148,7 +150,7 @@ class Registry:
         for regional in self.regions_served():
             await regional.images.close()
         await self.blob_store.close()
-        await self.metadata.close()
+        await self._shared.root_metadata.close()
 
     async def wipe(self) -> None:
         """Forget every account, repository, image and job (emulator mode's reset); the
@@ -178,7 +180,7 @@ def wire(
     is made up: login tokens and stored secrets then last as long as this object (tests)."""
     clock = system_clock
     keys = keys or KeyRing.derive(MasterKey.generate())
-    metadata = metadata.in_region(settings.region)
+    root_metadata, metadata = metadata, metadata.in_region(settings.region)
     login_tokens = LoginTokens(keys.registry_login)
     registry_authenticator: Authenticator
     api_authenticator: ApiAuthenticator
@@ -197,7 +199,9 @@ def wire(
             per_client=settings.max_uploads_per_client,
         )
     )
-    shared = _Shared(keys, write_slots, login_tokens, registry_authenticator, api_authenticator)
+    shared = _Shared(
+        root_metadata, keys, write_slots, login_tokens, registry_authenticator, api_authenticator
+    )
     return _wire_region(settings, metadata, blob_store, shared)
 
 
