@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tarfile
@@ -25,14 +24,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.servers import free_port
+
 # The registry host moto's tests assert repositoryUri and proxyEndpoint against.
 HOST = "{registry_id}.dkr.ecr.{region}.amazonaws.com"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _download(version: str, into: Path) -> Path:
@@ -52,7 +47,7 @@ def main() -> int:
     work = args.keep or Path(tempfile.mkdtemp(prefix="moto-suite-"))
     work.mkdir(parents=True, exist_ok=True)
     source = _download(args.moto_version, work)
-    port = _free_port()
+    port = free_port()
     serve = [sys.executable, "-m", "moorage", "serve", "--emulator", "--no-workers"]
     server = subprocess.Popen(
         [*serve, "--port", str(port), "--data-dir", str(work / "data"), "--registry-host", HOST],

@@ -10,7 +10,6 @@ from aiohttp import web
 
 from moorage.config import Settings
 from moorage.domain.addresses import RegistryAddresses
-from moorage.domain.regions import is_region
 from moorage.iam.download_tokens import DownloadTokens
 from moorage.iam.login_tokens import LoginTokens
 from moorage.iam.secrets import KeyRing, MasterKey, load_master_key
@@ -59,8 +58,8 @@ from moorage.storage.metadata.sql.store import open_sql_metadata_store
 log = logging.getLogger("moorage")
 
 
-# Emulator mode serves every region a request is signed for; each one served costs a set of
-# service objects, so their number is bounded (AWS has fewer than 40 regions).
+# Each region served costs a set of service objects, built on its first request; their
+# number is bounded (emulator mode serves AWS's commercial regions, fewer than 40).
 MAX_REGIONS = 64
 
 
@@ -76,6 +75,7 @@ class _Shared:
 
     root_metadata: MetadataStore
     keys: KeyRing
+    identities: IdentityService
     write_slots: WriteSlots
     login_tokens: LoginTokens
     registry_authenticator: Authenticator
@@ -127,7 +127,7 @@ class Registry:
         found = home._regions.get(region)
         if found is not None:
             return found
-        if region not in home.settings.served_regions or not is_region(region):
+        if region not in home.settings.served_regions:
             raise RegionNotServed(f"this registry does not serve the region {region!r}")
         if len(home._regions) >= MAX_REGIONS:
             raise RegionNotServed(f"this registry serves at most {MAX_REGIONS} regions")
@@ -140,6 +140,18 @@ class Registry:
         found._home = home
         home._regions[region] = found
         return found
+
+    def serving(self, region: str) -> Registry | None:
+        """:meth:`in_region`, or None when the region is not served."""
+        try:
+            return self.in_region(region)
+        except RegionNotServed:
+            return None
+
+    async def regions_in_use(self) -> list[str]:
+        """The regions that have repositories (the deployment's own when none has)."""
+        async with self.metadata.read() as tx:
+            return await tx.regions_in_use() or [self.region]
 
     def regions_served(self) -> list[Registry]:
         """This registry in each region it has served so far, its own first."""
@@ -200,7 +212,13 @@ def wire(
         )
     )
     shared = _Shared(
-        root_metadata, keys, write_slots, login_tokens, registry_authenticator, api_authenticator
+        root_metadata,
+        keys,
+        IdentityService(metadata, keys.access_key_secrets, clock),
+        write_slots,
+        login_tokens,
+        registry_authenticator,
+        api_authenticator,
     )
     return _wire_region(settings, metadata, blob_store, shared)
 
@@ -212,7 +230,7 @@ def _wire_region(
     clock = system_clock
     keys = shared.keys
     repositories = RepositoryService(metadata, clock, settings.create_on_push)
-    identities = IdentityService(metadata, keys.access_key_secrets, clock)
+    identities = shared.identities
     registry_settings = RegistryService(metadata, clock)
     authorizer = PolicyAuthorizer(
         StoredPolicies(identities, registry_settings), clock, settings.region
@@ -312,10 +330,10 @@ def build_web_app(
         Registry.in_region is."""
         found = regional_oci.get(region)
         if found is None:
-            try:
-                found = regional_oci[region] = oci_services(registry.in_region(region))
-            except RegionNotServed:
+            regional = registry.serving(region)
+            if regional is None:
                 return None
+            found = regional_oci[region] = oci_services(regional)
         return found
 
     oci.mount(app, oci_services(registry, oci_in_region))
@@ -341,11 +359,8 @@ def _regional(
     registry: Registry, region: str, authorizer: Authorizer | None
 ) -> tuple[Registry, Authorizer] | None:
     """The registry's services and authorizer in ``region``; None when it is not served."""
-    try:
-        regional = registry.in_region(region)
-    except RegionNotServed:
-        return None
-    return regional, authorizer or regional.authorizer
+    regional = registry.serving(region)
+    return None if regional is None else (regional, authorizer or regional.authorizer)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -60,11 +60,7 @@ def run(
         click.echo(f"failed {target.registry_id}/{target.name}: {error}", err=True)
 
     async def work(registry: Registry) -> None:
-        if region is not None:
-            regions = [region]
-        else:
-            async with registry.metadata.read() as tx:
-                regions = await tx.regions_in_use() or [registry.region]
+        regions = [region] if region is not None else await registry.regions_in_use()
         runs = []
         for name in regions:
             runs += await registry.in_region(name).lifecycle.run(

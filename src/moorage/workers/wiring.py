@@ -102,9 +102,7 @@ def lifecycle_run_job(registry: Registry) -> Handler:
     """The scheduled lifecycle run: every region that has repositories, one after another."""
 
     async def handle(job: Job, progress: JobProgress) -> None:
-        async with registry.metadata.read() as tx:
-            regions = await tx.regions_in_use()
-        for region in regions or [registry.region]:
+        for region in await registry.regions_in_use():
             await registry.in_region(region).lifecycle.handle_run_job(job, progress)
 
     return handle

@@ -212,8 +212,10 @@ class Dispatcher(Generic[S]):
         registry of its own), with that region's services and authorizer. The authenticator
         has refused regions the deployment does not serve; emulator mode serves any region,
         but not a name that is not one."""
+        if self.in_region is None:
+            return self.region, self.services, self.authorizer
         asked = signed_region(signed)
-        if asked is None or asked == self.region or self.in_region is None:
+        if asked is None or asked == self.region:
             return self.region, self.services, self.authorizer
         found = self.in_region(asked)
         if found is None:
