@@ -27,6 +27,7 @@ from moorage.protocols.ecr_api.operations import layers as layer_operations
 from moorage.protocols.ecr_api.operations import lifecycle as lifecycle_operations
 from moorage.protocols.ecr_api.operations import policies as policy_operations
 from moorage.protocols.ecr_api.operations import registry as registry_operations
+from moorage.protocols.ecr_api.operations import replication as replication_operations
 from moorage.protocols.ecr_api.operations import repositories as repository_operations
 from moorage.protocols.ecr_api.operations import (
     scanning_configuration as scanning_configuration_operations,
@@ -48,6 +49,7 @@ from moorage.services.image_scanner import ImageScanner
 from moorage.services.images import ImageService
 from moorage.services.lifecycle import LifecycleService
 from moorage.services.registry import RegistryService
+from moorage.services.replication import LocalSite, ReplicationService
 from moorage.services.repositories import RepositoryService
 from moorage.services.scanning import ScanService
 from moorage.services.uploads import UploadService
@@ -67,6 +69,18 @@ class RegionNotServed(Exception):
     """A region this deployment does not serve, or one past MAX_REGIONS."""
 
 
+class _Sites:
+    """Where replicas are written: each region this deployment serves (``home`` is set once
+    the deployment's own registry is built)."""
+
+    def __init__(self) -> None:
+        self.home: Registry | None = None
+
+    def __call__(self, region: str) -> LocalSite | None:
+        regional = None if self.home is None else self.home.serving(region)
+        return None if regional is None else regional.replica_site()
+
+
 @dataclass(frozen=True)
 class _Shared:
     """What every region's services share: keys, the upload slots (one budget per process),
@@ -80,6 +94,7 @@ class _Shared:
     login_tokens: LoginTokens
     registry_authenticator: Authenticator
     api_authenticator: ApiAuthenticator
+    sites: _Sites
 
 
 @dataclass
@@ -99,6 +114,7 @@ class Registry:
     images: ImageService
     lifecycle: LifecycleService
     scanning: ScanService
+    replication: ReplicationService
     blobs: BlobService
     uploads: UploadService
     layer_downloads: LayerDownloadService
@@ -140,6 +156,12 @@ class Registry:
         found._home = home
         home._regions[region] = found
         return found
+
+    def replica_site(self) -> LocalSite:
+        """This registry as a replication destination."""
+        return LocalSite(
+            self.region, self.metadata, self.repositories, self.images, self.authorizer
+        )
 
     def serving(self, region: str) -> Registry | None:
         """:meth:`in_region`, or None when the region is not served."""
@@ -219,8 +241,11 @@ def wire(
         login_tokens,
         registry_authenticator,
         api_authenticator,
+        _Sites(),
     )
-    return _wire_region(settings, metadata, blob_store, shared)
+    home = _wire_region(settings, metadata, blob_store, shared)
+    shared.sites.home = home
+    return home
 
 
 def _wire_region(
@@ -249,6 +274,10 @@ def _wire_region(
         registry_host=lambda registry_id: addresses.host(registry_id, listen_host),
     )
     images.add_push_hook(scanning.on_push)
+    replication = ReplicationService(
+        metadata, images, clock, region=settings.region, site=shared.sites
+    )
+    images.add_push_hook(replication.on_push)
     return Registry(
         settings=settings,
         metadata=metadata,
@@ -257,6 +286,7 @@ def _wire_region(
         images=images,
         lifecycle=LifecycleService(metadata, images, clock),
         scanning=scanning,
+        replication=replication,
         blobs=BlobService(metadata, blob_store),
         layer_downloads=LayerDownloadService(
             metadata, BlobService(metadata, blob_store), DownloadTokens(keys.layer_download), clock
@@ -285,6 +315,7 @@ ECR_OPERATION_MODULES = (
     lifecycle_operations,
     scanning_configuration_operations,
     scan_operations,
+    replication_operations,
 )
 
 

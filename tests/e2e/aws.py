@@ -54,12 +54,14 @@ def admin_init(data_dir: Path, *args: str) -> Credentials:
     return Credentials(key_id.group(1), secret.group(1), account.group(1), exported)
 
 
-def ecr_client(endpoint: str, credentials: Credentials, **config: Any) -> Any:
+def ecr_client(
+    endpoint: str, credentials: Credentials, *, region: str = REGION, **config: Any
+) -> Any:
     """A boto3 ECR client for the server at ``endpoint`` (no retries: tests see each answer)."""
     return boto3.client(
         "ecr",
         endpoint_url=endpoint,
-        region_name=REGION,
+        region_name=region,
         aws_access_key_id=credentials.access_key_id,
         aws_secret_access_key=credentials.secret_access_key,
         config=Config(retries={"max_attempts": 1, "mode": "standard"}, **config),

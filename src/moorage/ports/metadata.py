@@ -47,6 +47,7 @@ from moorage.ports.identities import IdentityRecords
 from moorage.ports.integrity import IntegrityRecords
 from moorage.ports.jobs import JobRecords
 from moorage.ports.lifecycle import LifecycleRecords
+from moorage.ports.replication import ReplicationRecords
 from moorage.ports.scans import ScanRecords
 
 
@@ -66,6 +67,7 @@ class MetadataTransaction(
     IntegrityRecords,
     JobRecords,
     LifecycleRecords,
+    ReplicationRecords,
     ScanRecords,
     Protocol,
 ):

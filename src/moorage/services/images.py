@@ -89,8 +89,32 @@ MAX_BATCH_IDS = 100
 
 T = TypeVar("T")
 
-# Called in the push's transaction with the repository, the new manifest and the push time.
-PushHook = Callable[[MetadataTransaction, Repository, ParsedManifest, datetime], Awaitable[None]]
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """A manifest PUT made by replication: the source's push time orders the copies that set
+    one tag (a late copy of an older push never moves it back), and the image stored does
+    not replicate again (ECR's loop guard: one hop, never chained)."""
+
+    pushed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """What a push hook learns of one manifest PUT that changed something: a new manifest
+    (``created``) or a tag now naming it (``tag``, when ``tag_changed``)."""
+
+    repository: Repository
+    manifest: ParsedManifest
+    tag: str | None
+    created: bool
+    tag_changed: bool
+    at: datetime
+    replica: Replica | None = None
+
+
+# Called in the push's transaction, after the manifest and its tag are written.
+PushHook = Callable[[MetadataTransaction, Push], Awaitable[None]]
 
 
 class TagStatus(StrEnum):
@@ -220,8 +244,9 @@ class ImageService:
         self._push_hooks: list[PushHook] = []
 
     def add_push_hook(self, hook: PushHook) -> None:
-        """Call ``hook`` in the transaction that stores each new manifest, after its tag: what
-        it writes (scan on push enqueues a scan) commits with the push, or not at all."""
+        """Call ``hook`` in the transaction of each manifest PUT that stores a new manifest or
+        moves a tag onto one, after the tag: what it writes (scan on push enqueues a scan,
+        replication its copies) commits with the push, or not at all."""
         self._push_hooks.append(hook)
 
     async def get_manifest(
@@ -251,6 +276,8 @@ class ImageService:
         reference: Reference,
         payload: bytes,
         content_type: str | None,
+        *,
+        replica: Replica | None = None,
     ) -> StoredManifest:
         """Store a manifest, and point the tag at it when ``reference`` is a tag.
 
@@ -258,6 +285,10 @@ class ImageService:
         LayersNotFound and ReferencedImagesNotFound (both ManifestBlobUnknown), TagImmutable
         (the tag names another manifest and may not move; pushing the manifest it names
         again is fine).
+
+        A ``replica`` never raises TagImmutable: as in ECR, a copy whose tag is immutable
+        here and names another image arrives untagged; nor does it move a tag that a copy of
+        a later push has set.
         """
         algorithm = reference.digest.algorithm if reference.digest else "sha256"
         manifest = parse_manifest(payload, content_type, algorithm)
@@ -304,12 +335,15 @@ class ImageService:
             ]
             created = await tx.put_manifest(_record(repository.id, manifest, now), references)
             tag_changed = False
-            if reference.tag is not None:
+            if reference.tag is not None and (
+                replica is None
+                or await tx.claim_replicated_tag(repository.id, reference.tag, replica.pushed_at)
+            ):
                 immutable = tag_is_immutable(repository, reference.tag)
                 old = await tx.put_tag(
                     repository.id, reference.tag, manifest.digest, now, move=not immutable
                 )
-                if immutable and old is not None and old != manifest.digest:
+                if immutable and old is not None and old != manifest.digest and replica is None:
                     # Raising rolls back the manifest written above: nothing is stored.
                     raise TagImmutable(
                         f"The image tag '{reference.tag}' already exists in the "
@@ -317,10 +351,12 @@ class ImageService:
                         "the tag is immutable.",
                         detail={"tag": reference.tag, "digest": str(old)},
                     )
-                tag_changed = old != manifest.digest
-            if created:
+                # A replica's immutable tag that names another image stays where it was.
+                tag_changed = old != manifest.digest and (old is None or not immutable)
+            if created or tag_changed:
+                push = Push(repository, manifest, reference.tag, created, tag_changed, now, replica)
                 for hook in self._push_hooks:
-                    await hook(tx, repository, manifest, now)
+                    await hook(tx, push)
         return StoredManifest(manifest, created, tag_changed)
 
     async def delete(self, registry_id: str, name: str, reference: Reference) -> None:

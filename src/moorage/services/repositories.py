@@ -138,6 +138,21 @@ class RepositoryService:
                 raise not_found(registry_id, valid) from None
             return repository
 
+    async def ensure(self, registry_id: str, name: str) -> Repository:
+        """The repository, created with ECR's defaults when it does not exist (a replica's
+        or a cache's destination). Concurrent calls all get the one repository."""
+        valid = RepositoryName(name)
+        async with self._metadata.transaction() as tx:
+            repository = await tx.get_repository(registry_id, valid)
+            if repository is not None:
+                return repository
+            try:
+                return await tx.create_repository(registry_id, valid, self._clock())
+            except RepositoryAlreadyExists:
+                pass
+        async with self._metadata.read() as tx:
+            return await require(tx, registry_id, valid)
+
     async def describe(
         self,
         registry_id: str,

@@ -49,7 +49,7 @@ from moorage.ports.scans import ImageScan, ScanStatus
 from moorage.scanning import sbom
 from moorage.scanning.advisories.keys import PackageKey
 from moorage.services.image_scanner import ImageScanner, ScanResult, unsupported_reason
-from moorage.services.images import ImageId, ImageService, Reference, find_image
+from moorage.services.images import ImageId, ImageService, Push, Reference, find_image
 from moorage.services.repositories import require
 from moorage.services.uploads import UploadService
 
@@ -100,16 +100,13 @@ class ScanService:
 
     # -- asking for scans -----------------------------------------------------------------
 
-    async def on_push(
-        self,
-        tx: MetadataTransaction,
-        repository: Repository,
-        manifest: ParsedManifest,
-        now: datetime,
-    ) -> None:
+    async def on_push(self, tx: MetadataTransaction, push: Push) -> None:
         """The push hook (``ImageService.add_push_hook``): scan a new image when its
-        repository scans on push (or continuously). Indexes and artifacts are not scanned."""
-        if unsupported_reason(manifest) is not None:
+        repository scans on push (or continuously), replicated copies included (the
+        destination's configuration governs them, as in ECR). Indexes and artifacts are not
+        scanned; a retag is not a new image."""
+        repository, manifest, now = push.repository, push.manifest, push.at
+        if not push.created or unsupported_reason(manifest) is not None:
             return
         config = await _configuration(tx, repository.registry_id)
         scanning = effective_scanning(config, repository.name, repository.scan_on_push)

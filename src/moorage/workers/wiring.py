@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from moorage.domain.jobs import Job
 from moorage.ports.clock import system_clock
-from moorage.services import lifecycle, scanning
+from moorage.services import lifecycle, replication, scanning
 from moorage.services.gc import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_UPLOAD_GRACE_PERIOD,
@@ -78,6 +78,9 @@ def build_runner(registry: Registry) -> Runner:
     runner.register(GC_JOB, collect_garbage_job(registry))
     runner.register(
         scanning.SCAN_JOB, in_job_region(registry, lambda r: r.scanning.handle_scan_job)
+    )
+    runner.register(
+        replication.REPLICATE_JOB, in_job_region(registry, lambda r: r.replication.handle_job)
     )
     # Rescans look at every region's images, each in its own region (services/scanning.py).
     runner.register(scanning.RESCAN_JOB, registry.scanning.handle_rescan_job)

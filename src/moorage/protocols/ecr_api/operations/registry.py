@@ -1,4 +1,5 @@
-"""The registry itself: GetAuthorizationToken, DescribeRegistry, Get/PutAccountSetting.
+"""The registry itself: GetAuthorizationToken, Get/PutAccountSetting (DescribeRegistry, which
+answers the replication configuration, is in ``replication.py``).
 
 GetAuthorizationToken hands out the ``/v2/`` login of the caller: ``authorizationToken`` is
 base64 of ``AWS:<password>``, the password a login token (``iam/login_tokens.py``) bound to
@@ -45,13 +46,6 @@ async def get_authorization_token(
             for registry_id in dict.fromkeys(registry_ids)
         ]
     }
-
-
-@operation("DescribeRegistry")
-async def describe_registry(ctx: ApiContext[Registry], params: dict[str, Any]) -> Mapping[str, Any]:
-    """The registry id and its replication configuration, which is always empty: moorage
-    does not replicate (PutReplicationConfiguration answers UnsupportedOperationException)."""
-    return {"registry_id": ctx.registry_id, "replication_configuration": {"rules": []}}
 
 
 @operation("GetAccountSetting")

@@ -92,6 +92,7 @@ from moorage.storage.metadata.sql.identities import SqlIdentityRecords
 from moorage.storage.metadata.sql.integrity import SqlIntegrityRecords
 from moorage.storage.metadata.sql.jobs import SqlJobRecords
 from moorage.storage.metadata.sql.lifecycle import SqlLifecycleRecords
+from moorage.storage.metadata.sql.replication import SqlReplicationRecords
 from moorage.storage.metadata.sql.rows import after_key, chunks, repository_of, stored_digest
 from moorage.storage.metadata.sql.scans import SqlScanRecords
 from moorage.storage.metadata.sql.tables import (
@@ -409,6 +410,7 @@ class _SqlTransaction(
     SqlIntegrityRecords,
     SqlJobRecords,
     SqlLifecycleRecords,
+    SqlReplicationRecords,
     SqlScanRecords,
 ):
     """One port transaction on one connection that is already inside a database transaction,

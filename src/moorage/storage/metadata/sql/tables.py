@@ -10,8 +10,12 @@ the migrated database with ``metadata`` so that the two never drift.
      ├── repository_tags    (repository_id, key) PK: resource tags (ECR TagResource)
      ├── repository_policies  repository_id PK: at most one policy per repository
      ├── lifecycle_policies, lifecycle_previews  repository_id PK (see "lifecycle policies")
+     ├── replicated_tags    (repository_id, tag) PK (see "replication")
+     ├── upstream_tags      (repository_id, tag) PK (see "pull-through cache")
      ├── blob_links         (repository_id, digest) PK; digest -> blobs
      ├── manifests          (repository_id, digest) PK; payload = the exact bytes received
+     │    ├── image_replications  (repository_id, digest, destination) PK (see "replication")
+     │    ├── upstream_images  (repository_id, digest) PK (see "pull-through cache")
      │    ├── manifest_references  (repository_id, manifest_digest, kind, child_digest) PK
      │    └── tags          (repository_id, name) PK; (repository_id, manifest_digest) -> manifests
      └── upload_sessions    id PK
@@ -20,6 +24,8 @@ the migrated database with ``metadata`` so that the two never drift.
     registry_policies      (registry_id, region) PK (one registry policy per registry)
     account_settings       (registry_id, region, name) PK; a row only once the setting is put
     registry_scanning_configurations  (registry_id, region) PK; a row only once one is put
+    replication_configurations  (registry_id, region) PK (see "replication")
+    pull_through_cache_rules, repository_creation_templates  (registry_id, region, prefix) PK
     accounts               registry_id PK: an account and its registry are one
      └── iam_users          user_id PK (AIDA...); (registry_id, name) unique
           ├── access_keys   access_key_id PK (AKIA...); user_id -> iam_users; the secret
@@ -571,6 +577,138 @@ registry_scanning_configurations = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("registry_id", "region"),
 )
+
+# -- replication (services/replication.py) ------------------------------------------------
+#   replication_configurations  (registry_id, region) PK: the registry's rules, one document
+#                          (domain/replication.py's; read whole, never queried into)
+#   image_replications     (repository_id, digest, destination_region, destination_registry_id)
+#                          PK: a source image's copy to one destination (region, registryId),
+#                          IN_PROGRESS, COMPLETE or FAILED; goes with the source manifest
+#   replicated_tags        (repository_id, tag) PK: in a repository replication writes to, the
+#                          source's push time of the event that last set the tag, so that a late
+#                          copy of an older push never moves the tag back; goes with the repository
+
+REPLICATION_STATUS_LENGTH = 16
+FAILURE_CODE_LENGTH = 64
+
+replication_configurations = Table(
+    "replication_configurations",
+    metadata,
+    Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("region", String(REGION_LENGTH), nullable=False),
+    Column("rules", JSON, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("registry_id", "region"),
+)
+
+image_replications = Table(
+    "image_replications",
+    metadata,
+    Column("repository_id", Integer, nullable=False),
+    Column("digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("destination_region", String(REGION_LENGTH), nullable=False),
+    Column("destination_registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("status", String(REPLICATION_STATUS_LENGTH), nullable=False),
+    Column("failure_code", String(FAILURE_CODE_LENGTH), nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint(
+        "repository_id", "digest", "destination_region", "destination_registry_id"
+    ),
+    ForeignKeyConstraint(
+        ["repository_id", "digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+    ),
+)
+
+replicated_tags = Table(
+    "replicated_tags",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("tag", binary_string(TAG_LENGTH), nullable=False),
+    Column("pushed_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("repository_id", "tag"),
+)
+
+
+# -- pull-through cache and repository creation templates -----------------------------------
+#   pull_through_cache_rules  (registry_id, region, prefix) PK: a repository prefix (without its
+#                          trailing '/', or ROOT) and the upstream it caches
+#   repository_creation_templates  (registry_id, region, prefix) PK: the settings a repository
+#                          created by replication, a cache or a push gets; one JSON document
+#   upstream_tags          (repository_id, tag) PK: a cached tag, the digest it had upstream
+#                          and when it was last checked there (revalidation)
+#   upstream_images        (repository_id, digest) PK: where a cached image came from; goes
+#                          with its manifest
+
+PREFIX_LENGTH = 256
+URL_LENGTH = 2048
+ARN_LENGTH = 2048
+
+pull_through_cache_rules = Table(
+    "pull_through_cache_rules",
+    metadata,
+    Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("region", String(REGION_LENGTH), nullable=False),
+    Column("prefix", binary_string(PREFIX_LENGTH), nullable=False),
+    Column("upstream_registry_url", String(URL_LENGTH), nullable=False),
+    Column("upstream_registry", String(SETTING_LENGTH), nullable=True),
+    Column("upstream_repository_prefix", binary_string(PREFIX_LENGTH), nullable=False),
+    Column("credential_arn", String(ARN_LENGTH), nullable=True),
+    Column("custom_role_arn", String(ARN_LENGTH), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("registry_id", "region", "prefix"),
+)
+
+repository_creation_templates = Table(
+    "repository_creation_templates",
+    metadata,
+    Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("region", String(REGION_LENGTH), nullable=False),
+    Column("prefix", binary_string(PREFIX_LENGTH), nullable=False),
+    Column("document", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("registry_id", "region", "prefix"),
+)
+
+upstream_tags = Table(
+    "upstream_tags",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("tag", binary_string(TAG_LENGTH), nullable=False),
+    Column("digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("checked_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("repository_id", "tag"),
+)
+
+upstream_images = Table(
+    "upstream_images",
+    metadata,
+    Column("repository_id", Integer, nullable=False),
+    Column("digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("upstream_registry_url", String(URL_LENGTH), nullable=False),
+    Column("upstream_repository", binary_string(NAME_LENGTH), nullable=False),
+    Column("imported_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("repository_id", "digest"),
+    ForeignKeyConstraint(
+        ["repository_id", "digest"],
+        ["manifests.repository_id", "manifests.digest"],
+        ondelete="CASCADE",
+    ),
+)
+
 
 # -- image scans -----------------------------------------------------------------------
 #   image_scans             (repository_id, digest) PK: the latest scan of an image, with its

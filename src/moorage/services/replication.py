@@ -1,0 +1,390 @@
+"""Replication: ECR's cross-Region and cross-account copies of every image pushed.
+
+The pipeline (shared reference §7; docs/replication.md)::
+
+    push (a new manifest, or a tag moved onto one) in repository R of registry (account, region)
+      -> on_push, in the push's transaction: for each destination of the configuration's
+         rules that match R, an image_replications row IN_PROGRESS and a ``replicate`` job
+         (the outbox: both commit with the push, or neither does)
+      -> the job (handle_job), on the durable runner, once per (push event, destination):
+           the destination's registry policy must grant the source account
+           ecr:ReplicateImage on the repository (ecr:CreateRepository too when it must be
+           created), unless source and destination are one account;
+           the repository is created when missing (ECR's defaults: mutable tags, AES256,
+           no policies, scanning as the destination's registry configuration says);
+           blobs first, then an index's children, then the manifest, then its referrers
+           (signatures, SBOMs); the tag last, and only if no copy of a later push set it
+           (``Replica.pushed_at``; a late old copy never rolls a tag back);
+      -> COMPLETE, or FAILED with a failureCode (``domain.replication.FailureCode``): at
+         once for a refusal that retrying cannot mend, after the job's last attempt for
+         anything else.
+
+What a replica stores does not replicate again (``Push.replica``): one hop, never chained,
+and a pair of registries replicating to each other never ping-pongs.
+
+Destinations: a ``(region, registryId)`` that this deployment serves is written here, through
+that region's services (:class:`LocalSite`). A region no site is known for fails with
+DESTINATION_UNREACHABLE. Only content pushed after a rule exists replicates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from moorage.domain.digests import Digest
+from moorage.domain.errors import (
+    AccessDenied,
+    BlobUnknown,
+    RegistryError,
+    RepositoryNotFound,
+)
+from moorage.domain.jobs import Job
+from moorage.domain.manifests import ParsedManifest, parse_manifest
+from moorage.domain.models import ManifestRecord, Repository
+from moorage.domain.names import RepositoryName, Tag
+from moorage.domain.replication import (
+    EMPTY_CONFIGURATION,
+    Destination,
+    FailureCode,
+    ReplicationConfiguration,
+    ReplicationStatus,
+    check_configuration,
+)
+from moorage.iam.actions import account_root_arn
+from moorage.ports.access import AccessRequest, Authorizer, Credentials, Principal
+from moorage.ports.clock import Clock
+from moorage.ports.metadata import MetadataStore, MetadataTransaction
+from moorage.ports.replication import ImageReplication
+from moorage.services.images import ImageId, ImageService, Push, Reference, Replica, find_image
+from moorage.services.repositories import RepositoryService, require
+
+log = logging.getLogger("moorage.replication")
+
+REPLICATE_JOB = "replicate"
+
+# An index lists its children, which may be indexes too; the copy follows at most this
+# depth (the OCI spec sets none; real images nest one level, attestations two).
+MAX_INDEX_DEPTH = 4
+# Referrers copied with one subject (signatures, SBOMs, attestations: a handful in practice).
+MAX_REFERRERS = 256
+
+
+@dataclass(frozen=True)
+class LocalSite:
+    """A registry (one region of this deployment) that replicas are written into."""
+
+    region: str
+    metadata: MetadataStore
+    repositories: RepositoryService
+    images: ImageService
+    authorizer: Authorizer
+
+
+class ReplicationRefused(Exception):
+    """The destination will not take the copy, and retrying will not change that."""
+
+    def __init__(self, code: FailureCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ReplicationService:
+    """The replication of one region's registries (``metadata`` acts in ``region``)."""
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        images: ImageService,
+        clock: Clock,
+        *,
+        region: str,
+        site: Callable[[str], LocalSite | None],
+    ) -> None:
+        """``site(region)``: where a destination in ``region`` is written (None: nowhere
+        this deployment knows)."""
+        self._metadata = metadata
+        self._images = images
+        self._clock = clock
+        self._region = region
+        self._site = site
+
+    # -- configuration ------------------------------------------------------------------
+
+    async def get_configuration(self, registry_id: str) -> ReplicationConfiguration:
+        async with self._metadata.read() as tx:
+            config = await tx.get_replication_configuration(registry_id)
+        return config or EMPTY_CONFIGURATION
+
+    async def put_configuration(
+        self, registry_id: str, config: ReplicationConfiguration
+    ) -> ReplicationConfiguration:
+        """Replace the configuration (an empty one turns replication off). Raises
+        InvalidParameter past ECR's quotas or for a destination that is the source itself."""
+        check_configuration(config, source=Destination(self._region, registry_id))
+        async with self._metadata.transaction() as tx:
+            await tx.put_replication_configuration(registry_id, config, self._clock())
+        return config
+
+    # -- status -------------------------------------------------------------------------
+
+    async def statuses(
+        self, registry_id: str, name: str, image_id: ImageId
+    ) -> tuple[ManifestRecord, list[ImageReplication]]:
+        """DescribeImageReplicationStatus. Raises RepositoryNotFound, ManifestUnknown."""
+        async with self._metadata.read() as tx:
+            repository = await require(tx, registry_id, RepositoryName(name))
+            record = await find_image(tx, repository.id, image_id, registry_id, name)
+            return record, await tx.image_replications(repository.id, record.digest)
+
+    # -- the push hook ------------------------------------------------------------------
+
+    async def on_push(self, tx: MetadataTransaction, push: Push) -> None:
+        """The push hook (``ImageService.add_push_hook``): a job per destination of the
+        rules matching the repository. A replica's push is not replicated again."""
+        if push.replica is not None:
+            return
+        repository = push.repository
+        config = await tx.get_replication_configuration(repository.registry_id)
+        if config is None:
+            return
+        destinations = config.destinations_for(repository.name)
+        if not destinations:
+            return
+        # Taken after the tag was written: concurrent pushes of one tag wait for each
+        # other's row lock there, so this orders them as their commits order the tag.
+        pushed_at = self._clock()
+        for destination in sorted(destinations):
+            await tx.set_image_replication(
+                repository.id,
+                push.manifest.digest,
+                destination,
+                ReplicationStatus.IN_PROGRESS,
+                push.at,
+            )
+            payload: dict[str, Any] = {
+                "region": self._region,
+                "registry_id": repository.registry_id,
+                "repository": repository.name,
+                "digest": str(push.manifest.digest),
+                "pushed_at": pushed_at.isoformat(),
+                "destination": {
+                    "region": destination.region,
+                    "registry_id": destination.registry_id,
+                },
+            }
+            if push.tag is not None and push.tag_changed:
+                payload["tag"] = push.tag
+            await tx.enqueue_job(
+                REPLICATE_JOB,
+                payload,
+                push.at,
+                dedupe_key=_dedupe_key(payload),
+            )
+
+    # -- the job --------------------------------------------------------------------------
+
+    async def handle_job(self, job: Job, progress: Callable[..., Any]) -> None:
+        """Copy one pushed image to one destination; record COMPLETE or FAILED."""
+        task = _ReplicationTask.of(job.payload)
+        try:
+            copied = await self._replicate(task)
+        except ReplicationRefused as refused:
+            log.warning(
+                "replication of %s@%s to %s refused: %s",
+                task.repository,
+                task.digest,
+                task.destination,
+                refused,
+            )
+            await self._record(task, ReplicationStatus.FAILED, refused.code)
+            return
+        except Exception:
+            if job.attempts >= job.max_attempts:
+                await self._record(task, ReplicationStatus.FAILED, FailureCode.RETRIES_EXHAUSTED)
+            raise
+        await progress({"manifests": copied})
+        await self._record(task, ReplicationStatus.COMPLETE, None)
+
+    async def _record(
+        self, task: _ReplicationTask, status: ReplicationStatus, code: FailureCode | None
+    ) -> None:
+        async with self._metadata.transaction() as tx:
+            repository = await tx.get_repository(task.registry_id, task.repository)
+            if repository is None:
+                return
+            await tx.set_image_replication(
+                repository.id,
+                task.digest,
+                task.destination,
+                status,
+                self._clock(),
+                failure_code=None if code is None else code.value,
+            )
+
+    async def _replicate(self, task: _ReplicationTask) -> int:
+        """The copy; how many manifests it wrote. Raises ReplicationRefused."""
+        source = await self._source(task)
+        site = self._site(task.destination.region)
+        if site is None:
+            raise ReplicationRefused(
+                FailureCode.DESTINATION_UNREACHABLE,
+                f"no registry serving {task.destination.region} is known to this deployment",
+            )
+        target = await _open_target(site, task, self._clock)
+        replica = Replica(task.pushed_at)
+        written = 0
+        for record in source.manifests:
+            await target.link_blobs(parse_manifest(record.payload, record.media_type))
+            if record.digest == task.digest and task.tag is not None:
+                reference = Reference(tag=Tag(task.tag))
+            else:
+                reference = Reference(digest=record.digest)
+            try:
+                await site.images.put_manifest(
+                    task.destination.registry_id,
+                    task.repository,
+                    reference,
+                    record.payload,
+                    record.media_type,
+                    replica=replica,
+                )
+            except RegistryError as refused:
+                if isinstance(refused, RepositoryNotFound):
+                    raise  # deleted meanwhile: retry, which creates it again
+                raise ReplicationRefused(FailureCode.DESTINATION_REFUSED, str(refused)) from None
+            written += 1
+        return written
+
+    async def _source(self, task: _ReplicationTask) -> _SourceImage:
+        """The image to copy: its index children first, then itself, then its referrers.
+        Raises ReplicationRefused when it is gone."""
+        async with self._metadata.read() as tx:
+            repository = await tx.get_repository(task.registry_id, task.repository)
+            record = (
+                None if repository is None else await tx.get_manifest(repository.id, task.digest)
+            )
+            if repository is None or record is None:
+                raise ReplicationRefused(
+                    FailureCode.SOURCE_IMAGE_DELETED, "the source image was deleted"
+                )
+            ordered: dict[Digest, ManifestRecord] = {}
+            await _children_first(tx, repository, record, ordered, depth=0)
+            for referrer in (await tx.list_referrers(repository.id, task.digest, None))[
+                :MAX_REFERRERS
+            ]:
+                ordered.setdefault(referrer.digest, referrer)
+        return _SourceImage(list(ordered.values()))
+
+
+async def _children_first(
+    tx: MetadataTransaction,
+    repository: Repository,
+    record: ManifestRecord,
+    ordered: dict[Digest, ManifestRecord],
+    *,
+    depth: int,
+) -> None:
+    manifest = parse_manifest(record.payload, record.media_type)
+    if depth < MAX_INDEX_DEPTH:
+        for child in manifest.manifests:
+            if child.digest in ordered:
+                continue
+            found = await tx.get_manifest(repository.id, child.digest)
+            if found is not None:  # absent: a fixture image's child, or one GC took
+                await _children_first(tx, repository, found, ordered, depth=depth + 1)
+    ordered.setdefault(record.digest, record)
+
+
+@dataclass(frozen=True, slots=True)
+class _SourceImage:
+    manifests: list[ManifestRecord]  # in the order they are written
+
+
+@dataclass(frozen=True, slots=True)
+class _ReplicationTask:
+    region: str
+    registry_id: str
+    repository: str
+    digest: Digest
+    pushed_at: datetime
+    destination: Destination
+    tag: str | None
+
+    @classmethod
+    def of(cls, payload: Mapping[str, Any]) -> _ReplicationTask:
+        destination = payload["destination"]
+        return cls(
+            region=str(payload["region"]),
+            registry_id=str(payload["registry_id"]),
+            repository=str(payload["repository"]),
+            digest=Digest.parse(str(payload["digest"])),
+            pushed_at=datetime.fromisoformat(str(payload["pushed_at"])),
+            destination=Destination(str(destination["region"]), str(destination["registry_id"])),
+            tag=None if payload.get("tag") is None else str(payload["tag"]),
+        )
+
+
+def _dedupe_key(payload: Mapping[str, Any]) -> str:
+    destination = payload["destination"]
+    return ":".join(
+        (
+            REPLICATE_JOB,
+            payload["region"],
+            payload["registry_id"],
+            payload["repository"],
+            payload["digest"],
+            payload.get("tag") or "",
+            destination["region"],
+            destination["registry_id"],
+        )
+    )
+
+
+class _LocalTarget:
+    """A destination repository on this deployment, authorized and present."""
+
+    def __init__(self, site: LocalSite, repository: Repository, clock: Clock) -> None:
+        self._site = site
+        self._repository = repository
+        self._clock = clock
+
+    async def link_blobs(self, manifest: ParsedManifest) -> None:
+        """Make the manifest's blobs usable in the destination repository: the bytes are
+        this deployment's already (one content-addressed store), so only links are written.
+        A blob never recorded (a fixture image's) is left for the manifest PUT to judge."""
+        async with self._site.metadata.transaction() as tx:
+            now = self._clock()
+            for descriptor in manifest.blob_references():
+                try:
+                    await tx.link_blob(self._repository.id, descriptor.digest, now)
+                except BlobUnknown:
+                    continue
+
+
+async def _open_target(site: LocalSite, task: _ReplicationTask, clock: Clock) -> _LocalTarget:
+    """The destination repository, created when missing, once the destination's policies
+    allow the source account to write there. Raises ReplicationRefused."""
+    destination = task.destination
+    async with site.metadata.read() as tx:
+        repository = await tx.get_repository(destination.registry_id, task.repository)
+    if destination.registry_id != task.registry_id:
+        needed = ["ecr:ReplicateImage"] + (
+            [] if repository is not None else ["ecr:CreateRepository"]
+        )
+        source = Principal(task.registry_id, arn=account_root_arn(task.registry_id))
+        for action in needed:
+            try:
+                await site.authorizer.authorize(
+                    AccessRequest(
+                        source, action, destination.registry_id, task.repository, Credentials()
+                    )
+                )
+            except AccessDenied as denied:
+                raise ReplicationRefused(FailureCode.ACCESS_DENIED, str(denied)) from None
+    if repository is None:
+        repository = await site.repositories.ensure(destination.registry_id, task.repository)
+    return _LocalTarget(site, repository, clock)

@@ -1,0 +1,343 @@
+"""Replication on one deployment: to another region of the same account, and to another
+account, granted (or not) by the destination's registry policy, as ECR does it.
+
+One IAM-enforcing server serves two regions and holds two accounts; skopeo pushes, boto3
+configures and reads the statuses, and digests are compared with ``skopeo inspect --raw``.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.aws import Credentials, admin_init, ecr_client
+from tests.e2e.oci_layout import Layout, build_layout
+from tests.e2e.server import ServerProcess
+from tests.e2e.test_skopeo import skopeo, skopeo_installed  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+HOME, OTHER_REGION = "us-east-1", "eu-west-1"
+SOURCE, OTHER_ACCOUNT = "123456789012", "210987654321"
+
+
+class Deployment:
+    def __init__(self, process: ServerProcess, source: Credentials, other: Credentials) -> None:
+        self.process = process
+        self.source = source
+        self.other = other
+
+    def ecr(self, credentials: Credentials, region: str = HOME) -> Any:
+        return ecr_client(self.process.url, credentials, region=region)
+
+    def creds(self, credentials: Credentials, region: str = HOME) -> str:
+        token = self.ecr(credentials, region).get_authorization_token()
+        user_password = base64.b64decode(token["authorizationData"][0]["authorizationToken"])
+        return user_password.decode()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
+    data_dir = tmp_path_factory.mktemp("replication") / "data"
+    source = admin_init(data_dir)
+    other = admin_init(data_dir, "--account-id", OTHER_ACCOUNT)
+    process = ServerProcess(
+        data_dir=data_dir, emulator=False, extra_args=["--also-region", OTHER_REGION]
+    ).start()
+    yield Deployment(process, source, other)
+    assert process.stop() == 0, process.log()
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> Layout:
+    return build_layout(tmp_path_factory.mktemp("layout") / "image", file_size=8 * 1024)
+
+
+def wait_for_statuses(
+    ecr: Any, repository: str, tag: str, count: int, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """The image's replication statuses once ``count`` of them are no longer IN_PROGRESS."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = ecr.describe_image_replication_status(
+            repositoryName=repository, imageId={"imageTag": tag}
+        )
+        statuses = answer["replicationStatuses"]
+        done = [s for s in statuses if s["status"] != "IN_PROGRESS"]
+        if len(done) >= count:
+            return sorted(statuses, key=lambda s: (s["region"], s["registryId"]))
+        assert time.monotonic() < deadline, statuses
+        time.sleep(0.2)
+
+
+def raw_manifest(deployment: Deployment, credentials: Credentials, reference: str) -> bytes:
+    result = skopeo(
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        deployment.creds(credentials),
+        f"docker://{deployment.process.host}/{reference}",
+    )
+    return result.stdout
+
+
+def push_as(deployment: Deployment, credentials: Credentials, layout: Layout, to: str) -> None:
+    skopeo(
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        "--dest-creds",
+        deployment.creds(credentials),
+        f"oci:{layout.path}:{layout.tag}",
+        f"docker://{deployment.process.host}/{to}",
+    )
+
+
+def batch_get(ecr: Any, repository: str, tag: str) -> dict[str, Any]:
+    (image,) = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": tag}])[
+        "images"
+    ]
+    return image
+
+
+def grant_replication(ecr: Any, source_account: str, *, create: bool) -> None:
+    actions = ["ecr:ReplicateImage"] + (["ecr:CreateRepository"] if create else [])
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "replicate",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{source_account}:root"},
+                "Action": actions,
+                "Resource": "*",
+            }
+        ],
+    }
+    ecr.put_registry_policy(policyText=json.dumps(policy))
+
+
+def test_configuration_round_trips_and_keeps_the_quotas(deployment: Deployment) -> None:
+    ecr = deployment.ecr(deployment.source)
+    assert ecr.describe_registry()["replicationConfiguration"] == {"rules": []}
+    config = {
+        "rules": [
+            {
+                "destinations": [{"region": OTHER_REGION, "registryId": SOURCE}],
+                "repositoryFilters": [{"filter": "prod", "filterType": "PREFIX_MATCH"}],
+                "deleteReplication": {"enabled": True},
+            },
+            {"destinations": [{"region": HOME, "registryId": OTHER_ACCOUNT}]},
+        ]
+    }
+    answer = ecr.put_replication_configuration(replicationConfiguration=config)
+    assert answer["replicationConfiguration"] == config
+    assert ecr.describe_registry()["replicationConfiguration"] == config
+    # The other region's registry has a configuration of its own.
+    other_region = deployment.ecr(deployment.source, OTHER_REGION)
+    assert other_region.describe_registry()["replicationConfiguration"] == {"rules": []}
+
+    too_many = {"rules": [{"destinations": [{"region": OTHER_REGION, "registryId": SOURCE}]}] * 11}
+    with pytest.raises(ecr.exceptions.InvalidParameterException) as caught:
+        ecr.put_replication_configuration(replicationConfiguration=too_many)
+    assert "at most 10 rules" in caught.value.response["Error"]["Message"]
+    to_itself = {"rules": [{"destinations": [{"region": HOME, "registryId": SOURCE}]}]}
+    with pytest.raises(ecr.exceptions.InvalidParameterException) as caught:
+        ecr.put_replication_configuration(replicationConfiguration=to_itself)
+    assert "source registry itself" in caught.value.response["Error"]["Message"]
+    # Refusals change nothing; an empty list turns replication off.
+    assert ecr.describe_registry()["replicationConfiguration"] == config
+    ecr.put_replication_configuration(replicationConfiguration={"rules": []})
+    assert ecr.describe_registry()["replicationConfiguration"] == {"rules": []}
+
+
+def test_push_replicates_to_another_region_and_a_granted_account(
+    deployment: Deployment, layout: Layout
+) -> None:
+    source_ecr = deployment.ecr(deployment.source)
+    other_ecr = deployment.ecr(deployment.other)
+    europe = deployment.ecr(deployment.source, OTHER_REGION)
+    source_ecr.create_repository(repositoryName="web/app")
+    source_ecr.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [
+                {
+                    "destinations": [
+                        {"region": OTHER_REGION, "registryId": SOURCE},
+                        {"region": HOME, "registryId": OTHER_ACCOUNT},
+                    ],
+                    "repositoryFilters": [{"filter": "web/", "filterType": "PREFIX_MATCH"}],
+                }
+            ]
+        }
+    )
+    # Without the other account's consent the copy there fails; the other region's succeeds.
+    push_as(deployment, deployment.source, layout, "web/app:v1")
+    statuses = wait_for_statuses(source_ecr, "web/app", "v1", 2)
+    assert statuses == [
+        {"region": OTHER_REGION, "registryId": SOURCE, "status": "COMPLETE"},
+        {
+            "region": HOME,
+            "registryId": OTHER_ACCOUNT,
+            "status": "FAILED",
+            "failureCode": "ACCESS_DENIED",
+        },
+    ]
+    source_raw = raw_manifest(deployment, deployment.source, "web/app:v1")
+    replica = batch_get(europe, "web/app", "v1")
+    assert replica["imageManifest"].encode() == source_raw
+    assert replica["imageId"]["imageDigest"] == "sha256:" + hashlib.sha256(source_raw).hexdigest()
+    # Every child of the index came along, layers included.
+    index = json.loads(source_raw)
+    for child in index["manifests"]:
+        (image,) = europe.batch_get_image(
+            repositoryName="web/app", imageIds=[{"imageDigest": child["digest"]}]
+        )["images"]
+        manifest = json.loads(image["imageManifest"])
+        layers = [layer["digest"] for layer in manifest["layers"]]
+        available = europe.batch_check_layer_availability(
+            repositoryName="web/app", layerDigests=layers
+        )["layers"]
+        assert {layer["layerAvailability"] for layer in available} == {"AVAILABLE"}
+    with pytest.raises(other_ecr.exceptions.RepositoryNotFoundException):
+        other_ecr.describe_repositories(repositoryNames=["web/app"])
+
+    # The other account grants replication (and repository creation): the next push arrives.
+    grant_replication(other_ecr, SOURCE, create=True)
+    push_as(deployment, deployment.source, layout, "web/app:v2")
+    statuses = wait_for_statuses(source_ecr, "web/app", "v2", 2)
+    assert {s["status"] for s in statuses} == {"COMPLETE"}, statuses
+    assert raw_manifest(deployment, deployment.other, "web/app:v2") == source_raw
+    # Repository settings are not copied: the replica's repository has ECR's defaults.
+    (created,) = other_ecr.describe_repositories(repositoryNames=["web/app"])["repositories"]
+    assert created["imageTagMutability"] == "MUTABLE"
+
+
+def test_replicas_do_not_replicate_again(deployment: Deployment, layout: Layout) -> None:
+    """A -> B and B -> A (a bidirectional pair), B -> C: a push to A reaches B once, and
+    neither goes back to A nor on to C."""
+    home = deployment.ecr(deployment.source)
+    europe = deployment.ecr(deployment.source, OTHER_REGION)
+    other = deployment.ecr(deployment.other)
+    grant_replication(other, SOURCE, create=True)
+    home.create_repository(repositoryName="loop/app")
+    home.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [
+                {
+                    "destinations": [{"region": OTHER_REGION, "registryId": SOURCE}],
+                    "repositoryFilters": [{"filter": "loop/", "filterType": "PREFIX_MATCH"}],
+                }
+            ]
+        }
+    )
+    europe.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [
+                {
+                    "destinations": [
+                        {"region": HOME, "registryId": SOURCE},
+                        {"region": HOME, "registryId": OTHER_ACCOUNT},
+                    ],
+                    "repositoryFilters": [{"filter": "loop/", "filterType": "PREFIX_MATCH"}],
+                }
+            ]
+        }
+    )
+    push_as(deployment, deployment.source, layout, "loop/app:v1")
+    (status,) = wait_for_statuses(home, "loop/app", "v1", 1)
+    assert status["status"] == "COMPLETE"
+    # The replica in B is there and records no copies of its own.
+    answer = europe.describe_image_replication_status(
+        repositoryName="loop/app", imageId={"imageTag": "v1"}
+    )
+    assert answer["replicationStatuses"] == []
+    time.sleep(1.5)  # time enough for a chained copy, were one made
+    with pytest.raises(other.exceptions.RepositoryNotFoundException):
+        other.describe_repositories(repositoryNames=["loop/app"])
+    europe.put_replication_configuration(replicationConfiguration={"rules": []})
+    home.put_replication_configuration(replicationConfiguration={"rules": []})
+
+
+def test_status_of_an_unknown_image(deployment: Deployment) -> None:
+    ecr = deployment.ecr(deployment.source)
+    with pytest.raises(ecr.exceptions.RepositoryNotFoundException):
+        ecr.describe_image_replication_status(
+            repositoryName="absent/repo", imageId={"imageTag": "v1"}
+        )
+    ecr.create_repository(repositoryName="status/empty")
+    with pytest.raises(ecr.exceptions.ImageNotFoundException):
+        ecr.describe_image_replication_status(
+            repositoryName="status/empty", imageId={"imageTag": "v1"}
+        )
+
+
+def test_tags_end_on_the_last_push(deployment: Deployment) -> None:
+    """Many pushes of one tag in a row: the replica's tag ends on the source's final digest,
+    however the copies interleave."""
+    home = deployment.ecr(deployment.source)
+    europe = deployment.ecr(deployment.source, OTHER_REGION)
+    home.create_repository(repositoryName="race/app")
+    home.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [
+                {
+                    "destinations": [{"region": OTHER_REGION, "registryId": SOURCE}],
+                    "repositoryFilters": [{"filter": "race/", "filterType": "PREFIX_MATCH"}],
+                }
+            ]
+        }
+    )
+    digests = []
+    for n in range(20):
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "size": 2,
+                "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
+            },
+            "layers": [],
+            "annotations": {"n": str(n)},
+        }
+        upload = home.initiate_layer_upload(repositoryName="race/app")["uploadId"]
+        home.upload_layer_part(
+            repositoryName="race/app",
+            uploadId=upload,
+            partFirstByte=0,
+            partLastByte=1,
+            layerPartBlob=b"{}",
+        )
+        with contextlib.suppress(home.exceptions.LayerAlreadyExistsException):
+            home.complete_layer_upload(
+                repositoryName="race/app",
+                uploadId=upload,
+                layerDigests=[manifest["config"]["digest"]],
+            )
+        text = json.dumps(manifest)
+        home.put_image(repositoryName="race/app", imageManifest=text, imageTag="latest")
+        digests.append("sha256:" + hashlib.sha256(text.encode()).hexdigest())
+    deadline = time.monotonic() + 60
+    while True:
+        pending = [
+            d
+            for d in digests
+            if home.describe_image_replication_status(
+                repositoryName="race/app", imageId={"imageDigest": d}
+            )["replicationStatuses"][0]["status"]
+            == "IN_PROGRESS"
+        ]
+        if not pending:
+            break
+        assert time.monotonic() < deadline, pending
+        time.sleep(0.3)
+    assert batch_get(europe, "race/app", "latest")["imageId"]["imageDigest"] == digests[-1]
