@@ -278,6 +278,7 @@ def _wire_region(
         metadata, images, clock, region=settings.region, site=shared.sites
     )
     images.add_push_hook(replication.on_push)
+    images.add_delete_hook(replication.on_delete)
     return Registry(
         settings=settings,
         metadata=metadata,

@@ -341,3 +341,60 @@ def test_tags_end_on_the_last_push(deployment: Deployment) -> None:
         assert time.monotonic() < deadline, pending
         time.sleep(0.3)
     assert batch_get(europe, "race/app", "latest")["imageId"]["imageDigest"] == digests[-1]
+
+
+def wait_until(condition: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def image_tags(ecr: Any, repository: str) -> list[str]:
+    images = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    return sorted(tag for image in images for tag in image.get("imageTags", []))
+
+
+@pytest.mark.parametrize("delete_replication", [True, False])
+def test_deletes_propagate_only_when_the_rule_says_so(
+    deployment: Deployment, layout: Layout, delete_replication: bool
+) -> None:
+    home = deployment.ecr(deployment.source)
+    europe = deployment.ecr(deployment.source, OTHER_REGION)
+    name = f"deletes-{str(delete_replication).lower()}/app"
+    home.create_repository(repositoryName=name)
+    home.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [
+                {
+                    "destinations": [{"region": OTHER_REGION, "registryId": SOURCE}],
+                    "repositoryFilters": [{"filter": name, "filterType": "PREFIX_MATCH"}],
+                    "deleteReplication": {"enabled": delete_replication},
+                }
+            ]
+        }
+    )
+    push_as(deployment, deployment.source, layout, f"{name}:v1")
+    push_as(deployment, deployment.source, layout, f"{name}:v2")
+    for tag in ("v1", "v2"):
+        (status,) = wait_for_statuses(home, name, tag, 1)
+        assert status["status"] == "COMPLETE"
+    wait_until(lambda: image_tags(europe, name) == ["v1", "v2"])
+    # A tag removed at the source; the image keeps its other tag.
+    home.batch_delete_image(repositoryName=name, imageIds=[{"imageTag": "v1"}])
+    if delete_replication:
+        wait_until(lambda: image_tags(europe, name) == ["v2"])
+        # The index by digest (its children stay, untagged, at both ends).
+        digest = batch_get(home, name, "v2")["imageId"]["imageDigest"]
+        home.batch_delete_image(repositoryName=name, imageIds=[{"imageDigest": digest}])
+
+        def index_gone() -> bool:
+            images = europe.describe_images(repositoryName=name)["imageDetails"]
+            return digest not in {image["imageDigest"] for image in images}
+
+        wait_until(index_gone)
+        assert image_tags(europe, name) == []
+    else:
+        time.sleep(1.5)  # time enough for a deletion, were one replicated
+        assert image_tags(europe, name) == ["v1", "v2"]
+    home.put_replication_configuration(replicationConfiguration={"rules": []})

@@ -117,6 +117,31 @@ class Push:
 PushHook = Callable[[MetadataTransaction, Push], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Removal:
+    """One thing a deletion removed: the image ``digest`` with all its tags (``tag`` None), or
+    only ``tag``, which named ``digest`` (the image then went too if that was its last tag
+    and no index lists it)."""
+
+    digest: Digest
+    tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """What a delete hook learns: what one deletion in ``repository`` removed. ``replica``:
+    the deletion was itself replicated (it goes no further)."""
+
+    repository: Repository
+    removed: tuple[Removal, ...]
+    at: datetime
+    replica: bool = False
+
+
+# Called in the deletion's transaction, after the rows are gone.
+DeleteHook = Callable[[MetadataTransaction, Deletion], Awaitable[None]]
+
+
 class TagStatus(StrEnum):
     """ECR's ``tagStatus`` filter."""
 
@@ -242,12 +267,32 @@ class ImageService:
         self._fixture_images = fixture_images
         self._background: set[asyncio.Task[None]] = set()
         self._push_hooks: list[PushHook] = []
+        self._delete_hooks: list[DeleteHook] = []
 
     def add_push_hook(self, hook: PushHook) -> None:
         """Call ``hook`` in the transaction of each manifest PUT that stores a new manifest or
         moves a tag onto one, after the tag: what it writes (scan on push enqueues a scan,
         replication its copies) commits with the push, or not at all."""
         self._push_hooks.append(hook)
+
+    def add_delete_hook(self, hook: DeleteHook) -> None:
+        """Call ``hook`` in the transaction of each deletion that removed something (a tag,
+        an image), after the rows are gone: BatchDeleteImage, a ``/v2/`` DELETE, lifecycle
+        expiry. Replication propagates deletions from here."""
+        self._delete_hooks.append(hook)
+
+    async def _deleted(
+        self,
+        tx: MetadataTransaction,
+        repository: Repository,
+        removed: Sequence[Removal],
+        now: datetime,
+        replica: bool,
+    ) -> None:
+        if removed:
+            deletion = Deletion(repository, tuple(removed), now, replica)
+            for hook in self._delete_hooks:
+                await hook(tx, deletion)
 
     async def get_manifest(
         self, registry_id: str, name: str, reference: Reference, *, record_pull: bool = False
@@ -365,19 +410,24 @@ class ImageService:
         Raises RepositoryNotFound, ManifestUnknown, Unsupported (a manifest that an index
         in the repository still lists cannot be deleted, as in ECR).
         """
+        now = self._clock()
         async with self._metadata.transaction() as tx:
             repository = await require(tx, registry_id, RepositoryName(name))
             if reference.tag is not None:
-                if not await tx.delete_tag(repository.id, reference.tag):
+                tag = await tx.get_tag(repository.id, reference.tag)
+                if tag is None or not await tx.delete_tag(repository.id, reference.tag):
                     raise ManifestUnknown("Requested image not found")
-                return
-            assert reference.digest is not None
-            parents = await tx.manifest_parents(repository.id, reference.digest)
-            if parents:
-                listed = ", ".join(str(p) for p in parents)
-                raise Unsupported(f"Requested image referenced by manifest list: [{listed}]")
-            if not await tx.delete_manifest(repository.id, reference.digest, now=self._clock()):
-                raise ManifestUnknown("Requested image not found")
+                removal = Removal(tag.digest, reference.tag)
+            else:
+                assert reference.digest is not None
+                parents = await tx.manifest_parents(repository.id, reference.digest)
+                if parents:
+                    listed = ", ".join(str(p) for p in parents)
+                    raise Unsupported(f"Requested image referenced by manifest list: [{listed}]")
+                if not await tx.delete_manifest(repository.id, reference.digest, now=now):
+                    raise ManifestUnknown("Requested image not found")
+                removal = Removal(reference.digest)
+            await self._deleted(tx, repository, [removal], now, replica=False)
 
     async def list_tags(
         self, registry_id: str, name: str, *, after: str | None, limit: int | None
@@ -480,7 +530,12 @@ class ImageService:
         return BatchGetResult(images, failures)
 
     async def batch_delete(
-        self, registry_id: str, name: str, image_ids: Sequence[ImageId]
+        self,
+        registry_id: str,
+        name: str,
+        image_ids: Sequence[ImageId],
+        *,
+        replica: bool = False,
     ) -> BatchDeleteResult:
         """ECR's BatchDeleteImage, in one transaction; every problem with an id is a failure.
 
@@ -488,10 +543,11 @@ class ImageService:
         index still lists stays, untagged: the index needs it). By digest (with a tag, the
         tag must name that digest): the image and all its tags go, unless an index in the
         repository lists it (``ImageReferencedByManifestList``). Raises InvalidName,
-        RepositoryNotFound.
+        RepositoryNotFound. ``replica``: a deletion replication makes (it goes no further).
         """
         deleted: list[ImageId] = []
         failures: list[ImageFailure] = []
+        removed: list[Removal] = []
         now = self._clock()
         async with self._metadata.transaction() as tx:
             repository = await require(tx, registry_id, RepositoryName(name))
@@ -499,8 +555,12 @@ class ImageService:
                 outcome = await _delete_one(tx, repository.id, image_id, now)
                 if isinstance(outcome, ImageFailure):
                     failures.append(outcome)
-                else:
-                    deleted.extend(outcome)
+                    continue
+                deleted.extend(outcome)
+                by_tag = image_id.digest is None and image_id.tag is not None
+                digest = Digest.parse(str(outcome[0].digest))
+                removed.append(Removal(digest, image_id.tag if by_tag else None))
+            await self._deleted(tx, repository, removed, now, replica)
         return BatchDeleteResult(deleted, failures)
 
     async def delete_unchanged(
@@ -545,6 +605,7 @@ class ImageService:
                     gone.add(image.digest)
                     deleted.append(image.digest)
             await tx.delete_manifests(repository.id, deleted, now=now)
+            await self._deleted(tx, repository, [Removal(d) for d in deleted], now, replica=False)
         return UnchangedDeleteResult(deleted, kept)
 
     async def list_image_ids(

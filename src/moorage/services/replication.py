@@ -59,12 +59,21 @@ from moorage.ports.access import AccessRequest, Authorizer, Credentials, Princip
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
 from moorage.ports.replication import ImageReplication
-from moorage.services.images import ImageId, ImageService, Push, Reference, Replica, find_image
+from moorage.services.images import (
+    Deletion,
+    ImageId,
+    ImageService,
+    Push,
+    Reference,
+    Replica,
+    find_image,
+)
 from moorage.services.repositories import RepositoryService, require
 
 log = logging.getLogger("moorage.replication")
 
 REPLICATE_JOB = "replicate"
+REPLICATE_DELETE_JOB = "replicate-delete"
 
 # An index lists its children, which may be indexes too; the copy follows at most this
 # depth (the OCI spec sets none; real images nest one level, attestations two).
@@ -184,6 +193,74 @@ class ReplicationService:
                 push.at,
                 dedupe_key=_dedupe_key(payload),
             )
+
+    async def on_delete(self, tx: MetadataTransaction, deletion: Deletion) -> None:
+        """The delete hook (``ImageService.add_delete_hook``): a job per destination of the
+        matching rules that set ``deleteReplication``; nothing for the others (ECR replicates
+        deletions only when asked to). A replicated deletion goes no further."""
+        if deletion.replica:
+            return
+        repository = deletion.repository
+        config = await tx.get_replication_configuration(repository.registry_id)
+        if config is None:
+            return
+        removals = [
+            {"digest": str(r.digest), **({"tag": r.tag} if r.tag is not None else {})}
+            for r in deletion.removed
+        ]
+        for destination, deletes in sorted(config.destinations_for(repository.name).items()):
+            if not deletes:
+                continue
+            await tx.enqueue_job(
+                REPLICATE_DELETE_JOB,
+                {
+                    "region": self._region,
+                    "registry_id": repository.registry_id,
+                    "repository": repository.name,
+                    "removals": removals,
+                    "destination": {
+                        "region": destination.region,
+                        "registry_id": destination.registry_id,
+                    },
+                },
+                deletion.at,
+            )
+
+    async def handle_delete_job(self, job: Job, progress: Callable[..., Any]) -> None:
+        """Delete at one destination what a deletion removed here: an image by digest, or a
+        tag by name (the image going with its last tag, as here). What the destination does
+        not have is skipped; a destination that refuses (its registry policy does not grant
+        the source account ecr:ReplicateImage) is logged and left as it is."""
+        payload = job.payload
+        destination = Destination(
+            str(payload["destination"]["region"]), str(payload["destination"]["registry_id"])
+        )
+        registry_id, name = str(payload["registry_id"]), str(payload["repository"])
+        site = self._site(destination.region)
+        if site is None:
+            log.warning("deletion not replicated to %s: no registry serves it", destination)
+            return
+        async with site.metadata.read() as tx:
+            present = await tx.get_repository(destination.registry_id, name)
+        if present is None:
+            return
+        if destination.registry_id != registry_id:
+            try:
+                await _authorize_source(site, registry_id, destination, name, "ecr:ReplicateImage")
+            except ReplicationRefused as refused:
+                log.warning("deletion not replicated to %s: %s", destination, refused)
+                return
+        ids = [
+            ImageId(tag=str(r["tag"])) if r.get("tag") else ImageId(digest=str(r["digest"]))
+            for r in payload["removals"]
+        ]
+        try:
+            result = await site.images.batch_delete(
+                destination.registry_id, name, ids, replica=True
+            )
+        except RepositoryNotFound:
+            return
+        await progress({"deleted": len(result.deleted), "absent": len(result.failures)})
 
     # -- the job --------------------------------------------------------------------------
 
@@ -372,19 +449,26 @@ async def _open_target(site: LocalSite, task: _ReplicationTask, clock: Clock) ->
     async with site.metadata.read() as tx:
         repository = await tx.get_repository(destination.registry_id, task.repository)
     if destination.registry_id != task.registry_id:
-        needed = ["ecr:ReplicateImage"] + (
-            [] if repository is not None else ["ecr:CreateRepository"]
-        )
-        source = Principal(task.registry_id, arn=account_root_arn(task.registry_id))
+        needed = ["ecr:ReplicateImage"]
+        if repository is None:
+            needed.append("ecr:CreateRepository")
         for action in needed:
-            try:
-                await site.authorizer.authorize(
-                    AccessRequest(
-                        source, action, destination.registry_id, task.repository, Credentials()
-                    )
-                )
-            except AccessDenied as denied:
-                raise ReplicationRefused(FailureCode.ACCESS_DENIED, str(denied)) from None
+            await _authorize_source(site, task.registry_id, destination, task.repository, action)
     if repository is None:
         repository = await site.repositories.ensure(destination.registry_id, task.repository)
     return _LocalTarget(site, repository, clock)
+
+
+async def _authorize_source(
+    site: LocalSite, source: str, destination: Destination, repository: str, action: str
+) -> None:
+    """The destination's policies must allow the source account (its root: ECR's
+    replication acts for the account) ``action`` on the repository. Raises
+    ReplicationRefused ACCESS_DENIED."""
+    principal = Principal(source, arn=account_root_arn(source))
+    try:
+        await site.authorizer.authorize(
+            AccessRequest(principal, action, destination.registry_id, repository, Credentials())
+        )
+    except AccessDenied as denied:
+        raise ReplicationRefused(FailureCode.ACCESS_DENIED, str(denied)) from None

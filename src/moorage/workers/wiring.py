@@ -82,6 +82,10 @@ def build_runner(registry: Registry) -> Runner:
     runner.register(
         replication.REPLICATE_JOB, in_job_region(registry, lambda r: r.replication.handle_job)
     )
+    runner.register(
+        replication.REPLICATE_DELETE_JOB,
+        in_job_region(registry, lambda r: r.replication.handle_delete_job),
+    )
     # Rescans look at every region's images, each in its own region (services/scanning.py).
     runner.register(scanning.RESCAN_JOB, registry.scanning.handle_rescan_job)
     _register_test_handlers(runner)
