@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from moorage.protocols.ecr_api.operations import images as image_operations
 from moorage.protocols.ecr_api.operations import layers as layer_operations
 from moorage.protocols.ecr_api.operations import lifecycle as lifecycle_operations
 from moorage.protocols.ecr_api.operations import policies as policy_operations
+from moorage.protocols.ecr_api.operations import pull_through_cache as cache_operations
 from moorage.protocols.ecr_api.operations import registry as registry_operations
 from moorage.protocols.ecr_api.operations import replication as replication_operations
 from moorage.protocols.ecr_api.operations import repositories as repository_operations
@@ -48,6 +50,7 @@ from moorage.services.identities import IdentityService
 from moorage.services.image_scanner import ImageScanner
 from moorage.services.images import ImageService
 from moorage.services.lifecycle import LifecycleService
+from moorage.services.pull_through_cache import CacheRuleService, PullThroughCache
 from moorage.services.registry import RegistryService
 from moorage.services.replication import LocalSite, ReplicationService
 from moorage.services.repositories import RepositoryService
@@ -115,6 +118,8 @@ class Registry:
     lifecycle: LifecycleService
     scanning: ScanService
     replication: ReplicationService
+    cache_rules: CacheRuleService
+    cache: PullThroughCache
     blobs: BlobService
     uploads: UploadService
     layer_downloads: LayerDownloadService
@@ -183,6 +188,7 @@ class Registry:
     async def close(self) -> None:
         for regional in self.regions_served():
             await regional.images.close()
+            await regional.cache.close()
         await self.blob_store.close()
         await self._shared.root_metadata.close()
 
@@ -279,6 +285,14 @@ def _wire_region(
     )
     images.add_push_hook(replication.on_push)
     images.add_delete_hook(replication.on_delete)
+    cache = PullThroughCache(
+        metadata,
+        blob_store,
+        repositories,
+        images,
+        clock,
+        refresh_interval=timedelta(seconds=settings.cache_refresh_interval),
+    )
     return Registry(
         settings=settings,
         metadata=metadata,
@@ -288,6 +302,8 @@ def _wire_region(
         lifecycle=LifecycleService(metadata, images, clock),
         scanning=scanning,
         replication=replication,
+        cache_rules=CacheRuleService(metadata, clock, on_change=cache.forget_rules),
+        cache=cache,
         blobs=BlobService(metadata, blob_store),
         layer_downloads=LayerDownloadService(
             metadata, BlobService(metadata, blob_store), DownloadTokens(keys.layer_download), clock
@@ -317,6 +333,7 @@ ECR_OPERATION_MODULES = (
     scanning_configuration_operations,
     scan_operations,
     replication_operations,
+    cache_operations,
 )
 
 
@@ -354,6 +371,7 @@ def build_web_app(
             authenticator=registry_authenticator,
             authorizer=authorizer if custom else regional.authorizer,
             addresses=regional.addresses,
+            cache=regional.cache,
             in_region=in_region,
         )
 

@@ -143,6 +143,12 @@ def main() -> None:
     metavar="SECONDS",
     help="Seconds between scheduled garbage collections; 0: none [86400].",
 )
+@click.option(
+    "--cache-refresh-interval",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Seconds a pull-through cache serves a tag before checking its upstream [86400].",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(**options: Any) -> None:
     """Run the registry."""

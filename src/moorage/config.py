@@ -100,6 +100,9 @@ class Settings:
     # Seconds between scheduled garbage collections (docs/gc.md); 0 schedules none
     # (`moorage gc` still works).
     gc_interval: float = 86400.0  # MOORAGE_GC_INTERVAL
+    # Seconds a pull-through cache serves a cached tag before it checks the upstream again
+    # (ECR: at least once every 24 hours); digests never go upstream once cached.
+    cache_refresh_interval: float = 86400.0  # MOORAGE_CACHE_REFRESH_INTERVAL
     config: Path | None = field(default=None, compare=False)  # MOORAGE_CONFIG
 
     @property
@@ -160,6 +163,8 @@ class Settings:
             raise ConfigError("lifecycle_interval must be 0 (off) or a number of seconds")
         if self.gc_interval < 0:
             raise ConfigError("gc_interval must be 0 (off) or a number of seconds")
+        if self.cache_refresh_interval < 0:
+            raise ConfigError("cache_refresh_interval must be a number of seconds")
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         return self
@@ -235,6 +240,7 @@ _TYPES: dict[str, type] = {
     "shutdown_timeout": float,
     "lifecycle_interval": float,
     "gc_interval": float,
+    "cache_refresh_interval": float,
     "workers": bool,
     "job_lease_seconds": float,
     "create_on_push": tuple,

@@ -68,7 +68,19 @@ Services raise these; each protocol maps them to its own wire error in one table
     │   └── LifecyclePolicyInvalid  policy text breaks ECR's grammar (ECR's message)
     ├── LifecyclePolicyNotFound
     ├── LifecyclePolicyPreviewNotFound
-    └── LifecyclePolicyPreviewInProgress  a preview of the repository is still running
+    ├── LifecyclePolicyPreviewInProgress  a preview of the repository is still running
+    │
+    │   pull-through cache
+    ├── PullThroughCacheRuleNotFound
+    ├── PullThroughCacheRuleAlreadyExists
+    ├── UnsupportedUpstreamRegistry  an upstreamRegistry whose URL is not its own
+    ├── PullThroughCacheRuleLimitExceeded  a registry would have more than 50 rules
+    ├── SecretNotFound           a credentialArn that names no secret
+    ├── UnableToAccessSecret     a secret that exists but cannot be used
+    ├── AccessDenied
+    │   └── PushToCacheRefused   a push into a repository a cache rule owns
+    └── UpstreamUnavailable      the upstream did not answer, or answered 429 / 5xx, and
+                                 nothing is cached to serve instead
 """
 
 from __future__ import annotations
@@ -328,3 +340,39 @@ class UnsupportedImageType(RegistryError):
 
 class ScanningValidation(RegistryError):
     """A request the scanning configuration does not allow (ECR's ValidationException)."""
+
+
+# -- pull-through cache --------------------------------------------------------------------
+
+
+class PullThroughCacheRuleNotFound(RegistryError):
+    pass
+
+
+class PullThroughCacheRuleAlreadyExists(RegistryError):
+    pass
+
+
+class UnsupportedUpstreamRegistry(RegistryError):
+    pass
+
+
+class PullThroughCacheRuleLimitExceeded(RegistryError):
+    pass
+
+
+class SecretNotFound(RegistryError):
+    pass
+
+
+class UnableToAccessSecret(RegistryError):
+    pass
+
+
+class PushToCacheRefused(AccessDenied):
+    """A push into a repository that a pull-through cache rule owns: its images come from
+    the upstream only."""
+
+
+class UpstreamUnavailable(RegistryError):
+    """The upstream did not answer, or answered 429 or 5xx, and nothing is cached."""

@@ -43,6 +43,7 @@ from moorage.domain.models import (
 )
 from moorage.domain.scanning_configuration import RegistryScanningConfiguration
 from moorage.ports.advisories import AdvisoryRecords
+from moorage.ports.caches import CacheRecords
 from moorage.ports.identities import IdentityRecords
 from moorage.ports.integrity import IntegrityRecords
 from moorage.ports.jobs import JobRecords
@@ -63,6 +64,7 @@ class SparedBlobs:
 
 class MetadataTransaction(
     AdvisoryRecords,
+    CacheRecords,
     IdentityRecords,
     IntegrityRecords,
     JobRecords,

@@ -69,6 +69,10 @@ class Reference:
             return cls(digest=Digest.parse(text))
         return cls(tag=Tag(text))
 
+    def __str__(self) -> str:
+        """The reference as a URL carries it: the digest, else the tag."""
+        return str(self.digest) if self.digest is not None else str(self.tag)
+
 
 @dataclass(frozen=True, slots=True)
 class StoredManifest:
@@ -323,6 +327,7 @@ class ImageService:
         content_type: str | None,
         *,
         replica: Replica | None = None,
+        cached: bool = False,
     ) -> StoredManifest:
         """Store a manifest, and point the tag at it when ``reference`` is a tag.
 
@@ -333,7 +338,8 @@ class ImageService:
 
         A ``replica`` never raises TagImmutable: as in ECR, a copy whose tag is immutable
         here and names another image arrives untagged; nor does it move a tag that a copy of
-        a later push has set.
+        a later push has set. ``cached``: a pull-through cache's import, whose blobs (and an
+        index's children) arrive later, as they are pulled.
         """
         algorithm = reference.digest.algorithm if reference.digest else "sha256"
         manifest = parse_manifest(payload, content_type, algorithm)
@@ -344,14 +350,17 @@ class ImageService:
             )
         now = self._clock()
         async with self._metadata.transaction() as tx:
-            repository = await self._repositories.for_push(tx, registry_id, name)
+            repository = await self._repositories.for_push(
+                tx, registry_id, name, internal=cached or replica is not None
+            )
+            lenient = self._fixture_images or cached
             declared: dict[Digest, int] = {}
             for descriptor in manifest.blob_references():
                 declared.setdefault(descriptor.digest, descriptor.size)
             blobs = set(declared)
             sizes = await tx.linked_blob_sizes(repository.id, blobs)
             missing = blobs - sizes.keys()
-            if missing and not self._fixture_images:
+            if missing and not lenient:
                 listed = ", ".join(sorted(str(d) for d in missing))
                 # ECR's wording; /v2/ answers MANIFEST_BLOB_UNKNOWN with it.
                 raise LayersNotFound(
@@ -363,7 +372,7 @@ class ImageService:
             _check_sizes(manifest, sizes)
             children = {d.digest for d in manifest.manifests}
             missing = await tx.missing_manifests(repository.id, children)
-            if missing and not self._fixture_images:
+            if missing and not lenient:
                 listed = ", ".join(sorted(str(d) for d in missing))
                 raise ReferencedImagesNotFound(
                     f"Manifests with digests '[{listed}]' referenced by the manifest list do "

@@ -22,6 +22,7 @@ from moorage.domain.errors import (
     InvalidParameter,
     InvalidTagParameter,
     PolicyTextInvalid,
+    PushToCacheRefused,
     RepositoryAlreadyExists,
     RepositoryNotEmpty,
     RepositoryNotFound,
@@ -31,6 +32,7 @@ from moorage.domain.errors import (
 from moorage.domain.models import Repository, TagMutability
 from moorage.domain.mutability import check_mutability
 from moorage.domain.names import RepositoryName, matches_any
+from moorage.domain.pull_through_cache import rule_for
 from moorage.iam.policy import PolicyInvalid, parse_policy
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
@@ -108,21 +110,28 @@ class RepositoryService:
 
     async def check_push(self, registry_id: str, name: str) -> None:
         """Fail early, before a body is read, when a push to ``name`` cannot succeed:
-        the repository neither exists nor may be created on push."""
+        the repository neither exists nor may be created on push, or a pull-through cache
+        owns it."""
         valid = RepositoryName(name)
-        if matches_any(valid, self._create_on_push):
-            return
         async with self._metadata.read() as tx:
+            await _refuse_cache_push(tx, registry_id, valid)
+            if matches_any(valid, self._create_on_push):
+                return
             await require(tx, registry_id, valid)
 
-    async def for_push(self, tx: MetadataTransaction, registry_id: str, name: str) -> Repository:
+    async def for_push(
+        self, tx: MetadataTransaction, registry_id: str, name: str, *, internal: bool = False
+    ) -> Repository:
         """The repository a push goes to, created first when a create-on-push pattern matches.
 
         Runs inside the caller's transaction so that the push and the creation commit together.
         Concurrent first pushes to one new repository all succeed: one creates it, the others
-        push to it. Raises InvalidName, RepositoryNotFound.
+        push to it. Raises InvalidName, RepositoryNotFound, PushToCacheRefused (a pull-through
+        cache rule owns the name; ``internal``: the cache's own import, or a replica).
         """
         valid = RepositoryName(name)
+        if not internal:
+            await _refuse_cache_push(tx, registry_id, valid)
         repository = await tx.get_repository(registry_id, valid)
         if repository is not None:
             return repository
@@ -306,6 +315,17 @@ class RepositoryService:
                 )
             await tx.delete_repository(repository.id, now=self._clock())
             return repository
+
+
+async def _refuse_cache_push(tx: MetadataTransaction, registry_id: str, name: str) -> None:
+    """Raise PushToCacheRefused when a pull-through cache rule owns ``name``: its images come
+    from the upstream only."""
+    rule = rule_for(await tx.list_cache_rules(registry_id), name)
+    if rule is not None:
+        raise PushToCacheRefused(
+            f"The repository with name '{name}' in the registry with id '{registry_id}' is "
+            f"a pull through cache of {rule.upstream_url}: images cannot be pushed to it"
+        )
 
 
 async def require(tx: MetadataTransaction, registry_id: str, name: str) -> Repository:

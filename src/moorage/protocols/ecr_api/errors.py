@@ -166,6 +166,12 @@ DOMAIN_ERRORS: tuple[tuple[type[errors.RegistryError], str | Translate], ...] = 
     # The domain's Unsupported is a refused request (e.g. deleting an image an index lists),
     # not an API this registry lacks: that is UnsupportedOperationException, from the dispatcher.
     (errors.Unsupported, INVALID_PARAMETER),
+    (errors.PullThroughCacheRuleNotFound, "PullThroughCacheRuleNotFoundException"),
+    (errors.PullThroughCacheRuleAlreadyExists, "PullThroughCacheRuleAlreadyExistsException"),
+    (errors.UnsupportedUpstreamRegistry, "UnsupportedUpstreamRegistryException"),
+    (errors.PullThroughCacheRuleLimitExceeded, "LimitExceededException"),
+    (errors.SecretNotFound, "SecretNotFoundException"),
+    (errors.UnableToAccessSecret, "UnableToAccessSecretException"),
     (errors.AccessDenied, ACCESS_DENIED),
     (errors.Unauthenticated, "UnrecognizedClientException"),
     (errors.TooManyRequests, "ThrottlingException"),

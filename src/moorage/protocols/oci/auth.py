@@ -61,7 +61,7 @@ def credentials_of(request: web.Request) -> Credentials:
     )
 
 
-async def authorize(request: web.Request, action: Action, repository: str | None) -> None:
+async def authorize(request: web.Request, action: Action | str, repository: str | None) -> None:
     """Ask the authorizer about one more (action, repository), e.g. a mount's source."""
     await services(request).authorizer.authorize(
         AccessRequest(

@@ -9,12 +9,14 @@ from pathlib import Path
 from aiohttp import web
 
 from moorage.domain.digests import Digest
+from moorage.domain.errors import BlobUnknown
 from moorage.domain.models import BlobRecord
 from moorage.iam.actions import Action
 from moorage.protocols.oci.auth import requires
 from moorage.protocols.oci.context import registry_id, repository_name, services
 from moorage.protocols.oci.ranges import UnsatisfiableRange, parse_byte_range
 from moorage.protocols.oci.sendfile import SENDFILE, ThreadedSendfile
+from moorage.services.pull_through_cache import BlobSink
 
 log = logging.getLogger("moorage.oci")
 
@@ -38,9 +40,14 @@ def _headers(blob: BlobRecord) -> dict[str, str]:
 @requires(Action.BATCH_CHECK_LAYER_AVAILABILITY)
 async def head_blob(request: web.Request) -> web.Response:
     digest = Digest.parse(request.match_info["digest"])
-    blob = await services(request).blobs.stat(
-        registry_id(request), repository_name(request), digest
-    )
+    blobs = services(request).blobs
+    try:
+        blob = await blobs.stat(registry_id(request), repository_name(request), digest)
+    except BlobUnknown:
+        # A pull-through cache's blob not fetched yet: fetched now, then answered.
+        if not await _cache_blob(request, digest, response=None):
+            raise
+        blob = await blobs.stat(registry_id(request), repository_name(request), digest)
     headers = _headers(blob)
     headers["Content-Length"] = str(blob.size)
     return web.Response(headers=headers)
@@ -50,14 +57,73 @@ async def head_blob(request: web.Request) -> web.Response:
 async def get_blob(request: web.Request) -> web.StreamResponse:
     digest = Digest.parse(request.match_info["digest"])
     blob_service = services(request).blobs
-    blob, location = await blob_service.locate(
-        registry_id(request), repository_name(request), digest
-    )
+    try:
+        blob, location = await blob_service.locate(
+            registry_id(request), repository_name(request), digest
+        )
+    except BlobUnknown:
+        # A pull-through cache's blob not fetched yet: streamed to the client as it arrives
+        # (whole: a ranged request waits for the fetch, then gets its range from the store).
+        streamed = None if "Range" in request.headers else _streamed(request, digest)
+        if not await _cache_blob(request, digest, response=streamed):
+            raise
+        if streamed is not None and streamed.prepared:
+            return streamed
+        blob, location = await blob_service.locate(
+            registry_id(request), repository_name(request), digest
+        )
     if location.url is not None:
         raise web.HTTPTemporaryRedirect(
             location.url, headers={"Docker-Content-Digest": str(digest)}
         )
     return await send_blob(request, blob, location.path, _headers(blob), blob_service.open)
+
+
+def _streamed(request: web.Request, digest: Digest) -> web.StreamResponse:
+    return web.StreamResponse(
+        headers={
+            "Docker-Content-Digest": str(digest),
+            "Content-Type": OCTET_STREAM,
+            "ETag": f'"{digest}"',
+        }
+    )
+
+
+async def _cache_blob(
+    request: web.Request, digest: Digest, *, response: web.StreamResponse | None
+) -> bool:
+    """Fetch a blob that a pull-through cache's manifest names from the upstream, into the
+    store, writing it to ``response`` as it arrives when given (which is then finished, or
+    its connection cut when the bytes were not the blob's). False when no cache wants it."""
+    cache = services(request).cache
+    if cache is None:
+        return False
+    name = repository_name(request)
+    rule = await cache.wants_blob(registry_id(request), name, digest)
+    if rule is None:
+        return False
+    sink = None
+    if response is not None:
+        stream = response
+
+        async def start(size: int | None) -> None:
+            if size is not None:
+                stream.content_length = size
+            await stream.prepare(request)
+
+        sink = BlobSink(start, stream.write)
+    try:
+        fetched = await cache.fetch_blob(registry_id(request), name, rule, digest, sink)
+    except Exception:
+        if response is not None and response.prepared:
+            # Headers are gone already: the only honest signal left is a cut connection.
+            log.exception("cached blob %s failed mid-stream; aborting the connection", digest)
+            if request.transport is not None:
+                request.transport.abort()
+        raise
+    if fetched is not None and response is not None and response.prepared:
+        await response.write_eof()
+    return True
 
 
 async def send_blob(

@@ -11,6 +11,7 @@ from moorage.domain.addresses import RegistryAddresses
 from moorage.ports.access import Authenticator, Authorizer, Principal
 from moorage.services.blobs import BlobService
 from moorage.services.images import ImageService
+from moorage.services.pull_through_cache import PullThroughCache
 from moorage.services.repositories import RepositoryService
 from moorage.services.uploads import UploadService
 
@@ -24,6 +25,8 @@ class OciServices:
     authenticator: Authenticator
     authorizer: Authorizer
     addresses: RegistryAddresses | None = None
+    # The pull-through cache of this region (None: no repository is a cache).
+    cache: PullThroughCache | None = None
     # The services of another region (None when it is not served); without it every
     # request acts in this one.
     in_region: Callable[[str], OciServices | None] | None = None

@@ -50,6 +50,8 @@ ERROR_TABLE: tuple[tuple[type[errors.RegistryError], str, int], ...] = (
     (errors.AccessDenied, "DENIED", 403),
     (errors.Unauthenticated, "UNAUTHORIZED", 401),
     (errors.TooManyRequests, "TOOMANYREQUESTS", 429),
+    # distribution's errcode for a registry that cannot serve now (its upstream is down).
+    (errors.UpstreamUnavailable, "UNAVAILABLE", 503),
     # No spec code for a stalled body; an upload's is BLOB_UPLOAD_INVALID, with HTTP's 408.
     (errors.RequestBodyTimeout, "BLOB_UPLOAD_INVALID", 408),
 )

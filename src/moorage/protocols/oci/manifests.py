@@ -9,7 +9,7 @@ from moorage.domain.manifests import MAX_MANIFEST_BYTES
 from moorage.domain.models import ManifestRecord
 from moorage.domain.names import RepositoryName
 from moorage.iam.actions import Action
-from moorage.protocols.oci.auth import requires
+from moorage.protocols.oci.auth import authorize, requires
 from moorage.protocols.oci.context import registry_id, repository_name, services
 from moorage.services.images import Reference
 
@@ -36,8 +36,20 @@ def _existing_reference(request: web.Request) -> Reference:
 
 async def _fetch(request: web.Request, *, record_pull: bool) -> ManifestRecord:
     reference = _existing_reference(request)
-    return await services(request).images.get_manifest(
-        registry_id(request), repository_name(request), reference, record_pull=record_pull
+    regional = services(request)
+    name = repository_name(request)
+    if regional.cache is not None:
+        # A repository a pull-through cache owns: its manifests may come from the upstream.
+        cached = await regional.cache.manifest(
+            registry_id(request),
+            name,
+            reference,
+            lambda action: authorize(request, action, name),
+        )
+        if cached is not None:
+            return cached
+    return await regional.images.get_manifest(
+        registry_id(request), name, reference, record_pull=record_pull
     )
 
 

@@ -82,6 +82,7 @@ from moorage.domain.scanning_configuration import (
 from moorage.ports.metadata import MetadataTransaction, SparedBlobs
 from moorage.storage.metadata.migrate import upgrade_database
 from moorage.storage.metadata.sql.advisories import ADVISORY_TABLES, SqlAdvisoryRecords
+from moorage.storage.metadata.sql.caches import SqlCacheRecords
 from moorage.storage.metadata.sql.engine import (
     SqliteOnTheLoop,
     create_sql_engine,
@@ -406,6 +407,7 @@ class _SyncStatements:
 
 class _SqlTransaction(
     SqlAdvisoryRecords,
+    SqlCacheRecords,
     SqlIdentityRecords,
     SqlIntegrityRecords,
     SqlJobRecords,

@@ -661,6 +661,7 @@ pull_through_cache_rules = Table(
     Column("upstream_repository_prefix", binary_string(PREFIX_LENGTH), nullable=False),
     Column("credential_arn", String(ARN_LENGTH), nullable=True),
     Column("custom_role_arn", String(ARN_LENGTH), nullable=True),
+    Column("upstream_role_arn", String(ARN_LENGTH), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("registry_id", "region", "prefix"),

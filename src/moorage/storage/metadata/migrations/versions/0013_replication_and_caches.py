@@ -102,6 +102,7 @@ def upgrade() -> None:
         sa.Column("upstream_repository_prefix", _binary(256), nullable=False),
         sa.Column("credential_arn", sa.String(2048), nullable=True),
         sa.Column("custom_role_arn", sa.String(2048), nullable=True),
+        sa.Column("upstream_role_arn", sa.String(2048), nullable=True),
         sa.Column("created_at", _timestamp(), nullable=False),
         sa.Column("updated_at", _timestamp(), nullable=False),
         sa.PrimaryKeyConstraint(
