@@ -23,6 +23,7 @@ from moorage.protocols.connections import REFUSAL_THROTTLE, RefusalThrottle
 from moorage.protocols.ecr_api import app as ecr_api
 from moorage.protocols.ecr_api.auth import ApiAuthenticator
 from moorage.protocols.ecr_api.operations import OperationTable
+from moorage.protocols.ecr_api.operations import creation_templates as template_operations
 from moorage.protocols.ecr_api.operations import images as image_operations
 from moorage.protocols.ecr_api.operations import layers as layer_operations
 from moorage.protocols.ecr_api.operations import lifecycle as lifecycle_operations
@@ -45,6 +46,7 @@ from moorage.services.authentication import (
 )
 from moorage.services.authorization import PolicyAuthorizer, StoredPolicies
 from moorage.services.blobs import BlobService
+from moorage.services.creation_templates import CreationTemplateService
 from moorage.services.downloads import LayerDownloadService
 from moorage.services.identities import IdentityService
 from moorage.services.image_scanner import ImageScanner
@@ -120,6 +122,7 @@ class Registry:
     replication: ReplicationService
     cache_rules: CacheRuleService
     cache: PullThroughCache
+    creation_templates: CreationTemplateService
     blobs: BlobService
     uploads: UploadService
     layer_downloads: LayerDownloadService
@@ -304,6 +307,7 @@ def _wire_region(
         replication=replication,
         cache_rules=CacheRuleService(metadata, clock, on_change=cache.forget_rules),
         cache=cache,
+        creation_templates=CreationTemplateService(metadata, clock),
         blobs=BlobService(metadata, blob_store),
         layer_downloads=LayerDownloadService(
             metadata, BlobService(metadata, blob_store), DownloadTokens(keys.layer_download), clock
@@ -334,6 +338,7 @@ ECR_OPERATION_MODULES = (
     scan_operations,
     replication_operations,
     cache_operations,
+    template_operations,
 )
 
 

@@ -182,6 +182,12 @@ def test_first_pull_imports_and_a_pull_with_the_upstream_down_still_works(
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["ecrRepositoryPrefix"] == "hub"
 
+    # Repositories the cache creates get its PULL_THROUGH_CACHE template's settings.
+    setup.ecr.create_repository_creation_template(
+        prefix="hub",
+        appliedFor=["PULL_THROUGH_CACHE"],
+        resourceTags=[{"Key": "cached", "Value": "yes"}],
+    )
     setup.pull("hub/library/app:v1", tmp_path / "first")
     upstream_raw = setup.upstream_raw("library/app:v1")
     assert setup.raw("hub/library/app:v1") == upstream_raw
@@ -189,6 +195,9 @@ def test_first_pull_imports_and_a_pull_with_the_upstream_down_still_works(
         "repositories"
     ]
     assert repository["repositoryName"] == "hub/library/app"
+    assert setup.ecr.list_tags_for_resource(resourceArn=repository["repositoryArn"])["tags"] == [
+        {"Key": "cached", "Value": "yes"}
+    ]
     images = setup.ecr.describe_images(repositoryName="hub/library/app")["imageDetails"]
     index_digest = "sha256:" + hashlib.sha256(upstream_raw).hexdigest()
     # The index and each of its children were imported.

@@ -398,3 +398,71 @@ def test_deletes_propagate_only_when_the_rule_says_so(
         time.sleep(1.5)  # time enough for a deletion, were one replicated
         assert image_tags(europe, name) == ["v1", "v2"]
     home.put_replication_configuration(replicationConfiguration={"rules": []})
+
+
+def test_a_replication_template_shapes_the_new_repository_and_immutable_tags_hold(
+    deployment: Deployment, layouts_pair: tuple[Layout, Layout]
+) -> None:
+    """The destination's REPLICATION template gives the repository it creates its settings;
+    a later copy whose tag is immutable there arrives untagged, as in ECR."""
+    home = deployment.ecr(deployment.source)
+    other = deployment.ecr(deployment.other)
+    grant_replication(other, SOURCE, create=True)
+    other.create_repository_creation_template(
+        prefix="tmpl",
+        appliedFor=["REPLICATION"],
+        imageTagMutability="IMMUTABLE",
+        resourceTags=[{"Key": "origin", "Value": "replication"}],
+    )
+    home.create_repository(repositoryName="tmpl/app")
+    home.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [
+                {
+                    "destinations": [{"region": HOME, "registryId": OTHER_ACCOUNT}],
+                    "repositoryFilters": [{"filter": "tmpl/", "filterType": "PREFIX_MATCH"}],
+                }
+            ]
+        }
+    )
+    first, second = layouts_pair
+    push_as(deployment, deployment.source, first, "tmpl/app:v1")
+    (status,) = wait_for_statuses(home, "tmpl/app", "v1", 1)
+    assert status["status"] == "COMPLETE", status
+    (created,) = other.describe_repositories(repositoryNames=["tmpl/app"])["repositories"]
+    assert created["imageTagMutability"] == "IMMUTABLE"
+    assert other.list_tags_for_resource(resourceArn=created["repositoryArn"])["tags"] == [
+        {"Key": "origin", "Value": "replication"}
+    ]
+    v1 = batch_get(other, "tmpl/app", "v1")["imageId"]["imageDigest"]
+    # The same tag, another image: it arrives, untagged; v1 still names the first.
+    push_as(deployment, deployment.source, second, "tmpl/app:v1")
+    second_digest = batch_get(home, "tmpl/app", "v1")["imageId"]["imageDigest"]
+    assert second_digest != v1
+    statuses = home.describe_image_replication_status(
+        repositoryName="tmpl/app", imageId={"imageDigest": second_digest}
+    )
+    deadline = time.monotonic() + 30
+    while statuses["replicationStatuses"][0]["status"] == "IN_PROGRESS":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+        statuses = home.describe_image_replication_status(
+            repositoryName="tmpl/app", imageId={"imageDigest": second_digest}
+        )
+    assert statuses["replicationStatuses"][0]["status"] == "COMPLETE"
+    assert batch_get(other, "tmpl/app", "v1")["imageId"]["imageDigest"] == v1
+    (arrived,) = other.batch_get_image(
+        repositoryName="tmpl/app", imageIds=[{"imageDigest": second_digest}]
+    )["images"]
+    assert arrived["imageId"]["imageDigest"] == second_digest
+    home.put_replication_configuration(replicationConfiguration={"rules": []})
+    other.delete_repository_creation_template(prefix="tmpl")
+
+
+@pytest.fixture(scope="module")
+def layouts_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Layout, Layout]:
+    root = tmp_path_factory.mktemp("pair")
+    return (
+        build_layout(root / "a", file_size=4 * 1024, seed=11),
+        build_layout(root / "b", file_size=4 * 1024, seed=12),
+    )

@@ -79,8 +79,13 @@ Services raise these; each protocol maps them to its own wire error in one table
     ├── UnableToAccessSecret     a secret that exists but cannot be used
     ├── AccessDenied
     │   └── PushToCacheRefused   a push into a repository a cache rule owns
-    └── UpstreamUnavailable      the upstream did not answer, or answered 429 / 5xx, and
-                                 nothing is cached to serve instead
+    ├── UpstreamUnavailable      the upstream did not answer, or answered 429 / 5xx, and
+    │                            nothing is cached to serve instead
+    │
+    │   repository creation templates
+    ├── TemplateNotFound
+    ├── TemplateAlreadyExists
+    └── TemplateLimitExceeded
 """
 
 from __future__ import annotations
@@ -376,3 +381,18 @@ class PushToCacheRefused(AccessDenied):
 
 class UpstreamUnavailable(RegistryError):
     """The upstream did not answer, or answered 429 or 5xx, and nothing is cached."""
+
+
+# -- repository creation templates ---------------------------------------------------------
+
+
+class TemplateNotFound(RegistryError):
+    pass
+
+
+class TemplateAlreadyExists(RegistryError):
+    pass
+
+
+class TemplateLimitExceeded(RegistryError):
+    pass

@@ -50,6 +50,7 @@ from moorage.ports.jobs import JobRecords
 from moorage.ports.lifecycle import LifecycleRecords
 from moorage.ports.replication import ReplicationRecords
 from moorage.ports.scans import ScanRecords
+from moorage.ports.templates import TemplateRecords
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +72,7 @@ class MetadataTransaction(
     LifecycleRecords,
     ReplicationRecords,
     ScanRecords,
+    TemplateRecords,
     Protocol,
 ):
     region: str  # the region registry-level records are read and written in

@@ -41,6 +41,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from moorage.clients.oci import BasicCredentials, OciRegistryClient
+from moorage.domain.creation_templates import AppliedFor
 from moorage.domain.digests import Digest, StreamingHasher
 from moorage.domain.errors import (
     AccessDenied,
@@ -362,7 +363,7 @@ class PullThroughCache:
         upstream: UpstreamRegistry,
     ) -> ManifestRecord:
         upstream_name = rule.upstream_repository(name)
-        await self._repositories.ensure(registry_id, name)
+        await self._repositories.ensure(registry_id, name, AppliedFor.PULL_THROUGH_CACHE)
         parsed = parse_manifest(fetched.payload, fetched.media_type or None)
         for child in parsed.manifests[:MAX_CHILDREN]:
             if await self._has_manifest(registry_id, name, child.digest):

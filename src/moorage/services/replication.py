@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from moorage.domain.creation_templates import AppliedFor
 from moorage.domain.digests import Digest
 from moorage.domain.errors import (
     AccessDenied,
@@ -455,7 +456,9 @@ async def _open_target(site: LocalSite, task: _ReplicationTask, clock: Clock) ->
         for action in needed:
             await _authorize_source(site, task.registry_id, destination, task.repository, action)
     if repository is None:
-        repository = await site.repositories.ensure(destination.registry_id, task.repository)
+        repository = await site.repositories.ensure(
+            destination.registry_id, task.repository, AppliedFor.REPLICATION
+        )
     return _LocalTarget(site, repository, clock)
 
 

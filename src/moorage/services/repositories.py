@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from moorage.domain.creation_templates import AppliedFor, template_for
 from moorage.domain.errors import (
     InvalidParameter,
     InvalidTagParameter,
@@ -82,11 +83,11 @@ class RepositoryService:
         """
         valid = RepositoryName(name)
         filters = check_mutability(image_tag_mutability, exclusion_filters)
-        _check_encryption(encryption_type, kms_key)
+        check_encryption(encryption_type, kms_key)
         tags = dict(tags or {})
-        _check_tags(tags)
+        check_tags(tags)
         if len(tags) > MAX_RESOURCE_TAGS:
-            raise _too_many_tags()
+            raise too_many_tags()
         async with self._metadata.transaction() as tx:
             repository = await tx.create_repository(
                 registry_id,
@@ -138,7 +139,7 @@ class RepositoryService:
         if not matches_any(valid, self._create_on_push):
             raise not_found(registry_id, valid)
         try:
-            return await tx.create_repository(registry_id, valid, self._clock())
+            return await self._create_as(tx, registry_id, valid, AppliedFor.CREATE_ON_PUSH)
         except RepositoryAlreadyExists:
             # Another push created it between our read and our insert (PostgreSQL runs
             # writers concurrently); the port promises the winner is visible now.
@@ -147,20 +148,48 @@ class RepositoryService:
                 raise not_found(registry_id, valid) from None
             return repository
 
-    async def ensure(self, registry_id: str, name: str) -> Repository:
-        """The repository, created with ECR's defaults when it does not exist (a replica's
-        or a cache's destination). Concurrent calls all get the one repository."""
+    async def ensure(self, registry_id: str, name: str, applied_for: AppliedFor) -> Repository:
+        """The repository, created when it does not exist (a replica's or a cache's
+        destination) with the settings of the creation template for ``applied_for`` that
+        matches, else ECR's defaults. Concurrent calls all get the one repository."""
         valid = RepositoryName(name)
         async with self._metadata.transaction() as tx:
             repository = await tx.get_repository(registry_id, valid)
             if repository is not None:
                 return repository
             try:
-                return await tx.create_repository(registry_id, valid, self._clock())
+                return await self._create_as(tx, registry_id, valid, applied_for)
             except RepositoryAlreadyExists:
                 pass
         async with self._metadata.read() as tx:
             return await require(tx, registry_id, valid)
+
+    async def _create_as(
+        self, tx: MetadataTransaction, registry_id: str, name: str, applied_for: AppliedFor
+    ) -> Repository:
+        """Create a repository on someone's behalf, as its creation template says (its
+        settings, resource tags, repository policy and lifecycle policy), or with ECR's
+        defaults when no template matches. Raises RepositoryAlreadyExists."""
+        now = self._clock()
+        template = template_for(await tx.list_creation_templates(registry_id), name, applied_for)
+        if template is None:
+            return await tx.create_repository(registry_id, name, now)
+        repository = await tx.create_repository(
+            registry_id,
+            name,
+            now,
+            image_tag_mutability=template.image_tag_mutability,
+            mutability_exclusion_filters=template.mutability_exclusion_filters,
+            encryption_type=template.encryption_type,
+            kms_key=template.kms_key,
+        )
+        if template.resource_tags:
+            await tx.put_repository_tags(repository.id, template.resource_tags)
+        if template.repository_policy:
+            await tx.put_repository_policy(repository.id, template.repository_policy, now)
+        if template.lifecycle_policy:
+            await tx.put_lifecycle_policy(repository.id, template.lifecycle_policy, now)
+        return repository
 
     async def describe(
         self,
@@ -239,12 +268,12 @@ class RepositoryService:
         repository would then carry more than 50; nothing is written).
         """
         valid = RepositoryName(name)
-        _check_tags(tags)
+        check_tags(tags)
         async with self._metadata.transaction() as tx:
             repository = await require(tx, registry_id, valid)
             # Counted after the write, which rolls back with the exception.
             if await tx.put_repository_tags(repository.id, tags) > MAX_RESOURCE_TAGS:
-                raise _too_many_tags()
+                raise too_many_tags()
 
     async def untag_resource(self, registry_id: str, name: str, keys: Iterable[str]) -> None:
         """UntagResource: remove the tags with these keys; keys it does not carry are ignored.
@@ -372,7 +401,7 @@ def _policy_not_found(registry_id: str, name: str) -> RepositoryPolicyNotFound:
     )
 
 
-def _check_encryption(encryption_type: str, kms_key: str | None) -> None:
+def check_encryption(encryption_type: str, kms_key: str | None) -> None:
     if encryption_type not in ENCRYPTION_TYPES:
         raise InvalidParameter(
             "Invalid parameter at 'encryptionType' failed to satisfy constraint: "
@@ -406,7 +435,7 @@ def _check_tag_key(key: str) -> None:
         )
 
 
-def _check_tags(tags: Mapping[str, str]) -> None:
+def check_tags(tags: Mapping[str, str]) -> None:
     for key, value in tags.items():
         _check_tag_key(key)
         if len(value) > MAX_TAG_VALUE_LENGTH:
@@ -416,7 +445,7 @@ def _check_tags(tags: Mapping[str, str]) -> None:
             )
 
 
-def _too_many_tags() -> TooManyTags:
+def too_many_tags() -> TooManyTags:
     # ECR's wording (the TooManyTagsException documentation).
     return TooManyTags(
         "The list of tags on the repository is over the limit. The maximum number of tags "

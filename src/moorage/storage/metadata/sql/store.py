@@ -113,6 +113,7 @@ from moorage.storage.metadata.sql.tables import (
     tags,
     upload_sessions,
 )
+from moorage.storage.metadata.sql.templates import SqlTemplateRecords
 
 # The job runner's schedules are the server's configuration, not data: without them
 # the periodic jobs (lifecycle, gc) would stop until a runner next restores them. The
@@ -414,6 +415,7 @@ class _SqlTransaction(
     SqlLifecycleRecords,
     SqlReplicationRecords,
     SqlScanRecords,
+    SqlTemplateRecords,
 ):
     """One port transaction on one connection that is already inside a database transaction,
     acting in ``region``."""
