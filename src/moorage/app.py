@@ -19,23 +19,25 @@ from moorage.ports.blobs import BlobStore
 from moorage.ports.clock import system_clock
 from moorage.ports.metadata import MetadataStore
 from moorage.protocols import downloads, emulator
-from moorage.protocols.connections import REFUSAL_THROTTLE, RefusalThrottle
-from moorage.protocols.ecr_api import app as ecr_api
-from moorage.protocols.ecr_api.auth import ApiAuthenticator
-from moorage.protocols.ecr_api.operations import OperationTable
-from moorage.protocols.ecr_api.operations import creation_templates as template_operations
-from moorage.protocols.ecr_api.operations import images as image_operations
-from moorage.protocols.ecr_api.operations import layers as layer_operations
-from moorage.protocols.ecr_api.operations import lifecycle as lifecycle_operations
-from moorage.protocols.ecr_api.operations import policies as policy_operations
-from moorage.protocols.ecr_api.operations import pull_through_cache as cache_operations
-from moorage.protocols.ecr_api.operations import registry as registry_operations
-from moorage.protocols.ecr_api.operations import replication as replication_operations
-from moorage.protocols.ecr_api.operations import repositories as repository_operations
-from moorage.protocols.ecr_api.operations import (
+from moorage.protocols.aws import app as aws_api
+from moorage.protocols.aws.auth import ApiAuthenticator
+from moorage.protocols.aws.ecr.operations import creation_templates as template_operations
+from moorage.protocols.aws.ecr.operations import images as image_operations
+from moorage.protocols.aws.ecr.operations import layers as layer_operations
+from moorage.protocols.aws.ecr.operations import lifecycle as lifecycle_operations
+from moorage.protocols.aws.ecr.operations import policies as policy_operations
+from moorage.protocols.aws.ecr.operations import pull_through_cache as cache_operations
+from moorage.protocols.aws.ecr.operations import registry as registry_operations
+from moorage.protocols.aws.ecr.operations import replication as replication_operations
+from moorage.protocols.aws.ecr.operations import repositories as repository_operations
+from moorage.protocols.aws.ecr.operations import (
     scanning_configuration as scanning_configuration_operations,
 )
-from moorage.protocols.ecr_api.operations import scans as scan_operations
+from moorage.protocols.aws.ecr.operations import scans as scan_operations
+from moorage.protocols.aws.operations import OperationTable
+from moorage.protocols.aws.secretsmanager import errors as secret_errors
+from moorage.protocols.aws.secretsmanager import operations as secret_operations
+from moorage.protocols.connections import REFUSAL_THROTTLE, RefusalThrottle
 from moorage.protocols.oci import app as oci
 from moorage.protocols.oci.context import OciServices
 from moorage.services.access import EmulatorAuthenticator
@@ -57,6 +59,7 @@ from moorage.services.registry import RegistryService
 from moorage.services.replication import LocalSite, ReplicationService
 from moorage.services.repositories import RepositoryService
 from moorage.services.scanning import ScanService
+from moorage.services.secrets import SecretsService
 from moorage.services.uploads import UploadService
 from moorage.services.write_slots import WriteLimits, WriteSlots
 from moorage.storage.blobs import build_blob_store
@@ -99,6 +102,8 @@ class _Shared:
     login_tokens: LoginTokens
     registry_authenticator: Authenticator
     api_authenticator: ApiAuthenticator
+    # The same keys, for requests signed for Secrets Manager (signing name secretsmanager).
+    secrets_authenticator: ApiAuthenticator
     sites: _Sites
 
 
@@ -133,6 +138,8 @@ class Registry:
     authorizer: Authorizer
     registry_authenticator: Authenticator
     api_authenticator: ApiAuthenticator
+    secrets_authenticator: ApiAuthenticator
+    secrets: SecretsService
     _shared: _Shared = field(repr=False, compare=False)
     # The registry of the deployment's region, and the others it built (they refer back).
     _home: Registry | None = field(default=None, repr=False, compare=False)
@@ -227,13 +234,22 @@ def wire(
     login_tokens = LoginTokens(keys.registry_login)
     registry_authenticator: Authenticator
     api_authenticator: ApiAuthenticator
+    secrets_authenticator: ApiAuthenticator
     if settings.emulator:
         registry_authenticator = EmulatorAuthenticator(settings.emulator_registry_id)
         api_authenticator = EmulatorApiAuthenticator(settings.emulator_registry_id)
+        secrets_authenticator = api_authenticator
     else:
         registry_authenticator = RegistryAuthenticator(metadata, login_tokens, clock)
-        api_authenticator = ApiKeyAuthenticator(
-            metadata, keys.access_key_secrets, clock, regions=settings.served_regions
+        api_authenticator, secrets_authenticator = (
+            ApiKeyAuthenticator(
+                metadata,
+                keys.access_key_secrets,
+                clock,
+                regions=settings.served_regions,
+                service=service,
+            )
+            for service in ("ecr", "secretsmanager")
         )
     write_slots = WriteSlots(
         WriteLimits(
@@ -250,6 +266,7 @@ def wire(
         login_tokens,
         registry_authenticator,
         api_authenticator,
+        secrets_authenticator,
         _Sites(),
     )
     home = _wire_region(settings, metadata, blob_store, shared)
@@ -288,6 +305,8 @@ def _wire_region(
     )
     images.add_push_hook(replication.on_push)
     images.add_delete_hook(replication.on_delete)
+    assert keys.secret_values is not None  # KeyRing.derive makes it
+    secrets = SecretsService(metadata, keys.secret_values, clock, region=settings.region)
     cache = PullThroughCache(
         metadata,
         blob_store,
@@ -295,6 +314,7 @@ def _wire_region(
         images,
         clock,
         refresh_interval=timedelta(seconds=settings.cache_refresh_interval),
+        credentials=secrets.credentials,
     )
     return Registry(
         settings=settings,
@@ -305,7 +325,9 @@ def _wire_region(
         lifecycle=LifecycleService(metadata, images, clock),
         scanning=scanning,
         replication=replication,
-        cache_rules=CacheRuleService(metadata, clock, on_change=cache.forget_rules),
+        cache_rules=CacheRuleService(
+            metadata, clock, credentials=secrets.credentials, on_change=cache.forget_rules
+        ),
         cache=cache,
         creation_templates=CreationTemplateService(metadata, clock),
         blobs=BlobService(metadata, blob_store),
@@ -320,6 +342,8 @@ def _wire_region(
         authorizer=authorizer,
         registry_authenticator=shared.registry_authenticator,
         api_authenticator=shared.api_authenticator,
+        secrets_authenticator=shared.secrets_authenticator,
+        secrets=secrets,
         _shared=shared,
     )
 
@@ -392,7 +416,7 @@ def build_web_app(
         return found
 
     oci.mount(app, oci_services(registry, oci_in_region))
-    ecr_api.mount(
+    aws_api.mount(
         app,
         operations=OperationTable[Registry].from_modules(*ECR_OPERATION_MODULES),
         authenticator=api_authenticator or registry.api_authenticator,
@@ -402,6 +426,21 @@ def build_web_app(
         # Another region's services and authorizer (whose ARNs name that region); a test's
         # own authorizer serves every region.
         in_region=lambda region: _regional(registry, region, authorizer if custom else None),
+    )
+    aws_api.mount(
+        app,
+        operations=OperationTable[SecretsService].from_modules(
+            secret_operations, service="secretsmanager"
+        ),
+        authenticator=registry.secrets_authenticator,
+        authorizer=authorizer,
+        services=registry.secrets,
+        region=registry.settings.region,
+        in_region=lambda region: _regional_secrets(
+            registry, region, authorizer if custom else None
+        ),
+        errors=secret_errors.DOMAIN_ERRORS,
+        handlers_authorize=True,
     )
     downloads.mount(app, registry.layer_downloads)
     if registry.settings.emulator:
@@ -416,6 +455,13 @@ def _regional(
     """The registry's services and authorizer in ``region``; None when it is not served."""
     regional = registry.serving(region)
     return None if regional is None else (regional, authorizer or regional.authorizer)
+
+
+def _regional_secrets(
+    registry: Registry, region: str, authorizer: Authorizer | None
+) -> tuple[SecretsService, Authorizer] | None:
+    regional = registry.serving(region)
+    return None if regional is None else (regional.secrets, authorizer or regional.authorizer)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -1,7 +1,7 @@
 """The ECR API protocol layer over real HTTP on 127.0.0.1: the dispatcher's pipeline driven by
 raw signed requests, then by a real boto3 client.
 
-The operations are small test ones (``tests/unit/protocols/ecr_api/sample_operations.py``); the
+The operations are small test ones (``tests/unit/protocols/aws/sample_operations.py``); the
 authenticator verifies SigV4 for real against one fixed key.
 """
 
@@ -31,13 +31,13 @@ from moorage.iam.policy import Policy, parse_policy
 from moorage.iam.sigv4 import SignatureError, SignedRequest
 from moorage.ports.access import AuthenticationFailed, Authorizer, Principal
 from moorage.ports.clock import system_clock
-from moorage.protocols.ecr_api.app import mount
-from moorage.protocols.ecr_api.auth import ApiAuthenticator
-from moorage.protocols.ecr_api.operations import OperationTable
+from moorage.protocols.aws.app import ENDPOINT, mount
+from moorage.protocols.aws.auth import ApiAuthenticator
+from moorage.protocols.aws.operations import OperationTable
 from moorage.services.authentication import EmulatorApiAuthenticator
 from moorage.services.authorization import PolicyAuthorizer, ResourcePolicies
-from tests.unit.protocols.ecr_api import sample_operations
-from tests.unit.protocols.ecr_api.fakes import (
+from tests.unit.protocols.aws import sample_operations
+from tests.unit.protocols.aws.fakes import (
     ACCESS_KEY,
     ACCOUNT,
     ALICE,
@@ -48,7 +48,7 @@ from tests.unit.protocols.ecr_api.fakes import (
     RecordingAuthorizer,
     signed_headers,
 )
-from tests.unit.protocols.ecr_api.sample_operations import CREATED_AT, SampleServices
+from tests.unit.protocols.aws.sample_operations import CREATED_AT, SampleServices
 
 PREFIX = "AmazonEC2ContainerRegistry_V20150921"
 JSON_1_1 = "application/x-amz-json-1.1"
@@ -280,11 +280,7 @@ async def test_a_body_is_not_read_for_a_request_no_key_signed(
 async def test_unverified_bodies_share_a_budget(
     api: Client, server: TestServer, services: SampleServices
 ) -> None:
-    dispatcher_budget = next(
-        route.handler.__self__.unverified_budget  # type: ignore[attr-defined]
-        for route in server.app.router.routes()
-        if hasattr(route.handler, "__self__")
-    )
+    dispatcher_budget = server.app[ENDPOINT].unverified_budget
     dispatcher_budget.in_use = dispatcher_budget.capacity - 10  # others hold all but 10 bytes
     try:
         result = await call(api, "CreateRepository", {"repositoryName": "web"})

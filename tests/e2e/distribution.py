@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import bcrypt
+
 from tests.e2e.server import free_port
 
 DISTRIBUTION = shutil.which("docker-registry") or "/usr/bin/docker-registry"
@@ -33,6 +35,12 @@ storage:
 http:
   addr: 127.0.0.1:{port}
 """
+AUTH = """\
+auth:
+  htpasswd:
+    realm: distribution
+    path: {htpasswd}
+"""
 
 _REQUEST = re.compile(r'"(GET|HEAD|PUT|POST|PATCH|DELETE) (\S+) HTTP/[0-9.]+" (\d{3})')
 
@@ -48,6 +56,8 @@ class Distribution:
     root: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    # (user, password): the registry then asks every request for basic credentials.
+    login: tuple[str, str] | None = None
 
     @property
     def host(self) -> str:
@@ -64,7 +74,13 @@ class Distribution:
     def start(self) -> Distribution:
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "config.yml"
-        config.write_text(CONFIG.format(data=self.root / "data", port=self.port))
+        text = CONFIG.format(data=self.root / "data", port=self.port)
+        if self.login is not None:
+            htpasswd = self.root / "htpasswd"
+            hashed = bcrypt.hashpw(self.login[1].encode(), bcrypt.gensalt(rounds=4)).decode()
+            htpasswd.write_text(f"{self.login[0]}:{hashed}\n")
+            text += AUTH.format(htpasswd=htpasswd)
+        config.write_text(text)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [DISTRIBUTION, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT
@@ -75,6 +91,10 @@ class Distribution:
             try:
                 urllib.request.urlopen(f"{self.url}/v2/", timeout=1).close()
                 return self
+            except urllib.error.HTTPError as answered:  # 401: up, and asking for a login
+                if answered.code == 401 and self.login is not None:
+                    return self
+                raise
             except (urllib.error.URLError, ConnectionError):
                 assert self.process.poll() is None, self.log_path.read_text()
                 assert time.monotonic() < deadline, "distribution did not start"

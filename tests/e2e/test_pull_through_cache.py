@@ -18,9 +18,10 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import boto3
 import pytest
 
-from tests.e2e.aws import Credentials, admin_init, aws_cli, aws_cli_v2, ecr_client
+from tests.e2e.aws import REGION, Credentials, admin_init, aws_cli, aws_cli_v2, ecr_client
 from tests.e2e.distribution import Distribution, installed
 from tests.e2e.oci_layout import Layout, build_layout
 from tests.e2e.server import ServerProcess
@@ -292,3 +293,70 @@ def test_digests_are_served_without_the_upstream(setup: Setup, layouts: dict[str
     heads_before = len(setup.upstream.requests(None, "/manifests/"))
     assert setup.raw(f"hub/library/app@{digest}") == raw
     assert len(setup.upstream.requests(None, "/manifests/")) == heads_before
+
+
+def test_an_upstream_that_needs_a_login_takes_it_from_a_secret(
+    setup: Setup, layouts: dict[str, Layout], tmp_path: Path
+) -> None:
+    """credentialArn as ECR takes it: a Secrets Manager secret named ecr-pullthroughcache/...
+    holding username and accessToken; Validate says whether the login works."""
+    private = Distribution(tmp_path / "private", login=("puller", "s3cret-token")).start()
+    try:
+        skopeo(
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            "puller:s3cret-token",
+            f"oci:{layouts['first'].path}:{layouts['first'].tag}",
+            f"docker://{private.host}/team/app:v1",
+        )
+        secrets = boto3.client(
+            "secretsmanager",
+            endpoint_url=setup.moorage.url,
+            region_name=REGION,
+            aws_access_key_id=setup.admin.access_key_id,
+            aws_secret_access_key=setup.admin.secret_access_key,
+        )
+        good = secrets.create_secret(
+            Name="ecr-pullthroughcache/private",
+            SecretString=json.dumps({"username": "puller", "accessToken": "s3cret-token"}),
+        )["ARN"]
+        bad = secrets.create_secret(
+            Name="ecr-pullthroughcache/wrong",
+            SecretString=json.dumps({"username": "puller", "accessToken": "wrong"}),
+        )["ARN"]
+        # Without credentials the rule exists, and Validate says the login fails.
+        setup.ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix="private", upstreamRegistryUrl=private.host, credentialArn=bad
+        )
+        invalid = setup.ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="private")
+        assert invalid["isValid"] is False, invalid
+        assert invalid["credentialArn"] == bad
+        setup.ecr.update_pull_through_cache_rule(ecrRepositoryPrefix="private", credentialArn=good)
+        valid = setup.ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="private")
+        assert valid["isValid"] is True, valid
+        setup.pull("private/team/app:v1", tmp_path / "pulled")
+        assert (
+            setup.raw("private/team/app:v1")
+            == skopeo(
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "--creds",
+                "puller:s3cret-token",
+                f"docker://{private.host}/team/app:v1",
+            ).stdout
+        )
+        # A secret that does not hold username and accessToken cannot be used.
+        malformed = secrets.create_secret(
+            Name="ecr-pullthroughcache/malformed", SecretString="not json"
+        )["ARN"]
+        with pytest.raises(setup.ecr.exceptions.UnableToAccessSecretException):
+            setup.ecr.create_pull_through_cache_rule(
+                ecrRepositoryPrefix="malformed",
+                upstreamRegistryUrl=private.host,
+                credentialArn=malformed,
+            )
+    finally:
+        private.stop()

@@ -85,7 +85,12 @@ Services raise these; each protocol maps them to its own wire error in one table
     │   repository creation templates
     ├── TemplateNotFound
     ├── TemplateAlreadyExists
-    └── TemplateLimitExceeded
+    ├── TemplateLimitExceeded
+    │
+    │   Secrets Manager (and SecretNotFound, above)
+    ├── SecretExists             a name that has a secret, or a version id that has a value
+    ├── SecretRequestInvalid     not possible in the secret's state (marked for deletion, ...)
+    └── SecretLimitExceeded
 """
 
 from __future__ import annotations
@@ -395,4 +400,19 @@ class TemplateAlreadyExists(RegistryError):
 
 
 class TemplateLimitExceeded(RegistryError):
+    pass
+
+
+# -- Secrets Manager ------------------------------------------------------------------------
+
+
+class SecretExists(RegistryError):
+    pass
+
+
+class SecretRequestInvalid(RegistryError):
+    pass
+
+
+class SecretLimitExceeded(RegistryError):
     pass

@@ -10,6 +10,9 @@ Key hierarchy::
      │     -> AES-256-GCM key: registry login tokens (iam/login_tokens.py)
      ├── HKDF-SHA256, info "moorage/v1/layer-download"
      │     -> AES-256-GCM key: GetDownloadUrlForLayer's URLs (iam/download_tokens.py)
+     ├── HKDF-SHA256, info "moorage/v1/secret-value"
+     │     -> AES-256-GCM key: Secrets Manager's secret values (services/secrets.py), each
+     │        bound to its secret's ARN and version id
      └── HKDF-SHA256, info "moorage/v1/key-check"
            -> 4 bytes stored with each ciphertext, to tell "another master key" from "tampered"
 
@@ -59,6 +62,7 @@ _INFO_PREFIX = b"moorage/v1/"
 PURPOSE_ACCESS_KEY_SECRET = "access-key-secret"
 PURPOSE_REGISTRY_LOGIN = "registry-login"
 PURPOSE_LAYER_DOWNLOAD = "layer-download"
+PURPOSE_SECRET_VALUE = "secret-value"
 _PURPOSE_KEY_CHECK = "key-check"
 
 _VERSION = b"\x01"
@@ -200,8 +204,11 @@ class SecretCipher:
         return "SecretCipher(...)"
 
     def encrypt(self, plaintext: str, context: str) -> bytes:
+        return self.encrypt_bytes(plaintext.encode("utf-8"), context)
+
+    def encrypt_bytes(self, plaintext: bytes, context: str) -> bytes:
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plaintext.encode("utf-8"), context.encode("utf-8"))
+        sealed = self._aead.encrypt(nonce, plaintext, context.encode("utf-8"))
         return _VERSION + self._key_check + nonce + sealed
 
     def encrypted_by_this_key(self, ciphertext: bytes) -> bool:
@@ -212,6 +219,9 @@ class SecretCipher:
         )
 
     def decrypt(self, ciphertext: bytes, context: str) -> str:
+        return self.decrypt_bytes(ciphertext, context).decode("utf-8")
+
+    def decrypt_bytes(self, ciphertext: bytes, context: str) -> bytes:
         header = len(_VERSION) + _KEY_CHECK_BYTES + _NONCE_BYTES
         if len(ciphertext) < header + _TAG_BYTES or ciphertext[:1] != _VERSION:
             raise SecretUndecryptable(f"the stored secret of {context} is not in a known format")
@@ -227,7 +237,7 @@ class SecretCipher:
             raise SecretUndecryptable(
                 f"the stored secret of {context} was altered or belongs to another key"
             ) from None
-        return plaintext.decode("utf-8")
+        return plaintext
 
 
 @dataclass(frozen=True)
@@ -237,6 +247,7 @@ class KeyRing:
     access_key_secrets: SecretCipher
     registry_login: bytes = field(repr=False)
     layer_download: bytes = field(repr=False)
+    secret_values: SecretCipher | None = None
 
     @classmethod
     def derive(cls, master: MasterKey) -> KeyRing:
@@ -245,4 +256,5 @@ class KeyRing:
             access_key_secrets=SecretCipher(master.derive(PURPOSE_ACCESS_KEY_SECRET), key_check),
             registry_login=master.derive(PURPOSE_REGISTRY_LOGIN),
             layer_download=master.derive(PURPOSE_LAYER_DOWNLOAD),
+            secret_values=SecretCipher(master.derive(PURPOSE_SECRET_VALUE), key_check),
         )

@@ -63,6 +63,9 @@ class AccessRequest:
     credentials: Credentials
     request_tags: Mapping[str, str] | None = None
     tag_keys: tuple[str, ...] | None = None
+    # The resource of another service's action (a Secrets Manager secret's ARN): it is the
+    # resource instead of the repository, and only identity policies govern it.
+    resource_arn: str | None = None
 
 
 class Authenticator(Protocol):

@@ -50,6 +50,7 @@ from moorage.ports.jobs import JobRecords
 from moorage.ports.lifecycle import LifecycleRecords
 from moorage.ports.replication import ReplicationRecords
 from moorage.ports.scans import ScanRecords
+from moorage.ports.secrets import SecretRecords
 from moorage.ports.templates import TemplateRecords
 
 
@@ -72,6 +73,7 @@ class MetadataTransaction(
     LifecycleRecords,
     ReplicationRecords,
     ScanRecords,
+    SecretRecords,
     TemplateRecords,
     Protocol,
 ):

@@ -121,9 +121,12 @@ class PolicyAuthorizer:
         ]
 
     async def decide(self, request: AccessRequest) -> Decision:
-        guards = await self._policies.resource_policies(request.registry_id, request.repository)
         identity = await self._identity(request.principal)
         context = self._request_context(request)
+        if request.resource_arn is not None:
+            # Another service's resource: no ECR repository or registry policy guards it.
+            return self._evaluate(request, None, identity, ResourcePolicies(), context)
+        guards = await self._policies.resource_policies(request.registry_id, request.repository)
         return self._evaluate(request, request.repository, identity, guards, context)
 
     async def _identity(self, caller: Principal) -> Sequence[Policy]:
@@ -142,7 +145,7 @@ class PolicyAuthorizer:
         """Decide ``request`` on ``repository`` (which stands for ``request.repository``)."""
         caller = request.principal
         assert caller.arn is not None
-        resource = self._resource(request.registry_id, repository)
+        resource = request.resource_arn or self._resource(request.registry_id, repository)
         resource_side = [p for p in (guards.repository_policy,) if p is not None]
         if str(request.action) in IDENTITY_ONLY_ACTIONS:
             resource_side = []
@@ -164,7 +167,7 @@ class PolicyAuthorizer:
         )
 
     def resource_of(self, request: AccessRequest) -> str:
-        return self._resource(request.registry_id, request.repository)
+        return request.resource_arn or self._resource(request.registry_id, request.repository)
 
     def _resource(self, registry_id: str, repository: str | None) -> str:
         if repository is None:

@@ -96,6 +96,7 @@ from moorage.storage.metadata.sql.lifecycle import SqlLifecycleRecords
 from moorage.storage.metadata.sql.replication import SqlReplicationRecords
 from moorage.storage.metadata.sql.rows import after_key, chunks, repository_of, stored_digest
 from moorage.storage.metadata.sql.scans import SqlScanRecords
+from moorage.storage.metadata.sql.secrets import SqlSecretRecords
 from moorage.storage.metadata.sql.tables import (
     UtcDateTime,
     account_settings,
@@ -415,6 +416,7 @@ class _SqlTransaction(
     SqlLifecycleRecords,
     SqlReplicationRecords,
     SqlScanRecords,
+    SqlSecretRecords,
     SqlTemplateRecords,
 ):
     """One port transaction on one connection that is already inside a database transaction,

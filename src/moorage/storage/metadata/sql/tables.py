@@ -26,6 +26,9 @@ the migrated database with ``metadata`` so that the two never drift.
     registry_scanning_configurations  (registry_id, region) PK; a row only once one is put
     replication_configurations  (registry_id, region) PK (see "replication")
     pull_through_cache_rules, repository_creation_templates  (registry_id, region, prefix) PK
+    secrets                id PK; (registry_id, region, name) unique (see "Secrets Manager")
+     ├── secret_versions   (secret_id, version_id) PK; the value encrypted, never clear text
+     └── secret_tags       (secret_id, key) PK
     accounts               registry_id PK: an account and its registry are one
      └── iam_users          user_id PK (AIDA...); (registry_id, name) unique
           ├── access_keys   access_key_id PK (AKIA...); user_id -> iam_users; the secret
@@ -708,6 +711,58 @@ upstream_images = Table(
         ["manifests.repository_id", "manifests.digest"],
         ondelete="CASCADE",
     ),
+)
+
+
+# -- Secrets Manager (services/secrets.py) -------------------------------------------------
+#   secrets                id PK; (registry_id, region, name) unique; arn unique; deleted_at:
+#    │                     the date a scheduled deletion takes effect (NULL: not scheduled)
+#    ├── secret_versions   (secret_id, version_id) PK; the value as AES-GCM ciphertext
+#    │                     (iam/secrets.py, bound to the ARN and version), never clear text;
+#    │                     stages: the JSON list of its staging labels (AWSCURRENT, ...)
+#    └── secret_tags       (secret_id, key) PK
+
+SECRET_NAME_LENGTH = 512
+SECRET_VERSION_LENGTH = 64
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("region", String(REGION_LENGTH), nullable=False),
+    Column("name", binary_string(SECRET_NAME_LENGTH), nullable=False),
+    Column("arn", binary_string(ARN_LENGTH), nullable=False),
+    Column("description", Text, nullable=True),
+    Column("kms_key_id", String(ARN_LENGTH), nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("changed_at", UtcDateTime, nullable=False),
+    Column("accessed_at", UtcDateTime, nullable=True),
+    Column("deleted_at", UtcDateTime, nullable=True),
+    UniqueConstraint("registry_id", "region", "name"),
+    UniqueConstraint("arn"),
+    sqlite_autoincrement=True,
+)
+
+secret_versions = Table(
+    "secret_versions",
+    metadata,
+    Column("secret_id", Integer, ForeignKey("secrets.id", ondelete="CASCADE"), nullable=False),
+    Column("version_id", String(SECRET_VERSION_LENGTH), nullable=False),
+    Column("binary", Boolean, nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("stages", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("secret_id", "version_id"),
+)
+
+secret_tags = Table(
+    "secret_tags",
+    metadata,
+    Column("secret_id", Integer, ForeignKey("secrets.id", ondelete="CASCADE"), nullable=False),
+    Column("key", binary_string(128), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("secret_id", "key"),
 )
 
 
