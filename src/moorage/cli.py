@@ -209,6 +209,49 @@ def repo_list(**options: Any) -> None:
     _with_registry(options, list_all)
 
 
+@repo.command("images")
+@click.argument("name")
+@click.option("--region", help="The region of the repository [the deployment's].")
+@storage_options
+def repo_images(name: str, region: str | None, **options: Any) -> None:
+    """List the images of repository NAME: digest, tags, size, and where each came from
+    (pushed, or cached from an upstream) and went (its replication statuses)."""
+
+    from moorage.services.images import ImageId
+
+    async def images(home: Registry) -> None:
+        registry = home.in_region(region) if region else home
+        account = registry.settings.registry_id
+        after = None
+        while True:
+            page = await registry.images.describe(account, name, after=after, limit=100)
+            for detail in page.items:
+                digest = detail.manifest.digest
+                origin = await registry.cache.origin(account, name, digest)
+                came = (
+                    "pushed"
+                    if origin is None
+                    else (
+                        f"cached from {origin.upstream_url}/{origin.upstream_repository} "
+                        f"at {origin.imported_at.isoformat(timespec='seconds')}"
+                    )
+                )
+                _, copies = await registry.replication.statuses(account, name, ImageId(str(digest)))
+                went = " ".join(
+                    f"{c.destination}:{c.status.value}"
+                    + (f"({c.failure_code})" if c.failure_code else "")
+                    for c in copies
+                )
+                tags = ",".join(detail.tags) or "-"
+                line = f"{digest}  {tags}  {detail.size}  {came}"
+                click.echo(f"{line}  replicated to {went}" if went else line)
+            if page.after is None:
+                return
+            after = page.after
+
+    _with_registry(options, images)
+
+
 @repo.command("delete")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="Delete even when it still holds images.")

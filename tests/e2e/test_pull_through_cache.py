@@ -24,7 +24,7 @@ import pytest
 from tests.e2e.aws import REGION, Credentials, admin_init, aws_cli, aws_cli_v2, ecr_client
 from tests.e2e.distribution import Distribution, installed
 from tests.e2e.oci_layout import Layout, build_layout
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, run_cli
 from tests.e2e.test_skopeo import skopeo, skopeo_installed  # noqa: F401
 
 pytestmark = pytest.mark.e2e
@@ -360,3 +360,14 @@ def test_an_upstream_that_needs_a_login_takes_it_from_a_secret(
             )
     finally:
         private.stop()
+
+
+def test_the_cli_says_where_a_cached_image_came_from(setup: Setup) -> None:
+    result = run_cli("repo", "images", "hub/library/app", "--data-dir", str(setup.moorage.data_dir))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    raw = setup.raw("hub/library/app:v1")
+    (tagged,) = [line for line in lines if "  v1  " in line]
+    assert tagged.startswith("sha256:" + hashlib.sha256(raw).hexdigest())
+    assert f"cached from {setup.upstream.url}/library/app at " in tagged
+    assert all("cached from" in line for line in lines)

@@ -19,7 +19,7 @@ import pytest
 
 from tests.e2e.aws import Credentials, admin_init, ecr_client
 from tests.e2e.oci_layout import Layout, build_layout
-from tests.e2e.server import ServerProcess
+from tests.e2e.server import ServerProcess, run_cli
 from tests.e2e.test_skopeo import skopeo, skopeo_installed  # noqa: F401
 
 pytestmark = pytest.mark.e2e
@@ -466,3 +466,14 @@ def layouts_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Layout, Layo
         build_layout(root / "a", file_size=4 * 1024, seed=11),
         build_layout(root / "b", file_size=4 * 1024, seed=12),
     )
+
+
+def test_the_cli_lists_where_an_image_was_replicated(deployment: Deployment) -> None:
+    result = run_cli("repo", "images", "web/app", "--data-dir", str(deployment.process.data_dir))
+    assert result.returncode == 0, result.stderr
+    (v2,) = [line for line in result.stdout.splitlines() if "v2" in line.split("  ")[1]]
+    assert f"replicated to {SOURCE}/{OTHER_REGION}:COMPLETE {OTHER_ACCOUNT}/{HOME}:COMPLETE" in v2
+    assert "pushed" in v2
+    jobs = run_cli("jobs", "list", "--data-dir", str(deployment.process.data_dir))
+    assert jobs.returncode == 0, jobs.stderr
+    assert "replicate" in jobs.stdout

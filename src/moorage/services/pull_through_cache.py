@@ -66,6 +66,7 @@ from moorage.domain.pull_through_cache import (
 )
 from moorage.iam.actions import Action
 from moorage.ports.blobs import BlobStore
+from moorage.ports.caches import UpstreamImage
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore
 from moorage.ports.upstream import (
@@ -410,6 +411,14 @@ class PullThroughCache:
             repository = await tx.get_repository(registry_id, RepositoryName(name))
             if repository is not None:
                 await tx.put_upstream_tag(repository.id, tag, digest, self._clock())
+
+    async def origin(self, registry_id: str, name: str, digest: Digest) -> UpstreamImage | None:
+        """Where a cached image came from (None: it was not imported by a cache)."""
+        async with self._metadata.read() as tx:
+            repository = await tx.get_repository(registry_id, RepositoryName(name))
+            if repository is None:
+                return None
+            return await tx.get_upstream_image(repository.id, digest)
 
     # -- blobs ----------------------------------------------------------------------------
 
