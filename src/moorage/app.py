@@ -9,15 +9,20 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from moorage.clients.oci import OciRegistryClient
 from moorage.config import Settings
 from moorage.domain.addresses import RegistryAddresses
+from moorage.domain.replication import Destination
 from moorage.iam.download_tokens import DownloadTokens
 from moorage.iam.login_tokens import LoginTokens
+from moorage.iam.replica_tokens import LIFETIME as REPLICA_TOKEN_LIFETIME
+from moorage.iam.replica_tokens import ReplicaClaims, ReplicaTokenSigner, ReplicaTokenVerifier
 from moorage.iam.secrets import KeyRing, MasterKey, load_master_key
 from moorage.ports.access import Authenticator, Authorizer
 from moorage.ports.blobs import BlobStore
 from moorage.ports.clock import system_clock
 from moorage.ports.metadata import MetadataStore
+from moorage.ports.upstream import RegistryPusher
 from moorage.protocols import downloads, emulator
 from moorage.protocols.aws import app as aws_api
 from moorage.protocols.aws.auth import ApiAuthenticator
@@ -56,7 +61,7 @@ from moorage.services.images import ImageService
 from moorage.services.lifecycle import LifecycleService
 from moorage.services.pull_through_cache import CacheRuleService, PullThroughCache
 from moorage.services.registry import RegistryService
-from moorage.services.replication import LocalSite, ReplicationService
+from moorage.services.replication import LocalSite, RemoteSite, ReplicationService
 from moorage.services.repositories import RepositoryService
 from moorage.services.scanning import ScanService
 from moorage.services.secrets import SecretsService
@@ -75,6 +80,36 @@ MAX_REGIONS = 64
 
 class RegionNotServed(Exception):
     """A region this deployment does not serve, or one past MAX_REGIONS."""
+
+
+class _Peers:
+    """The other deployments replicas go to (``settings.peer_endpoints``), each reached over
+    ``/v2/`` with a replication token this deployment signs (iam/replica_tokens.py)."""
+
+    def __init__(self, settings: Settings, signer: ReplicaTokenSigner) -> None:
+        self._endpoints = settings.peer_endpoints
+        self._signer = signer
+        self._source_region = settings.region
+
+    def __call__(self, region: str) -> RemoteSite | None:
+        url = self._endpoints.get(region)
+        if url is None:
+            return None
+        return RemoteSite(url, lambda source, destination: self._pusher(url, source, destination))
+
+    def _pusher(self, url: str, source: str, destination: Destination) -> RegistryPusher:
+        def token() -> str:
+            return self._signer.issue(
+                ReplicaClaims(
+                    source_account=source,
+                    destination_account=destination.registry_id,
+                    destination_region=destination.region,
+                    source_region=self._source_region,
+                    expires=system_clock() + REPLICA_TOKEN_LIFETIME,
+                )
+            )
+
+        return OciRegistryClient(url, bearer=token)
 
 
 class _Sites:
@@ -105,6 +140,7 @@ class _Shared:
     # The same keys, for requests signed for Secrets Manager (signing name secretsmanager).
     secrets_authenticator: ApiAuthenticator
     sites: _Sites
+    peers: _Peers
 
 
 @dataclass
@@ -240,7 +276,13 @@ def wire(
         api_authenticator = EmulatorApiAuthenticator(settings.emulator_registry_id)
         secrets_authenticator = api_authenticator
     else:
-        registry_authenticator = RegistryAuthenticator(metadata, login_tokens, clock)
+        registry_authenticator = RegistryAuthenticator(
+            metadata,
+            login_tokens,
+            clock,
+            replicas=ReplicaTokenVerifier(settings.replication_trusted_keys),
+            regions=settings.served_regions,
+        )
         api_authenticator, secrets_authenticator = (
             ApiKeyAuthenticator(
                 metadata,
@@ -268,6 +310,7 @@ def wire(
         api_authenticator,
         secrets_authenticator,
         _Sites(),
+        _Peers(settings, ReplicaTokenSigner(keys.replication_seed)),
     )
     home = _wire_region(settings, metadata, blob_store, shared)
     shared.sites.home = home
@@ -301,7 +344,13 @@ def _wire_region(
     )
     images.add_push_hook(scanning.on_push)
     replication = ReplicationService(
-        metadata, images, clock, region=settings.region, site=shared.sites
+        metadata,
+        images,
+        clock,
+        region=settings.region,
+        site=shared.sites,
+        remote=shared.peers,
+        blob_store=blob_store,
     )
     images.add_push_hook(replication.on_push)
     images.add_delete_hook(replication.on_delete)

@@ -144,6 +144,20 @@ def main() -> None:
     help="Seconds between scheduled garbage collections; 0: none [86400].",
 )
 @click.option(
+    "--replication-peer",
+    "replication_peers",
+    multiple=True,
+    metavar="REGION=URL",
+    help="The deployment serving REGION, for replication destinations there; repeatable.",
+)
+@click.option(
+    "--replication-trusted-key",
+    "replication_trusted_keys",
+    multiple=True,
+    metavar="KEY",
+    help="A peer's replication public key: it may replicate into this one; repeatable.",
+)
+@click.option(
     "--cache-refresh-interval",
     type=click.FloatRange(min=0),
     metavar="SECONDS",
@@ -264,6 +278,25 @@ def repo_delete(name: str, force: bool, **options: Any) -> None:
         click.echo(f"deleted {name}")
 
     _with_registry(options, delete)
+
+
+@main.group()
+def replication() -> None:
+    """Replication between deployments (docs/replication.md)."""
+
+
+@replication.command("public-key")
+@storage_options
+def replication_public_key(**options: Any) -> None:
+    """Print the public key this deployment signs its replication tokens with; a peer lists
+    it in replication_trusted_keys to accept replicas from here."""
+    from moorage.iam.replica_tokens import ReplicaTokenSigner
+    from moorage.iam.secrets import KeyRing, load_master_key
+
+    settings = settings_from(options)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = KeyRing.derive(load_master_key(settings.master_key, settings.data_dir))
+    click.echo(ReplicaTokenSigner(keys.replication_seed).public_key)
 
 
 def _with_registry(options: dict[str, Any], work: Callable[[Registry], Awaitable[None]]) -> None:

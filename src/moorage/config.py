@@ -46,6 +46,12 @@ class Settings:
     # signed for one acts in it. Emulator mode serves every AWS region too. MOORAGE_REGIONS,
     # comma-separated.
     regions: tuple[str, ...] = ()
+    # Other deployments, for replication destinations in regions this one does not serve:
+    # "REGION=URL" each (docs/replication.md). MOORAGE_REPLICATION_PEERS, comma-separated.
+    replication_peers: tuple[str, ...] = ()
+    # The replication public keys (`moorage replication public-key` on each) of the
+    # deployments allowed to replicate into this one. MOORAGE_REPLICATION_TRUSTED_KEYS.
+    replication_trusted_keys: tuple[str, ...] = ()
     # How repositoryUri and proxyEndpoint name this server: a host[:port] with optional
     # {registry_id} and {region} placeholders ('{registry_id}.dkr.ecr.{region}.example.com').
     # Default: the address the server listens on. With {registry_id}, the Host header of a
@@ -119,6 +125,15 @@ class Settings:
         return configured | aws_regions() if self.emulator else configured
 
     @property
+    def peer_endpoints(self) -> dict[str, str]:
+        """Region -> base URL of the deployment serving it (``replication_peers``)."""
+        peers = {}
+        for entry in self.replication_peers:
+            region, _, url = entry.partition("=")
+            peers[region.strip()] = url.strip().rstrip("/")
+        return peers
+
+    @property
     def fixture_images(self) -> bool:
         """Whether manifests may reference blobs never pushed (emulator mode, not strict)."""
         return self.emulator and not self.emulator_strict
@@ -167,6 +182,16 @@ class Settings:
             raise ConfigError("cache_refresh_interval must be a number of seconds")
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
+        for entry in self.replication_peers:
+            region, equals, url = entry.partition("=")
+            if (
+                not equals
+                or not is_region(region.strip())
+                or not url.strip().startswith(("http://", "https://"))
+            ):
+                raise ConfigError(
+                    f"replication peer {entry!r} must be REGION=URL (eu-west-1=https://host)"
+                )
         return self
 
 
@@ -245,6 +270,8 @@ _TYPES: dict[str, type] = {
     "job_lease_seconds": float,
     "create_on_push": tuple,
     "regions": tuple,
+    "replication_peers": tuple,
+    "replication_trusted_keys": tuple,
 }
 
 

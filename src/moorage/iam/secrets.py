@@ -10,6 +10,8 @@ Key hierarchy::
      │     -> AES-256-GCM key: registry login tokens (iam/login_tokens.py)
      ├── HKDF-SHA256, info "moorage/v1/layer-download"
      │     -> AES-256-GCM key: GetDownloadUrlForLayer's URLs (iam/download_tokens.py)
+     ├── HKDF-SHA256, info "moorage/v1/replication"
+     │     -> the seed of the Ed25519 key that signs replication tokens (iam/replica_tokens.py)
      ├── HKDF-SHA256, info "moorage/v1/secret-value"
      │     -> AES-256-GCM key: Secrets Manager's secret values (services/secrets.py), each
      │        bound to its secret's ARN and version id
@@ -63,6 +65,7 @@ PURPOSE_ACCESS_KEY_SECRET = "access-key-secret"
 PURPOSE_REGISTRY_LOGIN = "registry-login"
 PURPOSE_LAYER_DOWNLOAD = "layer-download"
 PURPOSE_SECRET_VALUE = "secret-value"
+PURPOSE_REPLICATION = "replication"
 _PURPOSE_KEY_CHECK = "key-check"
 
 _VERSION = b"\x01"
@@ -248,6 +251,7 @@ class KeyRing:
     registry_login: bytes = field(repr=False)
     layer_download: bytes = field(repr=False)
     secret_values: SecretCipher | None = None
+    replication_seed: bytes = field(default=b"", repr=False)
 
     @classmethod
     def derive(cls, master: MasterKey) -> KeyRing:
@@ -257,4 +261,5 @@ class KeyRing:
             registry_login=master.derive(PURPOSE_REGISTRY_LOGIN),
             layer_download=master.derive(PURPOSE_LAYER_DOWNLOAD),
             secret_values=SecretCipher(master.derive(PURPOSE_SECRET_VALUE), key_check),
+            replication_seed=master.derive(PURPOSE_REPLICATION),
         )

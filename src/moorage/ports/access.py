@@ -29,6 +29,10 @@ class Principal:
     user_id: str | None = None
     username: str | None = None
     access_key_id: str | None = None
+    # Another deployment replicating for account ``registry_id`` (its root) into account
+    # ``acts_in`` here (iam/replica_tokens.py): it may only write replicas.
+    replicating: bool = False
+    acts_in: str | None = None
 
     @property
     def is_anonymous(self) -> bool:

@@ -8,7 +8,7 @@ the three exceptions below, so that the cache decides by kind, never by HTTP sta
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -17,15 +17,22 @@ from moorage.domain.digests import Digest
 
 
 class UpstreamError(Exception):
-    """Base of the upstream's failures; the message is fit for a log (no secrets)."""
+    """Base of the upstream's failures; the message is fit for a log (no secrets).
+    ``status``: the HTTP status the registry answered, when it answered."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class UpstreamUnreachable(UpstreamError):
     """No answer, a cut connection, a timeout, 429 or 5xx: the upstream may do better later.
     ``retry_after``: seconds the upstream asked to wait (429/503 ``Retry-After``)."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(message, status=status)
         self.retry_after = retry_after
 
 
@@ -71,5 +78,35 @@ class UpstreamRegistry(Protocol):
         """Reach the registry and authenticate (``GET /v2/``, then a token for
         ``repository`` when given). Raises the UpstreamError kinds."""
         ...
+
+    async def close(self) -> None: ...
+
+
+class RegistryPusher(Protocol):
+    """Another registry that images are written to (a replication destination)."""
+
+    async def blob_exists(self, repository: str, digest: Digest) -> bool: ...
+
+    async def upload_blob(
+        self,
+        repository: str,
+        digest: Digest,
+        size: int,
+        read: Callable[[int, int], Awaitable[bytes]],
+    ) -> None:
+        """Upload in chunks, resuming a chunk that fails where the registry says the upload
+        got. Raises the UpstreamError kinds."""
+        ...
+
+    async def put_manifest(
+        self,
+        repository: str,
+        reference: str,
+        payload: bytes,
+        media_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+    async def delete_manifest(self, repository: str, reference: str) -> bool: ...
 
     async def close(self) -> None: ...

@@ -43,7 +43,10 @@ from typing import NamedTuple
 from moorage.domain.errors import TokenExpired, Unauthenticated
 from moorage.domain.identities import AccessKey, AccessKeyStatus, User
 from moorage.iam import sigv4
+from moorage.iam.actions import account_root_arn
 from moorage.iam.login_tokens import LoginTokenExpired, LoginTokenInvalid, LoginTokens
+from moorage.iam.replica_tokens import PREFIX as REPLICA_PREFIX
+from moorage.iam.replica_tokens import ReplicaTokenInvalid, ReplicaTokenVerifier
 from moorage.iam.secrets import SecretCipher
 from moorage.iam.sigv4 import (
     INVALID_SIGNATURE,
@@ -206,15 +209,30 @@ class EmulatorApiAuthenticator:
 class RegistryAuthenticator:
     """``/v2/`` logins with login tokens (see the module docstring)."""
 
-    def __init__(self, metadata: MetadataStore, tokens: LoginTokens, clock: Clock) -> None:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        tokens: LoginTokens,
+        clock: Clock,
+        *,
+        replicas: ReplicaTokenVerifier | None = None,
+        regions: frozenset[str] = frozenset(),
+    ) -> None:
+        """``replicas``: the deployments allowed to replicate into this one, and ``regions``
+        the regions a replication token may name (those served here)."""
         self._metadata = metadata
         self._tokens = tokens
         self._clock = clock
+        self._replicas = replicas
+        self._regions = regions
 
     async def authenticate(self, credentials: Credentials) -> Principal:
-        """The IAM user the token was issued to, as it is now. Raises Unauthenticated, or
-        TokenExpired (an AccessDenied) for a token past its expiry."""
+        """The IAM user the token was issued to, as it is now; or, for another deployment's
+        replication token, its source account's root acting as replication only. Raises
+        Unauthenticated, or TokenExpired (an AccessDenied) for a token past its expiry."""
         password = _password(credentials.authorization)
+        if password.startswith(REPLICA_PREFIX):
+            return self._replica(password, credentials)
         try:
             claims = self._tokens.verify(password, self._clock())
         except LoginTokenExpired:
@@ -244,6 +262,26 @@ class RegistryAuthenticator:
             )
             raise Unauthenticated(TOKEN_INVALID_MESSAGE)
         return user_principal(user, key.access_key_id)
+
+    def _replica(self, token: str, credentials: Credentials) -> Principal:
+        if not self._replicas:
+            raise Unauthenticated(TOKEN_INVALID_MESSAGE)
+        try:
+            claims = self._replicas.verify(token, self._clock())
+        except ReplicaTokenInvalid as invalid:
+            log.info("replication from %s refused: %s", credentials.source_ip or "?", invalid)
+            raise Unauthenticated(TOKEN_INVALID_MESSAGE) from None
+        if claims.destination_region not in self._regions:
+            log.info(
+                "replication token for %s, a region not served here", claims.destination_region
+            )
+            raise Unauthenticated(TOKEN_INVALID_MESSAGE)
+        return Principal(
+            registry_id=claims.source_account,
+            arn=account_root_arn(claims.source_account),
+            replicating=True,
+            acts_in=claims.destination_account,
+        )
 
 
 def user_principal(user: User, access_key_id: str) -> Principal:

@@ -413,8 +413,11 @@ class ImageService:
                     await hook(tx, push)
         return StoredManifest(manifest, created, tag_changed)
 
-    async def delete(self, registry_id: str, name: str, reference: Reference) -> None:
+    async def delete(
+        self, registry_id: str, name: str, reference: Reference, *, replica: bool = False
+    ) -> None:
         """By digest: delete the manifest and its tags. By tag: delete only the tag.
+        ``replica``: a deletion replication makes (it goes no further).
 
         Raises RepositoryNotFound, ManifestUnknown, Unsupported (a manifest that an index
         in the repository still lists cannot be deleted, as in ECR).
@@ -436,7 +439,7 @@ class ImageService:
                 if not await tx.delete_manifest(repository.id, reference.digest, now=now):
                     raise ManifestUnknown("Requested image not found")
                 removal = Removal(reference.digest)
-            await self._deleted(tx, repository, [removal], now, replica=False)
+            await self._deleted(tx, repository, [removal], now, replica)
 
     async def list_tags(
         self, registry_id: str, name: str, *, after: str | None, limit: int | None

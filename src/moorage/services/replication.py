@@ -29,11 +29,14 @@ DESTINATION_UNREACHABLE. Only content pushed after a rule exists replicates.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from moorage.domain.creation_templates import AppliedFor
 from moorage.domain.digests import Digest
@@ -57,9 +60,11 @@ from moorage.domain.replication import (
 )
 from moorage.iam.actions import account_root_arn
 from moorage.ports.access import AccessRequest, Authorizer, Credentials, Principal
+from moorage.ports.blobs import BlobStore
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
 from moorage.ports.replication import ImageReplication
+from moorage.ports.upstream import RegistryPusher, UpstreamRefused, UpstreamUnreachable
 from moorage.services.images import (
     Deletion,
     ImageId,
@@ -72,6 +77,10 @@ from moorage.services.images import (
 from moorage.services.repositories import RepositoryService, require
 
 log = logging.getLogger("moorage.replication")
+
+T = TypeVar("T")
+# The source's push time of a copy sent to a peer (protocols/oci/replicas.py reads it).
+PUSHED_AT_HEADER = "X-Moorage-Replica-Pushed-At"
 
 REPLICATE_JOB = "replicate"
 REPLICATE_DELETE_JOB = "replicate-delete"
@@ -94,6 +103,15 @@ class LocalSite:
     authorizer: Authorizer
 
 
+@dataclass(frozen=True)
+class RemoteSite:
+    """Another deployment serving a destination region: ``pusher(source account,
+    destination)`` gives a client that writes there as that account's replication."""
+
+    url: str
+    pusher: Callable[[str, Destination], RegistryPusher]
+
+
 class ReplicationRefused(Exception):
     """The destination will not take the copy, and retrying will not change that."""
 
@@ -113,14 +131,19 @@ class ReplicationService:
         *,
         region: str,
         site: Callable[[str], LocalSite | None],
+        remote: Callable[[str], RemoteSite | None] = lambda region: None,
+        blob_store: BlobStore | None = None,
     ) -> None:
-        """``site(region)``: where a destination in ``region`` is written (None: nowhere
-        this deployment knows)."""
+        """``site(region)``: the region of this deployment a destination in ``region`` is
+        written to (None: not served here); ``remote(region)``: else, the peer deployment
+        serving it (None: none is named), whose copies read their blobs from ``blob_store``."""
         self._metadata = metadata
         self._images = images
         self._clock = clock
         self._region = region
         self._site = site
+        self._remote = remote
+        self._blob_store = blob_store
 
     # -- configuration ------------------------------------------------------------------
 
@@ -239,7 +262,11 @@ class ReplicationService:
         registry_id, name = str(payload["registry_id"]), str(payload["repository"])
         site = self._site(destination.region)
         if site is None:
-            log.warning("deletion not replicated to %s: no registry serves it", destination)
+            remote = self._remote(destination.region)
+            if remote is None:
+                log.warning("deletion not replicated to %s: no registry serves it", destination)
+                return
+            await self._delete_remote(payload, registry_id, name, destination, remote)
             return
         async with site.metadata.read() as tx:
             present = await tx.get_repository(destination.registry_id, name)
@@ -262,6 +289,24 @@ class ReplicationService:
         except RepositoryNotFound:
             return
         await progress({"deleted": len(result.deleted), "absent": len(result.failures)})
+
+    async def _delete_remote(
+        self,
+        payload: Mapping[str, Any],
+        registry_id: str,
+        name: str,
+        destination: Destination,
+        remote: RemoteSite,
+    ) -> None:
+        pusher = remote.pusher(registry_id, destination)
+        try:
+            for removal in payload["removals"]:
+                reference = str(removal.get("tag") or removal["digest"])
+                await _retrying(partial(pusher.delete_manifest, name, reference))
+        except UpstreamRefused as refused:
+            log.warning("deletion not replicated to %s: %s", destination, refused)
+        finally:
+            await pusher.close()
 
     # -- the job --------------------------------------------------------------------------
 
@@ -308,10 +353,13 @@ class ReplicationService:
         source = await self._source(task)
         site = self._site(task.destination.region)
         if site is None:
-            raise ReplicationRefused(
-                FailureCode.DESTINATION_UNREACHABLE,
-                f"no registry serving {task.destination.region} is known to this deployment",
-            )
+            remote = self._remote(task.destination.region)
+            if remote is None:
+                raise ReplicationRefused(
+                    FailureCode.DESTINATION_UNREACHABLE,
+                    f"no registry serving {task.destination.region} is known to this deployment",
+                )
+            return await self._replicate_remote(task, source, remote)
         target = await _open_target(site, task, self._clock)
         replica = Replica(task.pushed_at)
         written = 0
@@ -336,6 +384,55 @@ class ReplicationService:
                 raise ReplicationRefused(FailureCode.DESTINATION_REFUSED, str(refused)) from None
             written += 1
         return written
+
+    async def _replicate_remote(
+        self, task: _ReplicationTask, source: _SourceImage, remote: RemoteSite
+    ) -> int:
+        """The copy to a peer deployment, over ``/v2/`` as the source account's replication:
+        blobs it lacks (chunked, each chunk resumed where it broke), then the manifests, the
+        tag with the source's push time. Raises ReplicationRefused for a refusal (401/403:
+        ACCESS_DENIED; another 4xx: DESTINATION_REFUSED); UpstreamUnreachable after
+        ``PUSH_ATTEMPTS`` tries (the job retries later)."""
+        pusher = remote.pusher(task.registry_id, task.destination)
+        name = task.repository
+        try:
+            for record in source.manifests:
+                manifest = parse_manifest(record.payload, record.media_type)
+                for descriptor in manifest.blob_references():
+                    await _retrying(partial(self._push_blob, pusher, name, descriptor.digest))
+                top = record.digest == task.digest and task.tag is not None
+                reference = task.tag if top and task.tag is not None else str(record.digest)
+                await _retrying(
+                    partial(
+                        pusher.put_manifest,
+                        name,
+                        reference,
+                        record.payload,
+                        record.media_type,
+                        {PUSHED_AT_HEADER: task.pushed_at.isoformat()},
+                    )
+                )
+        except UpstreamRefused as refused:
+            denied = refused.status in (401, 403)
+            code = FailureCode.ACCESS_DENIED if denied else FailureCode.DESTINATION_REFUSED
+            raise ReplicationRefused(code, f"{remote.url}: {refused}") from None
+        finally:
+            await pusher.close()
+        return len(source.manifests)
+
+    async def _push_blob(self, pusher: RegistryPusher, name: str, digest: Digest) -> None:
+        if await pusher.blob_exists(name, digest):
+            return
+        assert self._blob_store is not None  # wired with the remote sites
+        size = await self._blob_store.stat(digest)
+        if size is None:  # a fixture image's blob: never pushed here either
+            return
+        store = self._blob_store
+
+        async def read(offset: int, length: int) -> bytes:
+            return b"".join([chunk async for chunk in store.open(digest, offset, length)])
+
+        await pusher.upload_blob(name, digest, size, read)
 
     async def _source(self, task: _ReplicationTask) -> _SourceImage:
         """The image to copy: its index children first, then itself, then its referrers.
@@ -475,3 +572,26 @@ async def _authorize_source(
         )
     except AccessDenied as denied:
         raise ReplicationRefused(FailureCode.ACCESS_DENIED, str(denied)) from None
+
+
+# Tries of one request to a peer before the attempt fails (the job then retries later).
+PUSH_ATTEMPTS = 5
+PUSH_BACKOFF = 0.5  # seconds, doubled each try, with jitter
+MAX_RETRY_AFTER = 30.0
+
+
+async def _retrying(call: Callable[[], Awaitable[T]]) -> T:
+    """``call()``, tried again when the peer is unreachable or busy: after its
+    ``Retry-After`` (capped), else an exponential backoff with jitter."""
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            return await call()
+        except UpstreamUnreachable as busy:
+            if attempt == PUSH_ATTEMPTS:
+                raise
+            delay = PUSH_BACKOFF * 2 ** (attempt - 1) * random.uniform(0.5, 1.5)
+            if busy.retry_after is not None:
+                delay = min(busy.retry_after, MAX_RETRY_AFTER)
+            log.info("peer busy or unreachable (%s); trying again in %.1f s", busy, delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")

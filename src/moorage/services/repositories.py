@@ -148,6 +148,11 @@ class RepositoryService:
                 raise not_found(registry_id, valid) from None
             return repository
 
+    async def exists(self, registry_id: str, name: str) -> bool:
+        """Raises InvalidName."""
+        async with self._metadata.read() as tx:
+            return await tx.get_repository(registry_id, RepositoryName(name)) is not None
+
     async def ensure(self, registry_id: str, name: str, applied_for: AppliedFor) -> Repository:
         """The repository, created when it does not exist (a replica's or a cache's
         destination) with the settings of the creation template for ``applied_for`` that

@@ -61,8 +61,34 @@ def credentials_of(request: web.Request) -> Credentials:
     )
 
 
+# What another deployment's replication may do here (iam/replica_tokens.py): write and delete
+# replicas, and look at what is there already. Each is authorized as ecr:ReplicateImage, the
+# one action a destination's registry policy grants a replicating account (ECR's model).
+REPLICA_ACTIONS = frozenset(
+    {
+        Action.BATCH_CHECK_LAYER_AVAILABILITY,
+        Action.INITIATE_LAYER_UPLOAD,
+        Action.UPLOAD_LAYER_PART,
+        Action.COMPLETE_LAYER_UPLOAD,
+        Action.PUT_IMAGE,
+        Action.BATCH_DELETE_IMAGE,
+        Action.BATCH_GET_IMAGE,
+    }
+)
+REPLICATE_IMAGE = "ecr:ReplicateImage"
+
+
 async def authorize(request: web.Request, action: Action | str, repository: str | None) -> None:
-    """Ask the authorizer about one more (action, repository), e.g. a mount's source."""
+    """Ask the authorizer about one more (action, repository), e.g. a mount's source. For
+    another deployment's replication, the actions it may take are asked as
+    ecr:ReplicateImage (and ecr:CreateRepository as itself); any other is refused."""
+    if principal(request).replicating:
+        if action == Action.CREATE_REPOSITORY:
+            pass
+        elif action in REPLICA_ACTIONS:
+            action = REPLICATE_IMAGE
+        else:
+            raise AccessDenied(f"replication may not perform {action}")
     await services(request).authorizer.authorize(
         AccessRequest(
             principal=principal(request),
@@ -107,7 +133,8 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     credentials = credentials_of(request)
     caller = await services(request).authenticator.authenticate(credentials)
     request[PRINCIPAL_KEY] = caller
-    request[REGISTRY_ID_KEY] = addressed_registry(request) or caller.registry_id
+    # Replication writes into the account its token names, whatever the host says.
+    request[REGISTRY_ID_KEY] = caller.acts_in or addressed_registry(request) or caller.registry_id
     if isinstance(action, Action):
         await authorize(request, action, request.match_info.get("name"))
     return await handler(request)

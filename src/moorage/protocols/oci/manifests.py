@@ -9,6 +9,7 @@ from moorage.domain.manifests import MAX_MANIFEST_BYTES
 from moorage.domain.models import ManifestRecord
 from moorage.domain.names import RepositoryName
 from moorage.iam.actions import Action
+from moorage.protocols.oci import replicas
 from moorage.protocols.oci.auth import authorize, requires
 from moorage.protocols.oci.context import registry_id, repository_name, services
 from moorage.services.images import Reference
@@ -72,8 +73,14 @@ async def put_manifest(request: web.Request) -> web.Response:
     name = RepositoryName(repository_name(request))  # before reading a body for nothing
     reference = Reference.parse(request.match_info["reference"])
     payload = await _read_limited(request, MAX_MANIFEST_BYTES)
+    await replicas.ensure_repository(request)
     stored = await services(request).images.put_manifest(
-        registry_id(request), name, reference, payload, request.headers.get("Content-Type")
+        registry_id(request),
+        name,
+        reference,
+        payload,
+        request.headers.get("Content-Type"),
+        replica=replicas.replica_of(request),
     )
     digest = str(stored.manifest.digest)
     headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
@@ -86,7 +93,12 @@ async def put_manifest(request: web.Request) -> web.Response:
 @requires(Action.BATCH_DELETE_IMAGE)
 async def delete_manifest(request: web.Request) -> web.Response:
     reference = _existing_reference(request)
-    await services(request).images.delete(registry_id(request), repository_name(request), reference)
+    await services(request).images.delete(
+        registry_id(request),
+        repository_name(request),
+        reference,
+        replica=replicas.replicating(request),
+    )
     return web.Response(status=202)
 
 

@@ -18,6 +18,7 @@ from moorage.domain.errors import (
 )
 from moorage.domain.models import BlobRecord, UploadSession
 from moorage.iam.actions import Action
+from moorage.protocols.oci import replicas
 from moorage.protocols.oci.auth import authorize, requires
 from moorage.protocols.oci.context import registry_id, repository_name, services
 from moorage.protocols.oci.errors import response_for
@@ -83,6 +84,7 @@ def _digest_param(request: web.Request) -> Digest:
 async def start_upload(request: web.Request) -> web.Response:
     name = repository_name(request)
     registry = registry_id(request)
+    await replicas.ensure_repository(request)
     upload_service = services(request).uploads
     mount = request.query.get("mount")
     if mount is not None:
