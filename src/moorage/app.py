@@ -52,6 +52,7 @@ from moorage.services.authentication import (
     RegistryAuthenticator,
 )
 from moorage.services.authorization import PolicyAuthorizer, StoredPolicies
+from moorage.services.backfill import BackfillService
 from moorage.services.blobs import BlobService
 from moorage.services.creation_templates import CreationTemplateService
 from moorage.services.downloads import LayerDownloadService
@@ -161,6 +162,7 @@ class Registry:
     lifecycle: LifecycleService
     scanning: ScanService
     replication: ReplicationService
+    backfills: BackfillService
     cache_rules: CacheRuleService
     cache: PullThroughCache
     creation_templates: CreationTemplateService
@@ -374,6 +376,7 @@ def _wire_region(
         lifecycle=LifecycleService(metadata, images, clock),
         scanning=scanning,
         replication=replication,
+        backfills=BackfillService(metadata, images, replication, clock, region=settings.region),
         cache_rules=CacheRuleService(
             metadata, clock, credentials=secrets.credentials, on_change=cache.forget_rules
         ),

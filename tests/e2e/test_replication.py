@@ -477,3 +477,59 @@ def test_the_cli_lists_where_an_image_was_replicated(deployment: Deployment) -> 
     jobs = run_cli("jobs", "list", "--data-dir", str(deployment.process.data_dir))
     assert jobs.returncode == 0, jobs.stderr
     assert "replicate" in jobs.stdout
+
+
+def test_a_backfill_copies_what_was_pushed_before_the_rule(
+    deployment: Deployment, layouts_pair: tuple[Layout, Layout]
+) -> None:
+    home = deployment.ecr(deployment.source)
+    europe = deployment.ecr(deployment.source, OTHER_REGION)
+    home.put_replication_configuration(replicationConfiguration={"rules": []})
+    home.create_repository(repositoryName="backfill/app")
+    first, second = layouts_pair
+    push_as(deployment, deployment.source, first, "backfill/app:old")
+    push_as(deployment, deployment.source, second, "backfill/app:older")
+    destination = {"region": OTHER_REGION, "registryId": SOURCE}
+    with pytest.raises(home.exceptions.InvalidParameterException):
+        home.start_replication_backfill(destination=destination)
+    home.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [
+                {
+                    "destinations": [destination],
+                    "repositoryFilters": [{"filter": "backfill/", "filterType": "PREFIX_MATCH"}],
+                }
+            ]
+        }
+    )
+    started = home.start_replication_backfill(destination=destination)
+    assert started["status"] == "PREPARING"
+    backfill_id = started["replicationBackfillId"]
+    deadline = time.monotonic() + 60
+    while True:
+        results = home.describe_replication_backfill_results(replicationBackfillId=backfill_id)
+        if results["status"] == "COMPLETE":
+            break
+        assert time.monotonic() < deadline, results
+        time.sleep(0.3)
+    assert results["progress"]["totalReplicationCount"] == 2
+    assert results["progress"]["completedReplicationCount"] == 2
+    assert sorted(r["imageId"]["imageTag"] for r in results["results"]) == ["old", "older"]
+    for tag in ("old", "older"):
+        assert (
+            batch_get(europe, "backfill/app", tag)["imageId"]["imageDigest"]
+            == batch_get(home, "backfill/app", tag)["imageId"]["imageDigest"]
+        )
+    (status,) = home.describe_image_replication_status(
+        repositoryName="backfill/app", imageId={"imageTag": "old"}
+    )["replicationStatuses"]
+    assert status["status"] == "COMPLETE"
+    listed = home.list_replication_backfills()["backfills"]
+    assert listed[0]["replicationBackfillId"] == backfill_id
+    with pytest.raises(home.exceptions.ReplicationBackfillInvalidStatusException):
+        home.stop_replication_backfill(replicationBackfillId=backfill_id)
+    with pytest.raises(home.exceptions.ReplicationBackfillNotFoundException):
+        home.describe_replication_backfill_results(
+            replicationBackfillId="00000000-0000-4000-8000-000000000000"
+        )
+    home.put_replication_configuration(replicationConfiguration={"rules": []})

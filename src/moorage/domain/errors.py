@@ -90,7 +90,13 @@ Services raise these; each protocol maps them to its own wire error in one table
     │   Secrets Manager (and SecretNotFound, above)
     ├── SecretExists             a name that has a secret, or a version id that has a value
     ├── SecretRequestInvalid     not possible in the secret's state (marked for deletion, ...)
-    └── SecretLimitExceeded
+    ├── SecretLimitExceeded
+    │
+    │   replication backfills
+    ├── ReplicationBackfillNotFound
+    ├── ReplicationBackfillInProgress   one runs already to the destination's region
+    ├── ReplicationBackfillInvalidStatus  a stop of one that is not running
+    └── ReplicationBackfillLimitExceeded  ten run already in the registry
 """
 
 from __future__ import annotations
@@ -415,4 +421,23 @@ class SecretRequestInvalid(RegistryError):
 
 
 class SecretLimitExceeded(RegistryError):
+    pass
+
+
+# -- replication backfills ------------------------------------------------------------------
+
+
+class ReplicationBackfillNotFound(RegistryError):
+    pass
+
+
+class ReplicationBackfillInProgress(RegistryError):
+    pass
+
+
+class ReplicationBackfillInvalidStatus(RegistryError):
+    pass
+
+
+class ReplicationBackfillLimitExceeded(RegistryError):
     pass

@@ -48,7 +48,7 @@ from moorage.ports.identities import IdentityRecords
 from moorage.ports.integrity import IntegrityRecords
 from moorage.ports.jobs import JobRecords
 from moorage.ports.lifecycle import LifecycleRecords
-from moorage.ports.replication import ReplicationRecords
+from moorage.ports.replication import BackfillRecords, ReplicationRecords
 from moorage.ports.scans import ScanRecords
 from moorage.ports.secrets import SecretRecords
 from moorage.ports.templates import TemplateRecords
@@ -66,6 +66,7 @@ class SparedBlobs:
 
 class MetadataTransaction(
     AdvisoryRecords,
+    BackfillRecords,
     CacheRecords,
     IdentityRecords,
     IntegrityRecords,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from moorage.domain.digests import Digest
 from moorage.domain.replication import Destination, ReplicationConfiguration, ReplicationStatus
@@ -64,3 +64,57 @@ class ReplicationRecords(Protocol):
         ``pushed_at`` recorded) unless a copy of a later push set it already. Two sources
         replicating into one repository are ordered by their push times alike."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Backfill:
+    """One StartReplicationBackfill: existing images copied to one destination."""
+
+    id: str
+    registry_id: str
+    destination: Destination
+    status: str  # PREPARING, IN_PROGRESS, COMPLETE, FAILED, STOPPING, STOPPED
+    total: int
+    completed: int
+    failed: int
+    failure_codes: tuple[str, ...]
+    stop_requested: bool
+    started_at: datetime
+    ended_at: datetime | None = None
+    failure_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillResult:
+    seq: int
+    repository: str
+    digest: Digest
+    tag: str | None
+    status: str  # COMPLETE or FAILED
+    failure_code: str | None = None
+
+
+class BackfillRecords(Protocol):
+    async def create_backfill(self, backfill: Backfill) -> None: ...
+
+    async def get_backfill(self, registry_id: str, backfill_id: str) -> Backfill | None:
+        """The registry's backfill in this region."""
+        ...
+
+    async def list_backfills(self, registry_id: str, limit: int) -> list[Backfill]:
+        """The registry's backfills in this region, newest first."""
+        ...
+
+    async def update_backfill(self, backfill_id: str, **changes: Any) -> None:
+        """Set the fields named (those of :class:`Backfill` but its key)."""
+        ...
+
+    async def add_backfill_result(self, backfill_id: str, result: BackfillResult) -> None: ...
+
+    async def backfill_results(
+        self, backfill_id: str, *, status: str | None, after: int, limit: int
+    ) -> list[BackfillResult]:
+        """Results past ``after`` (a seq), in order, of ``status`` when given."""
+        ...
+
+    async def delete_backfills_ended_before(self, registry_id: str, cutoff: datetime) -> int: ...

@@ -64,7 +64,12 @@ from moorage.ports.blobs import BlobStore
 from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
 from moorage.ports.replication import ImageReplication
-from moorage.ports.upstream import RegistryPusher, UpstreamRefused, UpstreamUnreachable
+from moorage.ports.upstream import (
+    RegistryPusher,
+    UpstreamError,
+    UpstreamRefused,
+    UpstreamUnreachable,
+)
 from moorage.services.images import (
     Deletion,
     ImageId,
@@ -331,6 +336,37 @@ class ReplicationService:
             raise
         await progress({"manifests": copied})
         await self._record(task, ReplicationStatus.COMPLETE, None)
+
+    async def copy_now(
+        self,
+        registry_id: str,
+        repository: str,
+        digest: Digest,
+        tag: str | None,
+        pushed_at: datetime,
+        destination: Destination,
+    ) -> FailureCode | None:
+        """Copy one image (with ``tag``) to ``destination`` now, as a push's job would, and
+        record its status; the failure code when it failed (a backfill's copy: an error
+        that retrying might mend counts as RETRIES_EXHAUSTED, the backfill going on)."""
+        task = _ReplicationTask(
+            self._region, registry_id, repository, digest, pushed_at, destination, tag
+        )
+        await self._record(task, ReplicationStatus.IN_PROGRESS, None)
+        code: FailureCode | None = None
+        try:
+            await self._replicate(task)
+        except ReplicationRefused as refused:
+            code = refused.code
+        except (UpstreamError, RegistryError) as failed:
+            log.warning(
+                "backfill copy of %s@%s to %s failed: %s", repository, digest, destination, failed
+            )
+            code = FailureCode.RETRIES_EXHAUSTED
+        await self._record(
+            task, ReplicationStatus.FAILED if code else ReplicationStatus.COMPLETE, code
+        )
+        return code
 
     async def _record(
         self, task: _ReplicationTask, status: ReplicationStatus, code: FailureCode | None

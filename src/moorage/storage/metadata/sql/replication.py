@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, update
 
 from moorage.domain.digests import Digest
 from moorage.domain.replication import (
@@ -15,11 +15,13 @@ from moorage.domain.replication import (
     configuration_from_document,
     configuration_to_document,
 )
-from moorage.ports.replication import ImageReplication
+from moorage.ports.replication import Backfill, BackfillResult, ImageReplication
 from moorage.storage.metadata.sql.tables import (
+    backfill_results,
     image_replications,
     manifests,
     replicated_tags,
+    replication_backfills,
     replication_configurations,
 )
 
@@ -138,3 +140,123 @@ class SqlReplicationRecords:
             )
         )
         return bool(result.rowcount)
+
+
+class SqlBackfillRecords:
+    """Backfill records on the transaction's connection ``_c``, in region ``region``."""
+
+    _c: _Statements
+    _insert: _InsertFactory
+    region: str
+
+    async def create_backfill(self, backfill: Backfill) -> None:
+        await self._c.execute(
+            self._insert(replication_backfills).values(
+                id=backfill.id,
+                registry_id=backfill.registry_id,
+                region=self.region,
+                destination_region=backfill.destination.region,
+                destination_registry_id=backfill.destination.registry_id,
+                status=backfill.status,
+                failure_code=backfill.failure_code,
+                total=backfill.total,
+                completed=backfill.completed,
+                failed=backfill.failed,
+                failure_codes=list(backfill.failure_codes),
+                stop_requested=backfill.stop_requested,
+                started_at=backfill.started_at,
+                ended_at=backfill.ended_at,
+            )
+        )
+
+    async def get_backfill(self, registry_id: str, backfill_id: str) -> Backfill | None:
+        b = replication_backfills.c
+        row = (
+            await self._c.execute(
+                select(replication_backfills).where(
+                    b.id == backfill_id, b.registry_id == registry_id, b.region == self.region
+                )
+            )
+        ).first()
+        return None if row is None else _backfill_of(row)
+
+    async def list_backfills(self, registry_id: str, limit: int) -> list[Backfill]:
+        b = replication_backfills.c
+        query = (
+            select(replication_backfills)
+            .where(b.registry_id == registry_id, b.region == self.region)
+            .order_by(b.started_at.desc(), b.id)
+            .limit(limit)
+        )
+        return [_backfill_of(row) for row in await self._c.execute(query)]
+
+    async def update_backfill(self, backfill_id: str, **changes: Any) -> None:
+        if "failure_codes" in changes:
+            changes["failure_codes"] = list(changes["failure_codes"])
+        await self._c.execute(
+            update(replication_backfills)
+            .where(replication_backfills.c.id == backfill_id)
+            .values(**changes)
+        )
+
+    async def add_backfill_result(self, backfill_id: str, result: BackfillResult) -> None:
+        await self._c.execute(
+            self._insert(backfill_results).values(
+                backfill_id=backfill_id,
+                seq=result.seq,
+                repository_name=result.repository,
+                digest=str(result.digest),
+                tag=result.tag,
+                status=result.status,
+                failure_code=result.failure_code,
+            )
+        )
+
+    async def backfill_results(
+        self, backfill_id: str, *, status: str | None, after: int, limit: int
+    ) -> list[BackfillResult]:
+        r = backfill_results.c
+        query = select(backfill_results).where(r.backfill_id == backfill_id, r.seq > after)
+        if status is not None:
+            query = query.where(r.status == status)
+        query = query.order_by(r.seq).limit(limit)
+        return [
+            BackfillResult(
+                row.seq,
+                row.repository_name,
+                Digest.parse(row.digest),
+                row.tag,
+                row.status,
+                row.failure_code,
+            )
+            for row in await self._c.execute(query)
+        ]
+
+    async def delete_backfills_ended_before(self, registry_id: str, cutoff: datetime) -> int:
+        b = replication_backfills.c
+        result = await self._c.execute(
+            delete(replication_backfills).where(
+                b.registry_id == registry_id,
+                b.region == self.region,
+                b.ended_at.is_not(None),
+                b.ended_at < cutoff,
+            )
+        )
+        return int(result.rowcount or 0)
+
+
+def _backfill_of(row: Any) -> Backfill:
+    return Backfill(
+        id=row.id,
+        registry_id=row.registry_id,
+        destination=Destination(row.destination_region, row.destination_registry_id),
+        status=row.status,
+        total=row.total,
+        completed=row.completed,
+        failed=row.failed,
+        failure_codes=tuple(row.failure_codes),
+        stop_requested=bool(row.stop_requested),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        failure_code=row.failure_code,
+    )

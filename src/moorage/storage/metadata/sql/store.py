@@ -93,7 +93,7 @@ from moorage.storage.metadata.sql.identities import SqlIdentityRecords
 from moorage.storage.metadata.sql.integrity import SqlIntegrityRecords
 from moorage.storage.metadata.sql.jobs import SqlJobRecords
 from moorage.storage.metadata.sql.lifecycle import SqlLifecycleRecords
-from moorage.storage.metadata.sql.replication import SqlReplicationRecords
+from moorage.storage.metadata.sql.replication import SqlBackfillRecords, SqlReplicationRecords
 from moorage.storage.metadata.sql.rows import after_key, chunks, repository_of, stored_digest
 from moorage.storage.metadata.sql.scans import SqlScanRecords
 from moorage.storage.metadata.sql.secrets import SqlSecretRecords
@@ -409,6 +409,7 @@ class _SyncStatements:
 
 class _SqlTransaction(
     SqlAdvisoryRecords,
+    SqlBackfillRecords,
     SqlCacheRecords,
     SqlIdentityRecords,
     SqlIntegrityRecords,

@@ -25,6 +25,7 @@ the migrated database with ``metadata`` so that the two never drift.
     account_settings       (registry_id, region, name) PK; a row only once the setting is put
     registry_scanning_configurations  (registry_id, region) PK; a row only once one is put
     replication_configurations  (registry_id, region) PK (see "replication")
+    replication_backfills  id PK; its results (see "replication backfills")
     pull_through_cache_rules, repository_creation_templates  (registry_id, region, prefix) PK
     secrets                id PK; (registry_id, region, name) unique (see "Secrets Manager")
      ├── secret_versions   (secret_id, version_id) PK; the value encrypted, never clear text
@@ -636,6 +637,50 @@ replicated_tags = Table(
     Column("tag", binary_string(TAG_LENGTH), nullable=False),
     Column("pushed_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("repository_id", "tag"),
+)
+
+
+# -- replication backfills (services/replication.py) ---------------------------------------
+#   replication_backfills  id PK (a UUID): one StartReplicationBackfill of a registry to one
+#    │                     destination, its status, counts and the failure codes seen
+#    └── backfill_results  (backfill_id, seq) PK: one per image (and tag) copied
+
+replication_backfills = Table(
+    "replication_backfills",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("region", String(REGION_LENGTH), nullable=False),
+    Column("destination_region", String(REGION_LENGTH), nullable=False),
+    Column("destination_registry_id", String(REGISTRY_ID_LENGTH), nullable=False),
+    Column("status", String(REPLICATION_STATUS_LENGTH), nullable=False),
+    Column("failure_code", String(FAILURE_CODE_LENGTH), nullable=True),
+    Column("total", Integer, nullable=False),
+    Column("completed", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("failure_codes", JSON, nullable=False),
+    Column("stop_requested", Boolean, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Index(None, "registry_id", "region", "started_at"),
+)
+
+backfill_results = Table(
+    "backfill_results",
+    metadata,
+    Column(
+        "backfill_id",
+        String(36),
+        ForeignKey("replication_backfills.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("seq", Integer, nullable=False),
+    Column("repository_name", binary_string(NAME_LENGTH), nullable=False),
+    Column("digest", binary_string(DIGEST_LENGTH), nullable=False),
+    Column("tag", binary_string(TAG_LENGTH), nullable=True),
+    Column("status", String(REPLICATION_STATUS_LENGTH), nullable=False),
+    Column("failure_code", String(FAILURE_CODE_LENGTH), nullable=True),
+    PrimaryKeyConstraint("backfill_id", "seq"),
 )
 
 
