@@ -200,6 +200,10 @@ class OciRegistryClient:
                 left -= 1
                 await asyncio.sleep(RESUME_PAUSE * (resumes - left))
                 location, offset = await self._upload_offset(repository, location)
+                if offset == 0:
+                    # "0-0" says no byte, or one: start a new upload rather than guess.
+                    async with self._request("POST", path, repository, {}, push=True) as again:
+                        location = _location(again)
         separator = "&" if "?" in location else "?"
         async with self._request(
             "PUT", f"{location}{separator}digest={digest}", repository, {}, body=b"", push=True
@@ -212,7 +216,8 @@ class OciRegistryClient:
             ranged = response.headers.get("Range", "")
             new_location = response.headers.get("Location") or location
         _, _, end = ranged.partition("-")
-        return new_location, (int(end) + 1 if end.isdigit() else 0)
+        # "0-N" holds N + 1 bytes; "0-0" is ambiguous (the caller starts again).
+        return new_location, (int(end) + 1 if end.isdigit() and int(end) > 0 else 0)
 
     async def put_manifest(
         self,
