@@ -7,6 +7,7 @@ configures and reads the statuses, and digests are compared with ``skopeo inspec
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -21,6 +22,7 @@ from tests.e2e.aws import Credentials, admin_init, ecr_client
 from tests.e2e.oci_layout import Layout, build_layout
 from tests.e2e.server import ServerProcess, run_cli
 from tests.e2e.test_skopeo import skopeo, skopeo_installed  # noqa: F401
+from tests.postgres import create_throwaway_database, drop_database
 
 pytestmark = pytest.mark.e2e
 
@@ -29,10 +31,18 @@ SOURCE, OTHER_ACCOUNT = "123456789012", "210987654321"
 
 
 class Deployment:
-    def __init__(self, process: ServerProcess, source: Credentials, other: Credentials) -> None:
+    def __init__(
+        self,
+        process: ServerProcess,
+        source: Credentials,
+        other: Credentials,
+        database: list[str],
+    ) -> None:
         self.process = process
         self.source = source
         self.other = other
+        # The --database-url arguments of a CLI command on this deployment (none: SQLite).
+        self.database = database
 
     def ecr(self, credentials: Credentials, region: str = HOME) -> Any:
         return ecr_client(self.process.url, credentials, region=region)
@@ -43,16 +53,28 @@ class Deployment:
         return user_password.decode()
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
-    data_dir = tmp_path_factory.mktemp("replication") / "data"
-    source = admin_init(data_dir)
-    other = admin_init(data_dir, "--account-id", OTHER_ACCOUNT)
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def deployment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Deployment]:
+    """One deployment on SQLite, and one on PostgreSQL (whose writers run concurrently: the
+    tag ordering of concurrent copies is its business there)."""
+    data_dir = tmp_path_factory.mktemp(f"replication-{request.param}") / "data"
+    database: list[str] = []
+    if request.param == "postgres":
+        database = ["--database-url", asyncio.run(create_throwaway_database())]
+    source = admin_init(data_dir, *database)
+    other = admin_init(data_dir, "--account-id", OTHER_ACCOUNT, *database)
     process = ServerProcess(
-        data_dir=data_dir, emulator=False, extra_args=["--also-region", OTHER_REGION]
+        data_dir=data_dir,
+        emulator=False,
+        extra_args=["--also-region", OTHER_REGION, *database],
     ).start()
-    yield Deployment(process, source, other)
-    assert process.stop() == 0, process.log()
+    yield Deployment(process, source, other, database)
+    code = process.stop()
+    if database:
+        asyncio.run(drop_database(database[1]))
+    assert code == 0, process.log()
 
 
 @pytest.fixture(scope="module")
@@ -469,12 +491,21 @@ def layouts_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Layout, Layo
 
 
 def test_the_cli_lists_where_an_image_was_replicated(deployment: Deployment) -> None:
-    result = run_cli("repo", "images", "web/app", "--data-dir", str(deployment.process.data_dir))
+    result = run_cli(
+        "repo",
+        "images",
+        "web/app",
+        "--data-dir",
+        str(deployment.process.data_dir),
+        *deployment.database,
+    )
     assert result.returncode == 0, result.stderr
     (v2,) = [line for line in result.stdout.splitlines() if "v2" in line.split("  ")[1]]
     assert f"replicated to {SOURCE}/{OTHER_REGION}:COMPLETE {OTHER_ACCOUNT}/{HOME}:COMPLETE" in v2
     assert "pushed" in v2
-    jobs = run_cli("jobs", "list", "--data-dir", str(deployment.process.data_dir))
+    jobs = run_cli(
+        "jobs", "list", "--data-dir", str(deployment.process.data_dir), *deployment.database
+    )
     assert jobs.returncode == 0, jobs.stderr
     assert "replicate" in jobs.stdout
 
