@@ -64,6 +64,25 @@ class JobRecordsSuite:
             assert await tx.get_job(job.id) == job
             assert await tx.get_job(job.id + 1000) is None
 
+    async def test_listeners_hear_of_committed_enqueues_only(self, store: MetadataStore) -> None:
+        heard: list[str] = []
+        store.on_job_enqueued(lambda: heard.append("woken"))
+        async with store.transaction() as tx:
+            await tx.get_job(1)
+        assert heard == []  # nothing enqueued
+
+        async def enqueue_then_fail() -> None:
+            async with store.transaction() as tx:
+                await tx.enqueue_job("gc", {}, T0)
+                raise RuntimeError("rolled back")
+
+        with pytest.raises(RuntimeError):
+            await enqueue_then_fail()
+        assert heard == []  # enqueued, but never committed
+        async with store.in_region("eu-west-1").transaction() as tx:
+            await tx.enqueue_job("gc", {}, T0)
+        assert heard == ["woken"]  # once per commit, from a regional view too
+
     async def test_a_dedupe_key_is_unique_among_pending_jobs_only(
         self, store: MetadataStore
     ) -> None:

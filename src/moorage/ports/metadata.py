@@ -24,7 +24,7 @@ Lists are ordered by name in binary (``C``) collation and paginated with ``after
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -505,6 +505,12 @@ class MetadataStore(Protocol):
 
     def in_region(self, region: str) -> MetadataStore:
         """The same store acting in ``region``; closing it is a no-op."""
+        ...
+
+    def on_job_enqueued(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (no arguments, quick, never raising) after each commit that
+        enqueued a job, in any of the store's regions: a job runner's ``wake``, so that a
+        job enqueued here starts without waiting for the runner's next poll."""
         ...
 
     def transaction(self) -> AbstractAsyncContextManager[MetadataTransaction]:

@@ -224,6 +224,8 @@ async def start_workers(registry: Registry, *, required: bool) -> Workers | None
     try:
         runner = build_runner(registry)
         await declare_schedules(runner, registry)
+        # Jobs enqueued in this process (a push's replication and scan) start at once.
+        registry.metadata.on_job_enqueued(runner.wake)
         runner.start()
     except BaseException:
         lock.release()

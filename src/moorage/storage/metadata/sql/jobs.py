@@ -68,6 +68,7 @@ class SqlJobRecords:
 
     _c: _Statements
     _insert: _InsertFactory
+    enqueued: bool
 
     # -- the queue ----------------------------------------------------------------------
 
@@ -101,7 +102,10 @@ class SqlJobRecords:
             .returning(*jobs.c)
         )
         row = (await self._c.execute(statement)).first()
-        return None if row is None else _job(row)
+        if row is None:
+            return None
+        self.enqueued = True  # the store wakes its runners once this commits
+        return _job(row)
 
     async def claim_jobs(
         self,

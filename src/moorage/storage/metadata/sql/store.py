@@ -284,6 +284,8 @@ class SqlMetadataStore:
         self.region = region
         self._owner = True
         self._engine = engine
+        # Called after a commit that enqueued a job (shared with the regional views).
+        self._job_listeners: list[Callable[[], None]] = []
         self._sqlite: SqliteOnTheLoop | None = None
         if engine.dialect.name == "sqlite":
             self._sqlite = SqliteOnTheLoop(engine.url.render_as_string(hide_password=False))
@@ -304,6 +306,10 @@ class SqlMetadataStore:
         view.region, view._owner = region, False
         return view
 
+    def on_job_enqueued(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each commit that enqueued a job (a runner's ``wake``)."""
+        self._job_listeners.append(listener)
+
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[MetadataTransaction]:
         """A read-write unit of work: commits on normal exit, rolls back on error.
@@ -315,15 +321,20 @@ class SqlMetadataStore:
         async with self._write_lock:
             if self._sqlite is not None:
                 writer = await self._sqlite.begin_write()
+                tx = _SqlTransaction(_SyncStatements(writer), self.region)
                 try:
-                    yield _SqlTransaction(_SyncStatements(writer), self.region)
+                    yield tx
                 except BaseException:
                     writer.rollback()
                     raise
                 writer.commit()
-                return
-            async with write_transaction(self._engine) as connection:
-                yield _SqlTransaction(connection, self.region)
+            else:
+                async with write_transaction(self._engine) as connection:
+                    tx = _SqlTransaction(connection, self.region)
+                    yield tx
+        if tx.enqueued:
+            for listener in self._job_listeners:
+                listener()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[MetadataTransaction]:
@@ -426,6 +437,7 @@ class _SqlTransaction(
     def __init__(self, connection: _Statements, region: str) -> None:
         self._c = connection
         self.region = region
+        self.enqueued = False  # a job was enqueued (SqlJobRecords sets it)
         self._insert: _InsertFactory = (
             postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
         )
