@@ -174,7 +174,10 @@ def test_configuration_round_trips_and_keeps_the_quotas(deployment: Deployment) 
     to_itself = {"rules": [{"destinations": [{"region": HOME, "registryId": SOURCE}]}]}
     with pytest.raises(ecr.exceptions.InvalidParameterException) as caught:
         ecr.put_replication_configuration(replicationConfiguration=to_itself)
-    assert "source registry itself" in caught.value.response["Error"]["Message"]
+    assert caught.value.response["Error"]["Message"] == (
+        "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: "
+        "'Replication destination cannot be the same as the source registry'"
+    )
     # Refusals change nothing; an empty list turns replication off.
     assert ecr.describe_registry()["replicationConfiguration"] == config
     ecr.put_replication_configuration(replicationConfiguration={"rules": []})

@@ -16,8 +16,8 @@ Matching (:meth:`ReplicationConfiguration.destinations_for`): a rule without fil
 every repository; a rule with filters takes a repository whose name starts with one of them.
 A destination named by several matching rules replicates once; its deletes propagate when
 any of those rules sets ``deleteReplication``. The source registry itself (same region, same
-account) is never a destination: PutReplicationConfiguration refuses it, as AWS does (an
-image cannot be copied onto itself).
+account) is never a destination: PutReplicationConfiguration refuses it with AWS's message
+(an image cannot be copied onto itself).
 """
 
 from __future__ import annotations
@@ -124,9 +124,10 @@ def check_configuration(
                 f"Replication rule {index + 1} may have at most {MAX_FILTERS} repository filters."
             )
     if source in destinations:
+        # AWS's words (as moto's tests quote them).
         raise InvalidParameter(
-            f"A replication destination cannot be the source registry itself "
-            f"(registry {source.registry_id} in {source.region})."
+            "Invalid parameter at 'replicationConfiguration' failed to satisfy constraint: "
+            "'Replication destination cannot be the same as the source registry'"
         )
     return config
 

@@ -66,7 +66,12 @@ def test_upload_in_parts_then_available(ecr: Any, repository: str) -> None:
         repositoryName=repository, layerDigests=[digest_of(data)]
     )["layers"]
     assert layers == [
-        {"layerDigest": digest_of(data), "layerAvailability": "AVAILABLE", "layerSize": 3000}
+        {
+            "layerDigest": digest_of(data),
+            "layerAvailability": "AVAILABLE",
+            "layerSize": 3000,
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        }
     ]
 
 
@@ -231,7 +236,12 @@ def test_availability_with_failures(ecr: Any, raw: Any, repository: str) -> None
         repositoryName=repository, layerDigests=[present, absent, "md5:abcd", ""]
     )
     assert answer["layers"] == [
-        {"layerDigest": present, "layerAvailability": "AVAILABLE", "layerSize": 13},
+        {
+            "layerDigest": present,
+            "layerAvailability": "AVAILABLE",
+            "layerSize": 13,
+            "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        },
         {"layerDigest": absent, "layerAvailability": "UNAVAILABLE"},
     ]
     failures = {f["layerDigest"]: f["failureCode"] for f in answer["failures"]}

@@ -107,8 +107,12 @@ def test_batch_get_under_basic_scanning(
         rules=[{"scanFrequency": "SCAN_ON_PUSH", "repositoryFilters": wildcard("prod", "x*")}],
     )
     answer = ecr.batch_get_repository_scanning_configuration(repositoryNames=repositories)
-    assert by_name(answer)["scan/prod-api"] == ("SCAN_ON_PUSH", True, ["prod"])
+    # scanOnPush is the repository's own (legacy) flag, scanFrequency what applies: AWS's
+    # CLI reference shows scanOnPush false beside SCAN_ON_PUSH, and moto's tests, written
+    # against ECR, expect the same.
+    assert by_name(answer)["scan/prod-api"] == ("SCAN_ON_PUSH", False, ["prod"])
     assert by_name(answer)["scan/dev-api"] == ("MANUAL", False, [])
+    assert by_name(answer)["scan/legacy"] == ("SCAN_ON_PUSH", True, [])
 
 
 def test_batch_get_under_enhanced_scanning(ecr: Any, repositories: list[str]) -> None:
@@ -124,17 +128,18 @@ def test_batch_get_under_enhanced_scanning(ecr: Any, repositories: list[str]) ->
     )
     answer = ecr.batch_get_repository_scanning_configuration(repositoryNames=repositories)
     assert by_name(answer) == {
-        "scan/prod-api": ("CONTINUOUS_SCAN", True, ["*prod*"]),  # continuous wins
-        "scan/dev-api": ("SCAN_ON_PUSH", True, ["scan/*"]),
-        "scan/legacy": ("SCAN_ON_PUSH", True, ["scan/*"]),
+        "scan/prod-api": ("CONTINUOUS_SCAN", False, ["*prod*"]),  # continuous wins
+        "scan/dev-api": ("SCAN_ON_PUSH", False, ["scan/*"]),
+        "scan/legacy": ("SCAN_ON_PUSH", True, ["scan/*"]),  # the repository's own flag
     }
     ecr.put_registry_scanning_configuration(
         scanType="ENHANCED",
         rules=[{"scanFrequency": "CONTINUOUS_SCAN", "repositoryFilters": wildcard("prod")}],
     )
     answer = ecr.batch_get_repository_scanning_configuration(repositoryNames=repositories)
-    # Not scanned at all: the legacy flag does not count under enhanced scanning.
-    assert by_name(answer)["scan/legacy"] == ("MANUAL", False, [])
+    # Not scanned at all: the legacy flag does not count under enhanced scanning (scanOnPush
+    # still reports the flag, as above).
+    assert by_name(answer)["scan/legacy"] == ("MANUAL", True, [])
 
 
 def test_batch_get_reports_missing_repositories_as_failures(
@@ -148,10 +153,7 @@ def test_batch_get_reports_missing_repositories_as_failures(
         {
             "repositoryName": "scan/nothing-here",
             "failureCode": "REPOSITORY_NOT_FOUND",
-            "failureReason": (
-                "The repository with name 'scan/nothing-here' does not exist in the registry "
-                f"with id '{ecr.describe_registry()['registryId']}'"
-            ),
+            "failureReason": "REPOSITORY_NOT_FOUND",
         }
     ]
 

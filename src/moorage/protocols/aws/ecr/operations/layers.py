@@ -7,6 +7,11 @@ accepts chunks of any size, so ``LayerPartTooSmallException`` is never raised; `
 is only the size we suggest. ``GetDownloadUrlForLayer`` answers a URL on this server that
 works without credentials for an hour (``protocols/downloads.py``), as ECR's presigned S3
 URLs do.
+
+BatchCheckLayerAvailability's ``mediaType`` of an available layer: the layer API takes no
+media type, and a blob is stored without one, so every available layer is reported with the
+type ECR's API reference gives as its example (``LAYER_MEDIA_TYPE``), as ECR's own answers
+for API-uploaded layers do (moto's tests expect the field too).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
 # dispatcher's body limit leaves room for the 20 MiB the model allows.
 PART_SIZE = 10 * 1024 * 1024
 AVAILABLE = "AVAILABLE"
+LAYER_MEDIA_TYPE = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 UNAVAILABLE = "UNAVAILABLE"
 
 
@@ -62,7 +68,12 @@ async def batch_check_layer_availability(
         layers.append(
             {"layer_digest": text, "layer_availability": UNAVAILABLE}
             if blob is None
-            else {"layer_digest": text, "layer_availability": AVAILABLE, "layer_size": blob.size}
+            else {
+                "layer_digest": text,
+                "layer_availability": AVAILABLE,
+                "layer_size": blob.size,
+                "media_type": LAYER_MEDIA_TYPE,
+            }
         )
     return {"layers": layers, "failures": failures}
 

@@ -70,7 +70,9 @@ async def batch_get_repository_scanning_configuration(
             {
                 "repository_arn": ctx.repository_arn(item.repository.name),
                 "repository_name": item.repository.name,
-                "scan_on_push": item.scanning.scan_on_push,
+                # The repository's own (legacy) flag, as AWS answers it: the CLI reference's
+                # example shows scanOnPush false beside scanFrequency SCAN_ON_PUSH.
+                "scan_on_push": item.repository.scan_on_push,
                 "scan_frequency": item.scanning.scan_frequency.value,
                 "applied_scan_filters": _filters_output(item.scanning.applied_filters),
             }
