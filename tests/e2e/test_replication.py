@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -27,6 +27,7 @@ from tests.postgres import create_throwaway_database, drop_database
 pytestmark = pytest.mark.e2e
 
 HOME, OTHER_REGION = "us-east-1", "eu-west-1"
+EMPTY_TYPE = "application/vnd.oci.empty.v1+json"
 SOURCE, OTHER_ACCOUNT = "123456789012", "210987654321"
 
 
@@ -305,9 +306,11 @@ def test_status_of_an_unknown_image(deployment: Deployment) -> None:
         )
 
 
-def test_tags_end_on_the_last_push(deployment: Deployment) -> None:
-    """Many pushes of one tag in a row: the replica's tag ends on the source's final digest,
-    however the copies interleave."""
+def test_twenty_parallel_pushes_of_one_tag_end_on_its_final_digest(
+    deployment: Deployment,
+) -> None:
+    """20 pushes of one tag at once, each its own image: however the pushes and their copies
+    interleave, the replica's tag ends on the digest the source's tag ends on."""
     home = deployment.ecr(deployment.source)
     europe = deployment.ecr(deployment.source, OTHER_REGION)
     home.create_repository(repositoryName="race/app")
@@ -321,36 +324,43 @@ def test_tags_end_on_the_last_push(deployment: Deployment) -> None:
             ]
         }
     )
-    digests = []
-    for n in range(20):
-        manifest = {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "size": 2,
-                "digest": "sha256:" + hashlib.sha256(b"{}").hexdigest(),
-            },
-            "layers": [],
-            "annotations": {"n": str(n)},
-        }
-        upload = home.initiate_layer_upload(repositoryName="race/app")["uploadId"]
-        home.upload_layer_part(
-            repositoryName="race/app",
-            uploadId=upload,
-            partFirstByte=0,
-            partLastByte=1,
-            layerPartBlob=b"{}",
+    config = b"{}"
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    upload = home.initiate_layer_upload(repositoryName="race/app")["uploadId"]
+    home.upload_layer_part(
+        repositoryName="race/app",
+        uploadId=upload,
+        partFirstByte=0,
+        partLastByte=1,
+        layerPartBlob=config,
+    )
+    home.complete_layer_upload(
+        repositoryName="race/app", uploadId=upload, layerDigests=[config_digest]
+    )
+    texts = [
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "size": 2,
+                    "digest": config_digest,
+                },
+                "layers": [],
+                "annotations": {"n": str(n)},
+            }
         )
-        with contextlib.suppress(home.exceptions.LayerAlreadyExistsException):
-            home.complete_layer_upload(
-                repositoryName="race/app",
-                uploadId=upload,
-                layerDigests=[manifest["config"]["digest"]],
-            )
-        text = json.dumps(manifest)
-        home.put_image(repositoryName="race/app", imageManifest=text, imageTag="latest")
-        digests.append("sha256:" + hashlib.sha256(text.encode()).hexdigest())
+        for n in range(20)
+    ]
+
+    def push(text: str) -> None:
+        client = deployment.ecr(deployment.source)
+        client.put_image(repositoryName="race/app", imageManifest=text, imageTag="latest")
+
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(push, texts))
+    digests = ["sha256:" + hashlib.sha256(text.encode()).hexdigest() for text in texts]
     deadline = time.monotonic() + 60
     while True:
         pending = [
@@ -365,7 +375,8 @@ def test_tags_end_on_the_last_push(deployment: Deployment) -> None:
             break
         assert time.monotonic() < deadline, pending
         time.sleep(0.3)
-    assert batch_get(europe, "race/app", "latest")["imageId"]["imageDigest"] == digests[-1]
+    final = batch_get(home, "race/app", "latest")["imageId"]["imageDigest"]
+    assert batch_get(europe, "race/app", "latest")["imageId"]["imageDigest"] == final
 
 
 def wait_until(condition: Any, timeout: float = 30.0) -> None:
@@ -566,4 +577,78 @@ def test_a_backfill_copies_what_was_pushed_before_the_rule(
         home.describe_replication_backfill_results(
             replicationBackfillId="00000000-0000-4000-8000-000000000000"
         )
+    home.put_replication_configuration(replicationConfiguration={"rules": []})
+
+
+def test_referrers_follow_their_subject(
+    deployment: Deployment, layouts_pair: tuple[Layout, Layout]
+) -> None:
+    """An image and its signature, both pushed before the rule; a retag then replicates the
+    image, and its referrer comes along."""
+    home = deployment.ecr(deployment.source)
+    europe = deployment.ecr(deployment.source, OTHER_REGION)
+    home.put_replication_configuration(replicationConfiguration={"rules": []})
+    home.create_repository(repositoryName="signed/app")
+    first, _ = layouts_pair
+    push_as(deployment, deployment.source, first, "signed/app:v1")
+    subject = batch_get(home, "signed/app", "v1")
+    subject_digest = subject["imageId"]["imageDigest"]
+    empty = b"{}"
+    empty_digest = "sha256:" + hashlib.sha256(empty).hexdigest()
+    upload = home.initiate_layer_upload(repositoryName="signed/app")["uploadId"]
+    home.upload_layer_part(
+        repositoryName="signed/app",
+        uploadId=upload,
+        partFirstByte=0,
+        partLastByte=1,
+        layerPartBlob=empty,
+    )
+    home.complete_layer_upload(
+        repositoryName="signed/app", uploadId=upload, layerDigests=[empty_digest]
+    )
+    signature = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.empty.v1+json",
+                "size": 2,
+                "digest": empty_digest,
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.oci.empty.v1+json",
+                    "size": 2,
+                    "digest": empty_digest,
+                }
+            ],
+            "subject": {
+                "mediaType": subject["imageManifestMediaType"],
+                "size": len(subject["imageManifest"].encode()),
+                "digest": subject_digest,
+            },
+        }
+    )
+    home.put_image(repositoryName="signed/app", imageManifest=signature)
+    signature_digest = "sha256:" + hashlib.sha256(signature.encode()).hexdigest()
+    home.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [
+                {
+                    "destinations": [{"region": OTHER_REGION, "registryId": SOURCE}],
+                    "repositoryFilters": [{"filter": "signed/", "filterType": "PREFIX_MATCH"}],
+                }
+            ]
+        }
+    )
+    home.put_image(
+        repositoryName="signed/app", imageManifest=subject["imageManifest"], imageTag="v2"
+    )
+    (status,) = wait_for_statuses(home, "signed/app", "v2", 1)
+    assert status["status"] == "COMPLETE"
+    referrers = europe.list_image_referrers(
+        repositoryName="signed/app", subjectId={"imageDigest": subject_digest}
+    )["referrers"]
+    assert [r["digest"] for r in referrers] == [signature_digest]
     home.put_replication_configuration(replicationConfiguration={"rules": []})

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.aws import Credentials, admin_init, ecr_client
+from tests.e2e.aws import Credentials, admin_init, aws_cli, aws_cli_v2, ecr_client
 from tests.e2e.oci_layout import Layout, build_layout
 from tests.e2e.server import ServerProcess, run_cli
 from tests.e2e.test_skopeo import skopeo, skopeo_installed  # noqa: F401
@@ -122,20 +122,33 @@ def raw(server: ServerProcess, ecr: Any, reference: str) -> bytes:
     ).stdout
 
 
-def test_a_push_to_a_reaches_b_in_both_accounts_as_b_allows(pair: Pair, layout: Layout) -> None:
+def test_a_push_to_a_reaches_b_in_both_accounts_as_b_allows(
+    pair: Pair, layout: Layout, tmp_path: Path
+) -> None:
     pair.a_ecr.create_repository(repositoryName="peer/app")
-    pair.a_ecr.put_replication_configuration(
-        replicationConfiguration={
-            "rules": [
-                {
-                    "destinations": [
-                        {"region": EUROPE, "registryId": SOURCE},
-                        {"region": EUROPE, "registryId": OTHER},
-                    ]
-                }
-            ]
-        }
+    # The AWS CLI, as a user would configure it.
+    config = {
+        "rules": [
+            {
+                "destinations": [
+                    {"region": EUROPE, "registryId": SOURCE},
+                    {"region": EUROPE, "registryId": OTHER},
+                ]
+            }
+        ]
+    }
+    result = aws_cli(
+        pair.a.url,
+        pair.a_admin,
+        tmp_path,
+        "ecr",
+        "put-replication-configuration",
+        "--replication-configuration",
+        json.dumps(config),
+        cli=aws_cli_v2(),
     )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["replicationConfiguration"] == config
     push(pair, layout, "peer/app:v1")
     found = statuses(pair.a_ecr, "peer/app", "v1", 2)
     assert found == [
@@ -165,6 +178,22 @@ def test_a_push_to_a_reaches_b_in_both_accounts_as_b_allows(pair: Pair, layout: 
     pair.b_other.put_registry_policy(policyText=json.dumps(policy))
     push(pair, layout, "peer/app:v2")
     assert {s["status"] for s in statuses(pair.a_ecr, "peer/app", "v2", 2)} == {"COMPLETE"}
+    described = aws_cli(
+        pair.a.url,
+        pair.a_admin,
+        tmp_path,
+        "ecr",
+        "describe-image-replication-status",
+        "--repository-name",
+        "peer/app",
+        "--image-id",
+        "imageTag=v2",
+        cli=aws_cli_v2(),
+    )
+    assert described.returncode == 0, described.stderr
+    assert {s["status"] for s in json.loads(described.stdout)["replicationStatuses"]} == {
+        "COMPLETE"
+    }
     assert raw(pair.b, pair.b_other, "peer/app:v2") == source_raw
     # What A may do in B's other account is replication only: no pulls, no listing.
     (created,) = pair.b_other.describe_repositories(repositoryNames=["peer/app"])["repositories"]

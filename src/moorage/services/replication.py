@@ -484,10 +484,12 @@ class ReplicationService:
                 )
             ordered: dict[Digest, ManifestRecord] = {}
             await _children_first(tx, repository, record, ordered, depth=0)
-            for referrer in (await tx.list_referrers(repository.id, task.digest, None))[
-                :MAX_REFERRERS
-            ]:
-                ordered.setdefault(referrer.digest, referrer)
+            referrers = await tx.list_referrers(repository.id, task.digest, None)
+            for referrer in referrers[:MAX_REFERRERS]:
+                # The listing carries no payload: the copy needs the whole record.
+                whole = await tx.get_manifest(repository.id, referrer.digest)
+                if whole is not None:
+                    ordered.setdefault(whole.digest, whole)
         return _SourceImage(list(ordered.values()))
 
 
