@@ -6,10 +6,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
 
-from moorage.clients.oci import OciRegistryClient
+from moorage.clients.oci import BasicCredentials, OciRegistryClient
 from moorage.config import Settings
 from moorage.domain.addresses import RegistryAddresses
 from moorage.domain.replication import Destination
@@ -96,6 +97,8 @@ class _Peers:
         url = self._endpoints.get(region)
         if url is None:
             return None
+        if url.startswith("oci+"):
+            return _oci_site(url.removeprefix("oci+"))
         return RemoteSite(url, lambda source, destination: self._pusher(url, source, destination))
 
     def _pusher(self, url: str, source: str, destination: Destination) -> RegistryPusher:
@@ -111,6 +114,19 @@ class _Peers:
             )
 
         return OciRegistryClient(url, bearer=token)
+
+
+def _oci_site(url: str) -> RemoteSite:
+    """Another OCI registry as a destination region (beyond ECR, as Harbor replicates): the
+    same pushes, logged in with the URL's user and password when it has them (the registry's
+    own challenge says how), never with a replication token."""
+    parts = urlsplit(url)
+    credentials = None
+    if parts.username is not None:
+        credentials = BasicCredentials(unquote(parts.username), unquote(parts.password or ""))
+    host = parts.hostname or ""
+    base = f"{parts.scheme}://{host}{f':{parts.port}' if parts.port else ''}"
+    return RemoteSite(base, lambda source, destination: OciRegistryClient(base, credentials))
 
 
 class _Sites:

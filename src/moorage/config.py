@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -47,8 +48,10 @@ class Settings:
     # comma-separated.
     regions: tuple[str, ...] = ()
     # Other deployments, for replication destinations in regions this one does not serve:
-    # "REGION=URL" each (docs/replication.md). MOORAGE_REPLICATION_PEERS, comma-separated.
-    replication_peers: tuple[str, ...] = ()
+    # "REGION=URL" each (docs/replication.md); "NAME=oci+https://[user:password@]host" names
+    # any OCI registry as the destination region NAME. MOORAGE_REPLICATION_PEERS,
+    # comma-separated. Not in reprs: an OCI destination's URL may carry its password.
+    replication_peers: tuple[str, ...] = field(default=(), repr=False)
     # The replication public keys (`moorage replication public-key` on each) of the
     # deployments allowed to replicate into this one. MOORAGE_REPLICATION_TRUSTED_KEYS.
     replication_trusted_keys: tuple[str, ...] = ()
@@ -183,14 +186,14 @@ class Settings:
         if self.event_loop not in EVENT_LOOPS:
             raise ConfigError(f"event_loop must be one of {', '.join(EVENT_LOOPS)}")
         for entry in self.replication_peers:
-            region, equals, url = entry.partition("=")
-            if (
-                not equals
-                or not is_region(region.strip())
-                or not url.strip().startswith(("http://", "https://"))
-            ):
+            region, equals, url = (part.strip() for part in entry.partition("="))
+            oci = url.startswith(("oci+http://", "oci+https://"))
+            named = _DESTINATION_NAME.fullmatch(region) if oci else is_region(region)
+            if not equals or not named or not (oci or url.startswith(("http://", "https://"))):
+                # Never the entry itself: an OCI destination's URL may hold a password.
                 raise ConfigError(
-                    f"replication peer {entry!r} must be REGION=URL (eu-west-1=https://host)"
+                    f"replication peer {region!r} must be REGION=URL (eu-west-1=https://host) "
+                    "or NAME=oci+https://host for another OCI registry"
                 )
         return self
 
@@ -273,6 +276,10 @@ _TYPES: dict[str, type] = {
     "replication_peers": tuple,
     "replication_trusted_keys": tuple,
 }
+
+
+# A replication destination's region, as ECR's model takes it (ReplicationDestination.region).
+_DESTINATION_NAME = re.compile(r"[0-9a-z-]{2,25}")
 
 
 def _convert(key: str, text: str) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.aws import Credentials, admin_init, aws_cli, aws_cli_v2, ecr_client
+from tests.e2e.distribution import Distribution
 from tests.e2e.oci_layout import Layout, build_layout
 from tests.e2e.server import ServerProcess, run_cli
 from tests.e2e.test_skopeo import skopeo, skopeo_installed  # noqa: F401
@@ -23,6 +24,9 @@ pytestmark = pytest.mark.e2e
 
 HOME, EUROPE = "us-east-1", "eu-west-1"
 SOURCE, OTHER = "123456789012", "210987654321"
+# Another OCI registry as a destination "region" (beyond ECR), with a login.
+FOREIGN = "oci-dist"
+FOREIGN_LOGIN = ("replicator", "dist-secret")
 
 
 class Pair:
@@ -39,6 +43,7 @@ class Pair:
         self.b_ecr = ecr_client(b.url, b_admin, region=EUROPE)
         self.b_other = ecr_client(b.url, b_other, region=EUROPE)
         self.a_admin, self.b_admin, self.b_other_admin = a_admin, b_admin, b_other
+        self.foreign: Distribution | None = None
 
     @staticmethod
     def creds(ecr: Any) -> str:
@@ -64,14 +69,24 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         emulator=False,
         extra_args=["--region", EUROPE, "--replication-trusted-key", public_key(a_dir)],
     ).start()
+    foreign = Distribution(root / "foreign", login=FOREIGN_LOGIN).start()
+    user, password = FOREIGN_LOGIN
     a = ServerProcess(
         data_dir=a_dir,
         emulator=False,
-        extra_args=["--replication-peer", f"{EUROPE}={b.url}"],
+        extra_args=[
+            "--replication-peer",
+            f"{EUROPE}={b.url}",
+            "--replication-peer",
+            f"{FOREIGN}=oci+http://{user}:{password}@{foreign.host}",
+        ],
     ).start()
     try:
-        yield Pair(a, b, a_admin, b_admin, b_other)
+        made = Pair(a, b, a_admin, b_admin, b_other)
+        made.foreign = foreign
+        yield made
     finally:
+        foreign.stop()
         codes = (a.stop(), b.stop())
         assert codes == (0, 0), a.log() + b.log()
 
@@ -259,3 +274,33 @@ def test_deletes_reach_the_peer_when_the_rule_says_so(pair: Pair, layout: Layout
     ]:
         assert time.monotonic() < deadline
         time.sleep(0.3)
+
+
+def test_another_oci_registry_as_a_destination(pair: Pair, layout: Layout) -> None:
+    """Beyond ECR: a CNCF distribution (with a login) named as a destination region."""
+    assert pair.foreign is not None
+    pair.a_ecr.create_repository(repositoryName="export/app")
+    pair.a_ecr.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [
+                {
+                    "destinations": [{"region": FOREIGN, "registryId": SOURCE}],
+                    "repositoryFilters": [{"filter": "export/", "filterType": "PREFIX_MATCH"}],
+                }
+            ]
+        }
+    )
+    push(pair, layout, "export/app:v1")
+    (status,) = statuses(pair.a_ecr, "export/app", "v1", 1)
+    assert status == {"region": FOREIGN, "registryId": SOURCE, "status": "COMPLETE"}
+    user, password = FOREIGN_LOGIN
+    copied = skopeo(
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        f"{user}:{password}",
+        f"docker://{pair.foreign.host}/export/app:v1",
+    ).stdout
+    assert copied == raw(pair.a, pair.a_ecr, "export/app:v1")
+    assert password not in pair.a.log()
