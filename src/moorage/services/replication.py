@@ -216,12 +216,10 @@ class ReplicationService:
             }
             if push.tag is not None and push.tag_changed:
                 payload["tag"] = push.tag
-            await tx.enqueue_job(
-                REPLICATE_JOB,
-                payload,
-                push.at,
-                dedupe_key=_dedupe_key(payload),
-            )
+            # One job per push event, never deduplicated: a pending copy of an older push of
+            # the same digest and tag carries an older push time, and must not stand in for
+            # this one (its tag would lose to a copy in between).
+            await tx.enqueue_job(REPLICATE_JOB, payload, push.at)
 
     async def on_delete(self, tx: MetadataTransaction, deletion: Deletion) -> None:
         """The delete hook (``ImageService.add_delete_hook``): a job per destination of the
@@ -539,22 +537,6 @@ class _ReplicationTask:
             destination=Destination(str(destination["region"]), str(destination["registry_id"])),
             tag=None if payload.get("tag") is None else str(payload["tag"]),
         )
-
-
-def _dedupe_key(payload: Mapping[str, Any]) -> str:
-    destination = payload["destination"]
-    return ":".join(
-        (
-            REPLICATE_JOB,
-            payload["region"],
-            payload["registry_id"],
-            payload["repository"],
-            payload["digest"],
-            payload.get("tag") or "",
-            destination["region"],
-            destination["registry_id"],
-        )
-    )
 
 
 class _LocalTarget:
