@@ -110,7 +110,7 @@ def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Layout]:
     root = tmp_path_factory.mktemp("layouts")
     return {
         name: build_layout(root / name, file_size=8 * 1024, seed=seed)
-        for name, seed in (("first", 1), ("second", 2), ("third", 3))
+        for name, seed in (("first", 1), ("second", 2), ("third", 3), ("fourth", 4))
     }
 
 
@@ -371,3 +371,36 @@ def test_the_cli_says_where_a_cached_image_came_from(setup: Setup) -> None:
     assert tagged.startswith("sha256:" + hashlib.sha256(raw).hexdigest())
     assert f"cached from {setup.upstream.url}/library/app at " in tagged
     assert all("cached from" in line for line in lines)
+
+
+def test_the_platforms_no_client_pulled_are_fetched_in_the_background(
+    setup: Setup, layouts: dict[str, Layout], tmp_path: Path
+) -> None:
+    """As ECR imports the whole image: a pull of one platform leaves a cache-fill job that
+    fetches the others' blobs, so that they pull with the upstream stopped."""
+    push_upstream(setup.upstream, layouts["fourth"], "library/multi:v1")
+    setup.pull("hub/library/multi:v1", tmp_path / "one", all_images=False)
+    index = json.loads(setup.upstream_raw("library/multi:v1"))
+    layers = []
+    for child in index["manifests"]:
+        raw = setup.raw(f"hub/library/multi@{child['digest']}")
+        layers += [layer["digest"] for layer in json.loads(raw)["layers"]]
+    deadline = time.monotonic() + 30
+    while True:
+        answer = setup.ecr.batch_check_layer_availability(
+            repositoryName="hub/library/multi", layerDigests=layers
+        )
+        if {layer["layerAvailability"] for layer in answer["layers"]} == {"AVAILABLE"}:
+            break
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.2)
+    jobs = run_cli(
+        "jobs", "list", "--kind", "cache-fill", "--data-dir", str(setup.moorage.data_dir)
+    )
+    assert jobs.returncode == 0, jobs.stderr
+    assert "succeeded" in jobs.stdout, jobs.stdout
+    setup.upstream.stop()
+    try:
+        setup.pull("hub/library/multi:v1", tmp_path / "all")
+    finally:
+        setup.upstream.start()

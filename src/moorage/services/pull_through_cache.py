@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from moorage.clients.oci import BasicCredentials, OciRegistryClient
 from moorage.domain.creation_templates import AppliedFor
@@ -54,6 +55,7 @@ from moorage.domain.errors import (
     SecretNotFound,
     UpstreamUnavailable,
 )
+from moorage.domain.jobs import Job
 from moorage.domain.manifests import parse_manifest
 from moorage.domain.models import BlobRecord, ManifestRecord, Repository
 from moorage.domain.names import RepositoryName
@@ -82,6 +84,7 @@ from moorage.services.repositories import RepositoryService
 log = logging.getLogger("moorage.cache")
 
 DEFAULT_REFRESH_INTERVAL = timedelta(hours=24)
+FILL_JOB = "cache-fill"
 # How long a registry's rules are remembered between pulls: a pull of a name no rule owns
 # then costs no database read. A rule created here is seen at once (the memory is dropped).
 RULES_MEMORY_SECONDS = 2.0
@@ -374,7 +377,52 @@ class PullThroughCache:
         await self._store(registry_id, name, rule, reference, fetched)
         if reference.tag is not None:
             await self._checked(registry_id, name, reference.tag, fetched.digest)
+        async with self._metadata.transaction() as tx:
+            # The rest of the image (the blobs of platforms no client pulls) in the
+            # background, so that the cache holds the whole image, as ECR's import does.
+            await tx.enqueue_job(
+                FILL_JOB,
+                {
+                    "region": self._metadata.region,
+                    "registry_id": registry_id,
+                    "repository": name,
+                    "digest": str(fetched.digest),
+                },
+                self._clock(),
+                dedupe_key=f"{FILL_JOB}:{self._metadata.region}:{registry_id}:{name}:{fetched.digest}",
+            )
         return await self._images.get_manifest(registry_id, name, Reference(digest=fetched.digest))
+
+    async def handle_fill_job(self, job: Job, progress: Callable[..., Any]) -> None:
+        """Fetch every blob of an imported image (an index's children included) that the
+        store does not hold yet. Raises UpstreamUnavailable (the job retries later)."""
+        registry_id = str(job.payload["registry_id"])
+        name = str(job.payload["repository"])
+        rule = await self.rule_for(registry_id, name)
+        if rule is None:
+            return  # the rule is gone: nothing to fill from
+        digests = await self._missing_blobs(registry_id, name, Digest.parse(job.payload["digest"]))
+        for done, digest in enumerate(digests, start=1):
+            await self.fetch_blob(registry_id, name, rule, digest, None)
+            await progress({"blobs": len(digests), "fetched": done})
+
+    async def _missing_blobs(self, registry_id: str, name: str, digest: Digest) -> list[Digest]:
+        async with self._metadata.read() as tx:
+            repository = await tx.get_repository(registry_id, RepositoryName(name))
+            record = None if repository is None else await tx.get_manifest(repository.id, digest)
+            if repository is None or record is None:
+                return []
+            records = [record]
+            for child in parse_manifest(record.payload, record.media_type).manifests[:MAX_CHILDREN]:
+                found = await tx.get_manifest(repository.id, child.digest)
+                if found is not None:
+                    records.append(found)
+            wanted: dict[Digest, None] = {}
+            for each in records:
+                for descriptor in parse_manifest(each.payload, each.media_type).blob_references():
+                    wanted.setdefault(descriptor.digest)
+            linked = await tx.linked_blob_sizes(repository.id, wanted)
+        return [d for d in wanted if d not in linked]
 
     async def _store(
         self,
@@ -448,9 +496,18 @@ class PullThroughCache:
         nothing: serve it from the store). Raises UpstreamUnavailable, DigestMismatch (the
         bytes were not the blob's: nothing is kept), ManifestUnknown (gone upstream)."""
         async with self._single_flight((registry_id, "blob", str(digest))) as leader:
-            if not leader:
+            if not leader or await self._holds(registry_id, name, digest):
+                # Another request fetched it meanwhile, or a fetch that just ended did.
                 return None
             return await self._fetch_blob(registry_id, name, rule, digest, sink)
+
+    async def _holds(self, registry_id: str, name: str, digest: Digest) -> bool:
+        async with self._metadata.read() as tx:
+            repository = await tx.get_repository(registry_id, RepositoryName(name))
+            return (
+                repository is not None
+                and (await tx.get_linked_blob(repository.id, digest)) is not None
+            )
 
     async def _fetch_blob(
         self,

@@ -34,7 +34,7 @@ from sqlalchemy.engine import make_url
 
 from moorage.domain.jobs import Job
 from moorage.ports.clock import system_clock
-from moorage.services import backfill, lifecycle, replication, scanning
+from moorage.services import backfill, lifecycle, pull_through_cache, replication, scanning
 from moorage.services.gc import (
     DEFAULT_GRACE_PERIOD,
     DEFAULT_UPLOAD_GRACE_PERIOD,
@@ -81,6 +81,9 @@ def build_runner(registry: Registry) -> Runner:
     )
     runner.register(
         replication.REPLICATE_JOB, in_job_region(registry, lambda r: r.replication.handle_job)
+    )
+    runner.register(
+        pull_through_cache.FILL_JOB, in_job_region(registry, lambda r: r.cache.handle_fill_job)
     )
     runner.register(
         backfill.BACKFILL_JOB, in_job_region(registry, lambda r: r.backfills.handle_job)
