@@ -32,6 +32,9 @@ from moorage.domain.errors import InvalidParameter
 MAX_RULES = 10
 MAX_DESTINATIONS = 25
 MAX_FILTERS = 100
+# The header a copy to a peer deployment carries its source push time in (ISO 8601): the
+# replicator writes it, the peer's /v2/ reads it (protocols/oci/replicas.py).
+PUSHED_AT_HEADER = "X-Moorage-Replica-Pushed-At"
 
 
 class ReplicationStatus(StrEnum):

@@ -52,6 +52,7 @@ from moorage.domain.models import ManifestRecord, Repository
 from moorage.domain.names import RepositoryName, Tag
 from moorage.domain.replication import (
     EMPTY_CONFIGURATION,
+    PUSHED_AT_HEADER,
     Destination,
     FailureCode,
     ReplicationConfiguration,
@@ -84,8 +85,6 @@ from moorage.services.repositories import RepositoryService, require
 log = logging.getLogger("moorage.replication")
 
 T = TypeVar("T")
-# The source's push time of a copy sent to a peer (protocols/oci/replicas.py reads it).
-PUSHED_AT_HEADER = "X-Moorage-Replica-Pushed-At"
 
 REPLICATE_JOB = "replicate"
 REPLICATE_DELETE_JOB = "replicate-delete"

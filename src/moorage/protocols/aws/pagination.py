@@ -16,6 +16,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
+from typing import TypeVar
 
 from moorage.protocols.aws.errors import INVALID_PARAMETER, ApiError
 
@@ -51,3 +52,18 @@ def decode_token(scope: str, token: str | None) -> list[str] | None:
             "'Invalid pagination token'",
         ) from None
     return cursor
+
+
+T = TypeVar("T")
+
+
+def offset_page(
+    items: Sequence[T], scope: str, token: str | None, limit: int
+) -> tuple[Sequence[T], str | None]:
+    """One page of a listing read whole (a registry's rules, templates, secrets): the items
+    from the offset ``token`` carries, at most ``limit``, and the token of the next page
+    (None: the last). Raises ApiError InvalidParameterException for a token of another scope."""
+    cursor = decode_token(scope, token)
+    start = int(cursor[0]) if cursor and cursor[0].isdigit() else 0
+    end = start + limit
+    return items[start:end], encode_token(scope, [str(end)]) if end < len(items) else None

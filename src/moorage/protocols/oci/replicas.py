@@ -19,12 +19,11 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from moorage.domain.creation_templates import AppliedFor
+from moorage.domain.replication import PUSHED_AT_HEADER
 from moorage.iam.actions import Action
 from moorage.protocols.oci.auth import authorize
 from moorage.protocols.oci.context import principal, registry_id, repository_name, services
 from moorage.services.images import Replica
-
-PUSHED_AT_HEADER = "X-Moorage-Replica-Pushed-At"
 
 
 def replicating(request: web.Request) -> bool:

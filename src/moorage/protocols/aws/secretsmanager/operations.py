@@ -15,7 +15,7 @@ from typing import Any
 
 from moorage.protocols.aws.context import ApiContext
 from moorage.protocols.aws.operations import operation
-from moorage.protocols.aws.pagination import decode_token, encode_token
+from moorage.protocols.aws.pagination import offset_page
 from moorage.services.secrets import SecretDescription, SecretsService, SecretValue, StoredValue
 
 Context = ApiContext[SecretsService]
@@ -138,18 +138,17 @@ async def list_secrets(ctx: Context, params: dict[str, Any]) -> Mapping[str, Any
         sort_by=params.get("sort_by") or "created-date",
         descending=(params.get("sort_order") or "desc") == "desc",
     )
-    scope = f"ListSecrets/{ctx.principal.registry_id}/{ctx.region}"
-    cursor = decode_token(scope, params.get("next_token"))
-    start = int(cursor[0]) if cursor and cursor[0].isdigit() else 0
-    limit = params.get("max_results") or DEFAULT_PAGE
-    page = found[start : start + limit]
+    page, next_token = offset_page(
+        found,
+        f"ListSecrets/{ctx.principal.registry_id}/{ctx.region}",
+        params.get("next_token"),
+        params.get("max_results") or DEFAULT_PAGE,
+    )
     return {
         "secret_list": [
             _description_output(d, versions_key="secret_versions_to_stages") for d in page
         ],
-        "next_token": encode_token(scope, [str(start + limit)])
-        if start + limit < len(found)
-        else None,
+        "next_token": next_token,
     }
 
 

@@ -17,7 +17,7 @@ from moorage.domain.errors import TemplateNotFound
 from moorage.domain.models import TagMutability
 from moorage.protocols.aws.context import ApiContext
 from moorage.protocols.aws.operations import operation
-from moorage.protocols.aws.pagination import decode_token, encode_token
+from moorage.protocols.aws.pagination import offset_page
 
 if TYPE_CHECKING:  # app.py imports this module to mount it
     from moorage.app import Registry
@@ -99,16 +99,16 @@ async def describe_repository_creation_templates(
     templates = await ctx.services.creation_templates.describe(
         ctx.registry_id, params.get("prefixes")
     )
-    scope = f"DescribeRepositoryCreationTemplates/{ctx.registry_id}"
-    cursor = decode_token(scope, params.get("next_token"))
-    start = int(cursor[0]) if cursor and cursor[0].isdigit() else 0
-    limit = params.get("max_results") or DEFAULT_PAGE
-    page = templates[start : start + limit]
-    more = start + limit < len(templates)
+    page, next_token = offset_page(
+        templates,
+        f"DescribeRepositoryCreationTemplates/{ctx.registry_id}",
+        params.get("next_token"),
+        params.get("max_results") or DEFAULT_PAGE,
+    )
     return {
         "registry_id": ctx.registry_id,
         "repository_creation_templates": [template_output(t) for t in page],
-        "next_token": encode_token(scope, [str(start + limit)]) if more else None,
+        "next_token": next_token,
     }
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from moorage.domain.pull_through_cache import ROOT, CacheRule
 from moorage.protocols.aws.context import ApiContext
 from moorage.protocols.aws.operations import operation
-from moorage.protocols.aws.pagination import decode_token, encode_token
+from moorage.protocols.aws.pagination import offset_page
 
 if TYPE_CHECKING:  # app.py imports this module to mount it
     from moorage.app import Registry
@@ -62,17 +62,15 @@ async def describe_pull_through_cache_rules(
 ) -> Mapping[str, Any]:
     prefixes = params.get("ecr_repository_prefixes")
     rules = await ctx.services.cache_rules.describe(ctx.registry_id, prefixes)
-    scope = f"DescribePullThroughCacheRules/{ctx.registry_id}"
-    start = 0
-    cursor = decode_token(scope, params.get("next_token"))
-    if cursor:
-        start = int(cursor[0]) if cursor[0].isdigit() else 0
-    limit = params.get("max_results") or DEFAULT_PAGE
-    page = rules[start : start + limit]
-    more = start + limit < len(rules)
+    page, next_token = offset_page(
+        rules,
+        f"DescribePullThroughCacheRules/{ctx.registry_id}",
+        params.get("next_token"),
+        params.get("max_results") or DEFAULT_PAGE,
+    )
     return {
         "pull_through_cache_rules": [rule_output(ctx.registry_id, r) for r in page],
-        "next_token": encode_token(scope, [str(start + limit)]) if more else None,
+        "next_token": next_token,
     }
 
 
