@@ -494,8 +494,9 @@ class ImageService:
         reference = Reference(tag=valid_tag) if valid_tag else Reference(digest=computed)
         stored = await self.put_manifest(registry_id, name, reference, payload, media_type)
         if not stored.created and not stored.tag_changed:
+            tagged = f" and tag '{tag}'" if tag else ""
             raise ImageAlreadyExists(
-                f"Image with digest '{computed}' and tag '{tag or ''}' already exists in the "
+                f"Image with digest '{computed}'{tagged} already exists in the "
                 f"repository with name '{name}' in registry with id '{registry_id}'"
             )
         return stored

@@ -155,15 +155,26 @@ def test_put_image_again_retag_and_already_exists(ecr: Any) -> None:
     )
     assert code == "ImageAlreadyExistsException"
     assert digest in message
-    code, _ = aws_error(ecr.put_image, repositoryName=repository, imageManifest=manifest.decode())
+    code, message = aws_error(
+        ecr.put_image, repositoryName=repository, imageManifest=manifest.decode()
+    )
     assert code == "ImageAlreadyExistsException"
+    assert message == (
+        f"Image with digest '{digest}' already exists in the repository with name "
+        f"'{repository}' in registry with id '{ecr.describe_registry()['registryId']}'"
+    )
     # 6. same digest, a new tag: ECR's documented retag (BatchGetImage then PutImage)
     fetched = ecr.batch_get_image(repositoryName=repository, imageIds=[{"imageTag": "v1"}])
     text = fetched["images"][0]["imageManifest"]
     retagged = ecr.put_image(repositoryName=repository, imageManifest=text, imageTag="stable")
     assert retagged["image"]["imageId"] == {"imageDigest": digest, "imageTag": "stable"}
     details = ecr.describe_images(repositoryName=repository)["imageDetails"]
-    assert [(d["imageDigest"], d["imageTags"]) for d in details] == [(digest, ["stable", "v1"])]
+    # An image's tags come in the order they were put on it, not sorted.
+    assert [(d["imageDigest"], d["imageTags"]) for d in details] == [(digest, ["v1", "stable"])]
+    ecr.put_image(repositoryName=repository, imageManifest=text, imageTag="a-latest")
+    (detail,) = ecr.describe_images(repositoryName=repository)["imageDetails"]
+    assert detail["imageTags"] == ["v1", "stable", "a-latest"]
+    ecr.batch_delete_image(repositoryName=repository, imageIds=[{"imageTag": "a-latest"}])
     # 7. a mutable tag moves; the image it left keeps its other tags
     other, _ = image(ecr, repository, "retag-2", tag="v1")
     tags = {
@@ -457,7 +468,7 @@ def test_describe_images_details(ecr: Any) -> None:
     assert detail["registryId"] == ecr.describe_registry()["registryId"]
     assert detail["repositoryName"] == repository
     assert detail["imageDigest"] == digest
-    assert detail["imageTags"] == ["a-first", "z-last"]
+    assert detail["imageTags"] == ["z-last", "a-first"]  # in the order they were put on it
     # OPEN question 1, resolved: config + layers (the manifest's own bytes are not counted).
     assert detail["imageSizeInBytes"] == len(config) + len(layer)
     assert detail["imagePushedAt"] >= before

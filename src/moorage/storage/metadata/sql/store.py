@@ -1241,10 +1241,13 @@ class _SqlTransaction(
     ) -> dict[Digest, list[str]]:
         found: dict[Digest, list[str]] = {}
         for chunk in chunks({str(d) for d in digests}):
+            # An image's tags in the order they were pointed at it, oldest first: the order
+            # a client put them in, which is what ECR's users (and moto's tests) expect to
+            # read back; AWS documents none. Equal times fall back to the name.
             query = (
                 select(tags.c.manifest_digest, tags.c.name)
                 .where(tags.c.repository_id == repository_id, tags.c.manifest_digest.in_(chunk))
-                .order_by(tags.c.manifest_digest, tags.c.name)
+                .order_by(tags.c.manifest_digest, tags.c.updated_at, tags.c.name)
             )
             for row in await self._c.execute(query):
                 found.setdefault(stored_digest(row.manifest_digest), []).append(row.name)
@@ -1363,13 +1366,15 @@ class _SqlTransaction(
 
     async def tags_of(self, repository_id: int, digest: Digest) -> list[str]:
         query = (
-            select(tags.c.name)
+            select(tags.c.name, tags.c.updated_at)
             .where(tags.c.repository_id == repository_id)
             .where(tags.c.manifest_digest == str(digest))
         )
-        # Sorted here: an ORDER BY name lets SQLite, without statistics, walk the primary key
-        # (every tag of the repository) instead of the manifest_digest index.
-        return sorted(await self._c.scalars(query))
+        # In the order the tags were pointed at the image (see tags_by_manifest). Sorted
+        # here: an ORDER BY lets SQLite, without statistics, walk the primary key (every tag
+        # of the repository) instead of the manifest_digest index.
+        rows = sorted(await self._c.execute(query), key=lambda row: (row.updated_at, row.name))
+        return [row.name for row in rows]
 
     # -- upload sessions ----------------------------------------------------------------
 

@@ -75,7 +75,9 @@ async def start_image_scan(ctx: ApiContext[Registry], params: dict[str, Any]) ->
         "registry_id": ctx.registry_id,
         "repository_name": name,
         "image_id": {"image_digest": str(record.digest), "image_tag": image_id.tag},
-        "image_scan_status": image_scan_status(scan),
+        # A scan just started has no description yet: ECR's answer (the AWS CLI reference's
+        # start-image-scan example) is {"status": "IN_PROGRESS"} alone.
+        "image_scan_status": {"status": scan.status.value},
     }
 
 
