@@ -8,6 +8,7 @@ then the file. Failures print one line on stderr and exit non-zero.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import sys
 from collections.abc import Awaitable, Callable
@@ -306,6 +307,15 @@ def _with_registry(options: dict[str, Any], work: Callable[[Registry], Awaitable
 
     async def main_() -> None:
         registry = await open_registry(settings)
+        # An admin command acts on the data it is given: every region that holds
+        # repositories, whether or not this command line names it (--also-region is the
+        # server's business, for what requests may act in).
+        stored = await registry.regions_in_use()
+        unnamed = [region for region in stored if region not in settings.served_regions]
+        if unnamed:
+            await registry.close()
+            regions = (*settings.regions, *unnamed)
+            registry = await open_registry(dataclasses.replace(settings, regions=regions))
         try:
             await work(registry)
         finally:

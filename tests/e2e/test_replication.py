@@ -504,6 +504,75 @@ def layouts_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Layout, Layo
     )
 
 
+def test_a_lifecycle_expiry_is_replicated_as_a_delete(
+    deployment: Deployment, layouts_pair: tuple[Layout, Layout]
+) -> None:
+    # ECR's replication-delete page: with deleteReplication, images that a lifecycle policy
+    # expires at the source are deleted at the destinations too.
+    home = deployment.ecr(deployment.source)
+    europe = deployment.ecr(deployment.source, OTHER_REGION)
+    name = "expiring/app"
+    home.create_repository(repositoryName=name)
+    home.put_replication_configuration(
+        replicationConfiguration={
+            "rules": [
+                {
+                    "destinations": [{"region": OTHER_REGION, "registryId": SOURCE}],
+                    "repositoryFilters": [{"filter": name, "filterType": "PREFIX_MATCH"}],
+                    "deleteReplication": {"enabled": True},
+                }
+            ]
+        }
+    )
+    old, new = layouts_pair
+    push_as(deployment, deployment.source, old, f"{name}:old-1")
+    push_as(deployment, deployment.source, new, f"{name}:old-2")  # the newer one stays
+    for tag in ("old-1", "old-2"):
+        (status,) = wait_for_statuses(home, name, tag, 1)
+        assert status["status"] == "COMPLETE"
+    expiring = batch_get(home, name, "old-1")["imageId"]["imageDigest"]
+    kept = batch_get(home, name, "old-2")["imageId"]["imageDigest"]
+    home.put_lifecycle_policy(
+        repositoryName=name,
+        lifecyclePolicyText=json.dumps(
+            {
+                "rules": [
+                    {
+                        "rulePriority": 1,
+                        "selection": {
+                            "tagStatus": "tagged",
+                            "tagPrefixList": ["old-"],
+                            "countType": "imageCountMoreThan",
+                            "countNumber": 1,
+                        },
+                        "action": {"type": "expire"},
+                    }
+                ]
+            }
+        ),
+    )
+    result = run_cli(
+        "lifecycle",
+        "run",
+        "--repository",
+        name,
+        "--data-dir",
+        str(deployment.process.data_dir),
+        *deployment.database,
+    )
+    assert result.returncode == 0, result.stderr
+
+    def digests(ecr: Any) -> set[str]:
+        images = ecr.describe_images(repositoryName=name)["imageDetails"]
+        return {image["imageDigest"] for image in images}
+
+    assert expiring not in digests(home)
+    wait_until(lambda: expiring not in digests(europe))
+    assert kept in digests(europe)
+    assert image_tags(europe, name) == ["old-2"]
+    home.put_replication_configuration(replicationConfiguration={"rules": []})
+
+
 def test_the_cli_lists_where_an_image_was_replicated(deployment: Deployment) -> None:
     result = run_cli(
         "repo",

@@ -116,7 +116,13 @@ def lifecycle_run_job(registry: Registry) -> Handler:
 
     async def handle(job: Job, progress: JobProgress) -> None:
         for region in await registry.regions_in_use():
-            await registry.in_region(region).lifecycle.handle_run_job(job, progress)
+            regional = registry.serving(region)
+            if regional is None:
+                # Data of a region this deployment no longer serves: `moorage lifecycle run`
+                # still reaches it; the schedule must not fail every run over it.
+                log.warning("lifecycle: skipping region %s, which is not served", region)
+                continue
+            await regional.lifecycle.handle_run_job(job, progress)
 
     return handle
 
