@@ -13,7 +13,9 @@ from aiohttp import web
 from moorage.clients.oci import BasicCredentials, OciRegistryClient
 from moorage.config import Settings
 from moorage.domain.addresses import RegistryAddresses
+from moorage.domain.public import PUBLIC_API_REGION, PUBLIC_NAMESPACE
 from moorage.domain.replication import Destination
+from moorage.iam.actions import public_repository_arn
 from moorage.iam.download_tokens import DownloadTokens
 from moorage.iam.login_tokens import LoginTokens
 from moorage.iam.replica_tokens import LIFETIME as REPLICA_TOKEN_LIFETIME
@@ -40,7 +42,10 @@ from moorage.protocols.aws.ecr.operations import (
     scanning_configuration as scanning_configuration_operations,
 )
 from moorage.protocols.aws.ecr.operations import scans as scan_operations
+from moorage.protocols.aws.ecr_public import errors as public_errors
+from moorage.protocols.aws.ecr_public import operations as public_operations
 from moorage.protocols.aws.operations import OperationTable
+from moorage.protocols.aws.resources import ECR_PUBLIC
 from moorage.protocols.aws.secretsmanager import errors as secret_errors
 from moorage.protocols.aws.secretsmanager import operations as secret_operations
 from moorage.protocols.connections import REFUSAL_THROTTLE, RefusalThrottle
@@ -61,6 +66,7 @@ from moorage.services.identities import IdentityService
 from moorage.services.image_scanner import ImageScanner
 from moorage.services.images import ImageService
 from moorage.services.lifecycle import LifecycleService
+from moorage.services.public import PublicRegistryService, PublicSite
 from moorage.services.pull_through_cache import CacheRuleService, PullThroughCache
 from moorage.services.registry import RegistryService
 from moorage.services.replication import LocalSite, RemoteSite, ReplicationService
@@ -141,6 +147,30 @@ class _Sites:
         return None if regional is None else regional.replica_site()
 
 
+def _wire_public(
+    settings: Settings, metadata: MetadataStore, blob_store: BlobStore, shared: _Shared
+) -> PublicSite:
+    clock = system_clock
+    repositories = RepositoryService(metadata, clock)
+    authorizer = PolicyAuthorizer(
+        StoredPolicies(shared.identities, RegistryService(metadata, clock)),
+        clock,
+        PUBLIC_API_REGION,
+        repository_arn=public_repository_arn,
+    )
+    return PublicSite(
+        metadata=metadata,
+        repositories=repositories,
+        images=ImageService(metadata, repositories, clock, fixture_images=settings.fixture_images),
+        uploads=UploadService(metadata, blob_store, repositories, clock, slots=shared.write_slots),
+        blobs=BlobService(metadata, blob_store),
+        catalog=PublicRegistryService(metadata, repositories, clock),
+        authorizer=authorizer,
+        login_tokens=shared.login_tokens,
+        public_host=settings.public_host,
+    )
+
+
 @dataclass(frozen=True)
 class _Shared:
     """What every region's services share: keys, the upload slots (one budget per process),
@@ -156,6 +186,8 @@ class _Shared:
     api_authenticator: ApiAuthenticator
     # The same keys, for requests signed for Secrets Manager (signing name secretsmanager).
     secrets_authenticator: ApiAuthenticator
+    # ... and for ECR Public (signing name ecr-public; a global service: any region).
+    public_authenticator: ApiAuthenticator
     sites: _Sites
     peers: _Peers
 
@@ -198,6 +230,7 @@ class Registry:
     # The registry of the deployment's region, and the others it built (they refer back).
     _home: Registry | None = field(default=None, repr=False, compare=False)
     _regions: dict[str, Registry] = field(default_factory=dict, repr=False, compare=False)
+    _public: PublicSite | None = field(default=None, repr=False, compare=False)
 
     @property
     def region(self) -> str:
@@ -226,6 +259,19 @@ class Registry:
         home._regions[region] = found
         return found
 
+    @property
+    def public(self) -> PublicSite:
+        """The accounts' public registries (ECR Public), built on first use."""
+        home = self._home or self
+        if home._public is None:
+            home._public = _wire_public(
+                home.settings,
+                home._shared.root_metadata.in_region(PUBLIC_NAMESPACE),
+                home.blob_store,
+                home._shared,
+            )
+        return home._public
+
     def replica_site(self) -> LocalSite:
         """This registry as a replication destination."""
         return LocalSite(
@@ -253,6 +299,8 @@ class Registry:
         for regional in self.regions_served():
             await regional.images.close()
             await regional.cache.close()
+        if self._public is not None:
+            await self._public.images.close()
         await self.blob_store.close()
         await self._shared.root_metadata.close()
 
@@ -289,10 +337,11 @@ def wire(
     registry_authenticator: Authenticator
     api_authenticator: ApiAuthenticator
     secrets_authenticator: ApiAuthenticator
+    public_authenticator: ApiAuthenticator
     if settings.emulator:
         registry_authenticator = EmulatorAuthenticator(settings.emulator_registry_id)
         api_authenticator = EmulatorApiAuthenticator(settings.emulator_registry_id)
-        secrets_authenticator = api_authenticator
+        secrets_authenticator = public_authenticator = api_authenticator
     else:
         registry_authenticator = RegistryAuthenticator(
             metadata,
@@ -311,6 +360,9 @@ def wire(
             )
             for service in ("ecr", "secretsmanager")
         )
+        public_authenticator = ApiKeyAuthenticator(
+            metadata, keys.access_key_secrets, clock, regions=None, service="ecr-public"
+        )
     write_slots = WriteSlots(
         WriteLimits(
             total=settings.max_concurrent_uploads,
@@ -327,6 +379,7 @@ def wire(
         registry_authenticator,
         api_authenticator,
         secrets_authenticator,
+        public_authenticator,
         _Sites(),
         _Peers(settings, ReplicaTokenSigner(keys.replication_seed)),
     )
@@ -509,6 +562,19 @@ def build_web_app(
         ),
         errors=secret_errors.DOMAIN_ERRORS,
         handlers_authorize=True,
+    )
+    public = registry.public
+    aws_api.mount(
+        app,
+        operations=OperationTable[PublicSite].from_modules(public_operations, service="ecr-public"),
+        authenticator=registry._shared.public_authenticator,
+        authorizer=authorizer if custom else public.authorizer,
+        services=public,
+        region=PUBLIC_API_REGION,
+        errors=public_errors.DOMAIN_ERRORS,
+        naming=ECR_PUBLIC,
+        unsupported_code=public_errors.UNSUPPORTED_COMMAND,
+        registry_of=lambda site, id_or_alias: site.catalog.registry_of(id_or_alias),
     )
     downloads.mount(app, registry.layer_downloads)
     if registry.settings.emulator:

@@ -60,6 +60,10 @@ class Settings:
     # Default: the address the server listens on. With {registry_id}, the Host header of a
     # /v2/ request selects the account, so several accounts share one server.
     registry_host: str | None = None  # MOORAGE_REGISTRY_HOST
+    # The host[:port] of public images' addresses (ECR Public's public.ecr.aws): the
+    # repositoryUri of a public repository is <public_host>/<alias>/<name>. Default: the
+    # host the client reached the API at.
+    public_host: str | None = None  # MOORAGE_PUBLIC_HOST
     # Key that encrypts access-key secrets at rest and signs login tokens: 32 bytes, urlsafe
     # base64. Default: read from data_dir/master.key, which the first start creates (0600).
     master_key: str | None = field(default=None, repr=False)  # MOORAGE_MASTER_KEY

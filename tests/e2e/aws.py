@@ -86,6 +86,7 @@ def aws_env(endpoint: str, credentials: Credentials, home: Path) -> dict[str, st
         **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
         **exported,
         "AWS_ENDPOINT_URL_ECR": endpoint,
+        "AWS_ENDPOINT_URL_ECR_PUBLIC": endpoint,
         "AWS_CONFIG_FILE": str(home / "aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(home / "aws-credentials"),
         "AWS_MAX_ATTEMPTS": "1",

@@ -96,7 +96,11 @@ Services raise these; each protocol maps them to its own wire error in one table
     ├── ReplicationBackfillNotFound
     ├── ReplicationBackfillInProgress   one runs already to the destination's region
     ├── ReplicationBackfillInvalidStatus  a stop of one that is not running
-    └── ReplicationBackfillLimitExceeded  ten run already in the registry
+    ├── ReplicationBackfillLimitExceeded  ten run already in the registry
+    │
+    │   ECR Public
+    ├── PublicRegistryNotFound   a registry id or alias that names no public registry
+    └── CatalogDataNotFound      a public repository that has no catalog data
 """
 
 from __future__ import annotations
@@ -440,4 +444,15 @@ class ReplicationBackfillInvalidStatus(RegistryError):
 
 
 class ReplicationBackfillLimitExceeded(RegistryError):
+    pass
+
+
+# -- ECR Public -------------------------------------------------------------------------------
+
+
+class PublicRegistryNotFound(RegistryError):
+    pass
+
+
+class CatalogDataNotFound(RegistryError):
     pass

@@ -76,6 +76,15 @@ def repository_arn(region: str, registry_id: str, name: str, partition: str = PA
     return f"arn:{partition}:ecr:{region}:{registry_id}:repository/{name}"
 
 
+def public_repository_arn(registry_id: str, name: str, partition: str = PARTITION) -> str:
+    """ECR Public's ``arn:<partition>:ecr-public::<account>:repository/<name>`` (no region)."""
+    return f"arn:{partition}:ecr-public::{registry_id}:repository/{name}"
+
+
+def public_registry_arn(registry_id: str, partition: str = PARTITION) -> str:
+    return f"arn:{partition}:ecr-public::{registry_id}:registry/{registry_id}"
+
+
 # Names the AWS-managed key of each (account, region): a UUID derived from them, so that it
 # is the same in every answer and on every node.
 _MANAGED_KEY_NAMESPACE = uuid.UUID("8f0c5d3e-6a43-4f5e-9b1e-2f3c4d5e6a7b")

@@ -48,6 +48,7 @@ from moorage.ports.identities import IdentityRecords
 from moorage.ports.integrity import IntegrityRecords
 from moorage.ports.jobs import JobRecords
 from moorage.ports.lifecycle import LifecycleRecords
+from moorage.ports.public import PublicRecords
 from moorage.ports.replication import BackfillRecords, ReplicationRecords
 from moorage.ports.scans import ScanRecords
 from moorage.ports.secrets import SecretRecords
@@ -73,6 +74,7 @@ class MetadataTransaction(
     JobRecords,
     LifecycleRecords,
     ReplicationRecords,
+    PublicRecords,
     ScanRecords,
     SecretRecords,
     TemplateRecords,

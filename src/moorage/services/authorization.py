@@ -17,13 +17,14 @@ needs one allow (identity or resource policy), another account needs both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Protocol
 
 from moorage.domain.errors import AccessDenied, Unauthenticated
-from moorage.iam.actions import PARTITION, repository_arn
+from moorage.iam.actions import PARTITION
+from moorage.iam.actions import repository_arn as repository_arn_of
 from moorage.iam.policy import (
     AuthorizationRequest,
     Decision,
@@ -84,10 +85,22 @@ def is_account_root(principal: Principal) -> bool:
 class PolicyAuthorizer:
     """An :class:`~moorage.ports.access.Authorizer` backed by the IAM policy engine."""
 
-    def __init__(self, policies: PolicySource, clock: Clock, region: str) -> None:
+    def __init__(
+        self,
+        policies: PolicySource,
+        clock: Clock,
+        region: str,
+        *,
+        repository_arn: Callable[[str, str], str] | None = None,
+    ) -> None:
+        """``repository_arn(registry_id, name)``: the ARN policies name a repository by
+        (ECR's regional ARN by default; ECR Public's has no region)."""
         self._policies = policies
         self._clock = clock
         self._region = region
+        self._repository_arn = repository_arn or (
+            lambda registry_id, name: repository_arn_of(region, registry_id, name, PARTITION)
+        )
 
     async def authorize(self, request: AccessRequest) -> None:
         """Return when allowed. Raises Unauthenticated for an anonymous caller and
@@ -172,7 +185,7 @@ class PolicyAuthorizer:
     def _resource(self, registry_id: str, repository: str | None) -> str:
         if repository is None:
             return "*"
-        return repository_arn(self._region, registry_id, repository, PARTITION)
+        return self._repository_arn(registry_id, repository)
 
     def _request_context(self, request: AccessRequest) -> dict[str, str | list[str]]:
         """The condition keys of the request, but for the resource's tags."""

@@ -9,7 +9,7 @@ any target it does not know: ``UnknownOperationException``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -23,8 +23,9 @@ from moorage.protocols.aws.dispatch import (
     Dispatcher,
 )
 from moorage.protocols.aws.ecr.errors import DOMAIN_ERRORS
-from moorage.protocols.aws.errors import ErrorTable
+from moorage.protocols.aws.errors import UNSUPPORTED_OPERATION, ErrorTable
 from moorage.protocols.aws.operations import OperationTable
+from moorage.protocols.aws.resources import ECR, ResourceNaming
 
 S = TypeVar("S")
 
@@ -67,6 +68,9 @@ def mount(
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     errors: ErrorTable | None = None,
     handlers_authorize: bool = False,
+    naming: ResourceNaming = ECR,
+    unsupported_code: str = UNSUPPORTED_OPERATION,
+    registry_of: Callable[[S, str], Awaitable[str]] | None = None,
 ) -> Dispatcher[S]:
     """Serve the service of ``operations`` on ``POST /`` (the route is added with the first
     service), and return its dispatcher.
@@ -74,7 +78,8 @@ def mount(
     ``services`` is handed to each operation as ``ctx.services``; ``in_region`` gives
     another region's services and authorizer, for requests signed for it; ``errors`` is the
     service's table of domain exceptions (ECR's by default); ``handlers_authorize``: the
-    operations authorize their own resources (see ``Dispatcher``). The route needs no middleware:
+    operations authorize their own resources; ``naming``, ``unsupported_code`` and
+    ``registry_of``: see ``Dispatcher``. The route needs no middleware:
     the dispatcher answers every failure itself, in AWS's error format.
     """
     endpoint = app.get(ENDPOINT)
@@ -92,6 +97,9 @@ def mount(
         in_region=in_region,
         max_body_size=max_body_size,
         unverified_budget=endpoint.unverified_budget,
+        naming=naming,
+        unsupported_code=unsupported_code,
+        registry_of=registry_of,
     )
     endpoint.add(dispatcher)
     return dispatcher

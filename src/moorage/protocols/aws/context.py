@@ -7,49 +7,25 @@ does: ``User: <principal arn> is not authorized to perform: ecr:<Action> on reso
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from moorage.domain.errors import AccessDenied
-from moorage.iam.actions import PARTITION, Action, repository_arn
+from moorage.iam.actions import Action
 from moorage.ports.access import AccessRequest, Authorizer, Credentials, Principal
-from moorage.protocols.aws.errors import ACCESS_DENIED, INVALID_PARAMETER, ApiError
+from moorage.protocols.aws.errors import ACCESS_DENIED, ApiError
+from moorage.protocols.aws.resources import ECR, RepositoryArn, ResourceNaming
 
-S = TypeVar("S")
-
-# arn:<partition>:ecr:<region>:<account>:repository/<name>; the name is checked by whoever
-# looks it up, like a repositoryName member.
-_REPOSITORY_ARN = re.compile(
-    r"arn:(?P<partition>aws[a-z-]*):ecr:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
-    r"repository/(?P<name>[^\s]+)",
-    re.ASCII,
-)
-
-
-@dataclass(frozen=True, slots=True)
-class RepositoryArn:
-    partition: str
-    region: str
-    registry_id: str
-    name: str
+__all__ = ["ApiContext", "RepositoryArn", "parse_repository_arn"]
 
 
 def parse_repository_arn(arn: str, *, region: str, path: str = "resourceArn") -> RepositoryArn:
-    """Split a repository ARN; raise ``InvalidParameterException`` if it is not one of ours.
+    """An ECR repository ARN split (``ResourceNaming.parse_repository_arn``)."""
+    return ECR.parse_repository_arn(arn, region=region, path=path)
 
-    An ARN of another partition or region names a repository this registry cannot hold, so it
-    is refused the same way as a malformed one. ``path`` is the member named in the message.
-    """
-    match = _REPOSITORY_ARN.fullmatch(arn)
-    if match is None or match["partition"] != PARTITION or match["region"] != region:
-        # ECR's own words, whatever is wrong with it.
-        raise ApiError(
-            INVALID_PARAMETER,
-            f"Invalid parameter at '{path}' failed to satisfy constraint: 'Invalid ARN'",
-        )
-    return RepositoryArn(match["partition"], match["region"], match["account"], match["name"])
+
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -79,9 +55,11 @@ class ApiContext(Generic[S]):
     # The actions authorized so far, in order: a service whose handlers authorize their own
     # resources (Secrets Manager) must have asked at least once (the dispatcher checks).
     checks: list[str] = field(default_factory=list, compare=False)
+    # The service's actions and ARNs (ECR's, or ECR Public's).
+    naming: ResourceNaming = ECR
 
     def repository_arn(self, name: str) -> str:
-        return repository_arn(self.region, self.registry_id, name)
+        return self.naming.repository_arn(self.region, self.registry_id, name)
 
     async def authorize(
         self,

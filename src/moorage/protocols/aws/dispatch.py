@@ -38,7 +38,7 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, NoReturn, ParamSpec, TypeVar
@@ -46,12 +46,11 @@ from typing import Any, Generic, NoReturn, ParamSpec, TypeVar
 from aiohttp import ClientConnectionError, web
 
 from moorage.domain.errors import RegistryError
-from moorage.iam.actions import REGISTRY_OPERATIONS, action_of_operation
 from moorage.iam.sigv4 import INVALID_SIGNATURE, SignatureError, SignedRequest, signed_region
 from moorage.ports.access import AuthenticationFailed, Authorizer, Principal
 from moorage.protocols.aws import shapes
 from moorage.protocols.aws.auth import ApiAuthenticator, PreBodyScreen, signed_request
-from moorage.protocols.aws.context import ApiContext, parse_repository_arn
+from moorage.protocols.aws.context import ApiContext
 from moorage.protocols.aws.errors import (
     REQUEST_TOO_LARGE,
     SERIALIZATION_EXCEPTION,
@@ -64,6 +63,7 @@ from moorage.protocols.aws.errors import (
     server_error,
 )
 from moorage.protocols.aws.operations import OperationTable
+from moorage.protocols.aws.resources import ECR, ResourceNaming
 from moorage.protocols.aws.responses import error_response, json_response
 from moorage.protocols.connections import discard_unread_body, pause_after_refusal
 
@@ -113,6 +113,14 @@ class Dispatcher(Generic[S]):
     unverified_budget: ByteBudget = field(
         default_factory=lambda: ByteBudget(DEFAULT_UNVERIFIED_BUDGET)
     )
+    # The service's actions and repository ARNs (ECR's, or ECR Public's).
+    naming: ResourceNaming = ECR
+    # The error of an operation of the model with no handler yet (ECR's model has no error
+    # for it; ECR Public's has UnsupportedCommandException).
+    unsupported_code: str = UNSUPPORTED_OPERATION
+    # The registry id a ``registryId`` input names when it is not an account id (ECR
+    # Public takes a registry alias there); raises the service's error when none.
+    registry_of: Callable[[S, str], Awaitable[str]] | None = None
 
     @property
     def service(self) -> str:
@@ -168,14 +176,14 @@ class Dispatcher(Generic[S]):
         handler = self.operations.get(operation)
         if handler is None:
             raise ApiError(
-                UNSUPPORTED_OPERATION,
+                self.unsupported_code,
                 f"The operation {operation} is not supported by this registry yet.",
             )
         model = shapes.operation_model(operation, self.service)
         if model is None:  # the table only holds the service's operations; a bug if it happens
             raise RuntimeError(f"{operation} has a handler but no model")
         params = await _off_loop(body, shapes.deserialize_input, model, document)
-        ctx = self._context(request, operation, request_id, principal, params, signed)
+        ctx = await self._context(request, operation, request_id, principal, params, signed)
         if not self.handlers_authorize:
             await _authorize_operation(ctx, params)
         result = await handler(ctx, params)
@@ -197,7 +205,7 @@ class Dispatcher(Generic[S]):
             await pause_after_refusal(request)
             raise ApiError(failure.code, failure.message) from None
 
-    def _context(
+    async def _context(
         self,
         request: web.Request,
         operation: str,
@@ -208,10 +216,12 @@ class Dispatcher(Generic[S]):
     ) -> ApiContext[S]:
         region, services, authorizer = self._region_of(signed)
         registry_id: str = params.get("registry_id") or principal.registry_id
+        if self.registry_of is not None and not registry_id.isdigit():
+            registry_id = await self.registry_of(services, registry_id)
         repository: str | None = params.get("repository_name")
         resource_arn: str | None = params.get("resource_arn")
         if repository is None and resource_arn is not None:
-            arn = parse_repository_arn(resource_arn, region=region)
+            arn = self.naming.parse_repository_arn(resource_arn, region=region)
             registry_id, repository = arn.registry_id, arn.name
         return ApiContext(
             operation=operation,
@@ -226,6 +236,7 @@ class Dispatcher(Generic[S]):
             repository=repository,
             host=request.host,
             scheme=request.scheme,
+            naming=self.naming,
         )
 
     def _region_of(self, signed: SignedRequest) -> tuple[str, S, Authorizer]:
@@ -270,13 +281,13 @@ def _tag_conditions(
 
 
 async def _authorize_operation(ctx: ApiContext[Any], params: dict[str, Any]) -> None:
-    action = action_of_operation(ctx.operation)
+    action = ctx.naming.action_of(ctx.operation)
     if ctx.repository is not None:
         request_tags, tag_keys = _tag_conditions(ctx.operation, params)
         await ctx.authorize(action, ctx.repository, request_tags=request_tags, tag_keys=tag_keys)
         return
     names = params.get("repository_names")
-    if ctx.operation not in REGISTRY_OPERATIONS and names:
+    if ctx.operation not in ctx.naming.registry_operations and names:
         # DescribeRepositories(repositoryNames=[...]) is allowed by a policy on those
         # repositories alone, as on AWS; without names it is a question about the registry.
         for name in names:

@@ -72,6 +72,7 @@ from moorage.domain.models import (
     TagRecord,
     UploadSession,
 )
+from moorage.domain.public import PUBLIC_NAMESPACE
 from moorage.domain.regions import DEFAULT_REGION
 from moorage.domain.scanning_configuration import (
     RegistryScanningConfiguration,
@@ -93,6 +94,7 @@ from moorage.storage.metadata.sql.identities import SqlIdentityRecords
 from moorage.storage.metadata.sql.integrity import SqlIntegrityRecords
 from moorage.storage.metadata.sql.jobs import SqlJobRecords
 from moorage.storage.metadata.sql.lifecycle import SqlLifecycleRecords
+from moorage.storage.metadata.sql.public import SqlPublicRecords
 from moorage.storage.metadata.sql.replication import SqlBackfillRecords, SqlReplicationRecords
 from moorage.storage.metadata.sql.rows import after_key, chunks, repository_of, stored_digest
 from moorage.storage.metadata.sql.scans import SqlScanRecords
@@ -426,6 +428,7 @@ class _SqlTransaction(
     SqlIntegrityRecords,
     SqlJobRecords,
     SqlLifecycleRecords,
+    SqlPublicRecords,
     SqlReplicationRecords,
     SqlScanRecords,
     SqlSecretRecords,
@@ -490,7 +493,13 @@ class _SqlTransaction(
         return None if row is None else repository_of(row)
 
     async def regions_in_use(self) -> list[str]:
-        query = select(repositories.c.region).distinct().order_by(repositories.c.region)
+        # The public registries' namespace is not a region (domain/public.py).
+        query = (
+            select(repositories.c.region)
+            .where(repositories.c.region != PUBLIC_NAMESPACE)
+            .distinct()
+            .order_by(repositories.c.region)
+        )
         return list(await self._c.scalars(query))
 
     async def list_repositories(

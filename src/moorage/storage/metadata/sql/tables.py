@@ -27,6 +27,8 @@ the migrated database with ``metadata`` so that the two never drift.
     replication_configurations  (registry_id, region) PK (see "replication")
     replication_backfills  id PK; its results (see "replication backfills")
     pull_through_cache_rules, repository_creation_templates  (registry_id, region, prefix) PK
+    public_registries      registry_id PK; alias unique (see "ECR Public")
+    public_catalog_data    repository_id PK -> repositories (a public repository's)
     secrets                id PK; (registry_id, region, name) unique (see "Secrets Manager")
      ├── secret_versions   (secret_id, version_id) PK; the value encrypted, never clear text
      └── secret_tags       (secret_id, key) PK
@@ -925,4 +927,49 @@ advisory_packages = Table(
     PrimaryKeyConstraint("ecosystem", "name", "advisory_id"),
     # Replacing or deleting an advisory finds its rows (and PostgreSQL's cascade needs it).
     Index(None, "advisory_id"),
+)
+
+
+# -- ECR Public -------------------------------------------------------------------------------
+# Public repositories are rows of ``repositories`` in the namespace ``region = 'public'``
+# (domain/public.py says why), with all that they own; these tables add what only ECR
+# Public has:
+#   public_registries      registry_id PK: the account's public registry, made with its first
+#                          public repository; alias unique across the deployment (it is the
+#                          first segment of every public image address); display name,
+#                          description and logo (PutRegistryCatalogData)
+#   public_catalog_data    repository_id PK: a public repository's catalog data; the lists
+#                          are JSON arrays, the logo a PNG's bytes
+ALIAS_LENGTH = 50
+
+public_registries = Table(
+    "public_registries",
+    metadata,
+    Column("registry_id", String(REGISTRY_ID_LENGTH), primary_key=True),
+    Column("alias", binary_string(ALIAS_LENGTH), nullable=False),
+    Column("display_name", String(100), nullable=False, server_default=""),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("logo", LargeBinary, nullable=True),
+    Column("verified", Boolean, nullable=False, server_default=false()),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("alias"),
+)
+
+public_catalog_data = Table(
+    "public_catalog_data",
+    metadata,
+    Column(
+        "repository_id",
+        Integer,
+        ForeignKey("repositories.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("architectures", JSON, nullable=False),
+    Column("operating_systems", JSON, nullable=False),
+    Column("categories", JSON, nullable=False),
+    Column("about_text", Text, nullable=False, server_default=""),
+    Column("usage_text", Text, nullable=False, server_default=""),
+    Column("logo", LargeBinary, nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
 )

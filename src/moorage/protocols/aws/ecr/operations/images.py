@@ -59,7 +59,7 @@ async def batch_get_image(ctx: ApiContext[Registry], params: dict[str, Any]) -> 
     result = await ctx.services.images.batch_get(
         ctx.registry_id,
         name,
-        _image_ids(params["image_ids"]),
+        image_ids_of(params["image_ids"]),
         params.get("accepted_media_types"),
     )
     return {
@@ -82,7 +82,7 @@ async def batch_delete_image(
     ctx: ApiContext[Registry], params: dict[str, Any]
 ) -> Mapping[str, Any]:
     result = await ctx.services.images.batch_delete(
-        ctx.registry_id, params["repository_name"], _image_ids(params["image_ids"])
+        ctx.registry_id, params["repository_name"], image_ids_of(params["image_ids"])
     )
     return {
         "image_ids": [_image_id(deleted) for deleted in result.deleted],
@@ -128,7 +128,7 @@ async def describe_images(ctx: ApiContext[Registry], params: dict[str, Any]) -> 
     page = await ctx.services.images.describe(
         ctx.registry_id,
         name,
-        image_ids=None if named is None else _image_ids(named),
+        image_ids=None if named is None else image_ids_of(named),
         tag_status=TagStatus(filters.get("tag_status", TagStatus.ANY)),
         after=after,
         limit=limit,
@@ -168,7 +168,7 @@ async def list_image_referrers(
 # -- presentation ------------------------------------------------------------------------------
 
 
-def _image_ids(raw: Sequence[Mapping[str, str]]) -> list[ImageId]:
+def image_ids_of(raw: Sequence[Mapping[str, str]]) -> list[ImageId]:
     return [ImageId(item.get("image_digest"), item.get("image_tag")) for item in raw]
 
 
