@@ -51,6 +51,12 @@ from moorage.protocols.aws.secretsmanager import operations as secret_operations
 from moorage.protocols.connections import REFUSAL_THROTTLE, RefusalThrottle
 from moorage.protocols.oci import app as oci
 from moorage.protocols.oci.context import OciServices
+from moorage.protocols.oci.public_address import (
+    PublicAddressAuthenticator,
+    PublicAddressAuthorizer,
+    PublicNames,
+    PullRates,
+)
 from moorage.services.access import EmulatorAuthenticator
 from moorage.services.authentication import (
     ApiKeyAuthenticator,
@@ -596,6 +602,40 @@ def _regional_secrets(
 ) -> tuple[SecretsService, Authorizer] | None:
     regional = registry.serving(region)
     return None if regional is None else (regional.secrets, authorizer or regional.authorizer)
+
+
+def build_public_app(registry: Registry) -> web.Application:
+    """The public address's application (``protocols/oci/public_address.py``): ``/v2/``
+    over the public registries alone, with anonymous pulls at the configured rates, its
+    token endpoint, and ``/healthz``."""
+    settings = registry.settings
+    public = registry.public
+    app = web.Application(middlewares=list(oci.MIDDLEWARES))
+    app[REGISTRY] = registry
+    app[REFUSAL_THROTTLE] = RefusalThrottle(
+        burst=settings.refusal_burst, rate=settings.refusal_rate
+    )
+    rates = PullRates(
+        anonymous_rate=settings.public_pull_rate,
+        anonymous_burst=settings.public_pull_burst,
+        authenticated_rate=settings.public_authenticated_pull_rate,
+        authenticated_burst=settings.public_authenticated_pull_burst,
+    )
+    oci.mount(
+        app,
+        OciServices(
+            repositories=public.repositories,
+            images=public.images,
+            blobs=public.blobs,
+            uploads=public.uploads,
+            authenticator=PublicAddressAuthenticator(registry.registry_authenticator),
+            authorizer=PublicAddressAuthorizer(public.authorizer, rates),
+            path_names=PublicNames(public.catalog),
+            anonymous_tokens=True,
+        ),
+    )
+    app.router.add_get("/healthz", healthz)
+    return app
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -164,6 +164,23 @@ def main() -> None:
     metavar="SECONDS",
     help="Seconds a pull-through cache serves a tag before checking its upstream [86400].",
 )
+@click.option(
+    "--public-port",
+    type=click.IntRange(0, 65535),
+    help="Serve the public address (anonymous pulls of public repositories, "
+    "<host>:<port>/<alias>/<repository>) on this port [not served].",
+)
+@click.option(
+    "--public-host",
+    metavar="HOST[:PORT]",
+    help="The public address in public repository URIs [the host the client used].",
+)
+@click.option(
+    "--public-pull-rate",
+    type=click.FloatRange(min=0),
+    metavar="PER_SECOND",
+    help="Anonymous pulls a second per client address at the public address; 0: no limit [1].",
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(**options: Any) -> None:
     """Run the registry."""

@@ -64,6 +64,16 @@ class Settings:
     # repositoryUri of a public repository is <public_host>/<alias>/<name>. Default: the
     # host the client reached the API at.
     public_host: str | None = None  # MOORAGE_PUBLIC_HOST
+    # The port of the public address (anonymous pulls of public images, /v2/<alias>/<repo>;
+    # protocols/oci/public_address.py), on the same host as port. None: not served.
+    public_port: int | None = None  # MOORAGE_PUBLIC_PORT
+    # Pulls (manifest reads) a second, and the burst allowed above that, at the public
+    # address: anonymous ones per client address (ECR Public: 1 a second), logged-in ones
+    # per account (ECR Public: 10). A rate of 0 turns the limit off.
+    public_pull_rate: float = 1.0  # MOORAGE_PUBLIC_PULL_RATE
+    public_pull_burst: float = 10.0  # MOORAGE_PUBLIC_PULL_BURST
+    public_authenticated_pull_rate: float = 10.0  # MOORAGE_PUBLIC_AUTHENTICATED_PULL_RATE
+    public_authenticated_pull_burst: float = 100.0  # MOORAGE_PUBLIC_AUTHENTICATED_PULL_BURST
     # Key that encrypts access-key secrets at rest and signs login tokens: 32 bytes, urlsafe
     # base64. Default: read from data_dir/master.key, which the first start creates (0600).
     master_key: str | None = field(default=None, repr=False)  # MOORAGE_MASTER_KEY
@@ -167,6 +177,18 @@ class Settings:
             )
         if not 0 <= self.port <= 65535:
             raise ConfigError("port must be between 0 and 65535")
+        if self.public_port is not None and not 0 <= self.public_port <= 65535:
+            raise ConfigError("public_port must be between 0 and 65535")
+        if self.public_port is not None and self.public_port == self.port != 0:
+            raise ConfigError("public_port must differ from port")
+        for key in (
+            "public_pull_rate",
+            "public_pull_burst",
+            "public_authenticated_pull_rate",
+            "public_authenticated_pull_burst",
+        ):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key} must be 0 or more")
         for key in (
             "max_concurrent_uploads",
             "max_uploads_per_account",
@@ -252,6 +274,11 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 _TYPES: dict[str, type] = {
     "port": int,
+    "public_port": int,
+    "public_pull_rate": float,
+    "public_pull_burst": float,
+    "public_authenticated_pull_rate": float,
+    "public_authenticated_pull_burst": float,
     "max_concurrent_uploads": int,
     "max_uploads_per_account": int,
     "max_uploads_per_client": int,

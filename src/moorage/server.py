@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from moorage.app import build_web_app, open_registry
+from moorage.app import Registry, build_public_app, build_web_app, open_registry
 from moorage.config import Settings
 from moorage.protocols.connections import ConnectionLimits, GuardedAppRunner
 from moorage.workers.wiring import Workers, start_workers
@@ -60,11 +60,13 @@ async def serve(settings: Settings) -> None:
         handle_signals=False,
     )
     await app_runner.setup()
+    public: tuple[web.TCPSite, web.AppRunner] | None = None
     try:
         site = web.TCPSite(
             app_runner, settings.host, settings.port, ssl_context=_ssl_context(settings)
         )
         await site.start()
+        public = await _start_public_address(registry, settings, tracker)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -82,14 +84,50 @@ async def serve(settings: Settings) -> None:
         # open*: aiohttp's own shutdown closes connections first, which cuts off a request
         # whose body is still arriving (an upload) and leaves its handler waiting.
         await site.stop()
+        if public is not None:
+            await public[0].stop()
         await tracker.drain(settings.shutdown_timeout)
     finally:
         # Closes what remains (idle keep-alive connections), waiting for any last handler.
         await app_runner.cleanup()
+        if public is not None:
+            await public[1].cleanup()
         if workers is not None:
             await workers.stop(settings.shutdown_timeout)
         await registry.close()
     log.info("stopped")
+
+
+async def _start_public_address(
+    registry: Registry, settings: Settings, tracker: InFlightRequests
+) -> tuple[web.TCPSite, web.AppRunner] | None:
+    """The public address's listener and its runner, when ``public_port`` is set."""
+    if settings.public_port is None:
+        return None
+    app = build_public_app(registry)
+    app.middlewares.insert(0, tracker.middleware)
+    app.on_response_prepare.append(tracker.close_when_draining)
+    runner = GuardedAppRunner(
+        app,
+        limits=connection_limits(settings),
+        access_log=logging.getLogger("moorage.access") if settings.access_log else None,
+        access_log_format=ACCESS_LOG_FORMAT,
+        shutdown_timeout=settings.shutdown_timeout,
+        handle_signals=False,
+    )
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.host, settings.public_port, ssl_context=_ssl_context(settings)
+    )
+    await site.start()
+    scheme = "https" if settings.tls_cert else "http"
+    port = _bound_port(site) or settings.public_port
+    print(
+        f"moorage public address on {scheme}://{settings.host}:{port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return site, runner
 
 
 class InFlightRequests:

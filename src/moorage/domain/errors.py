@@ -26,6 +26,7 @@ Services raise these; each protocol maps them to its own wire error in one table
     │   └── TokenExpired         a /v2/ login token past its 12 hours (403 DENIED, ECR's text)
     ├── Unauthenticated          credentials missing or invalid
     ├── TooManyRequests          a limit on concurrent work was reached; retry later
+    │   └── PullRateExceeded     anonymous (or authenticated) public pulls past their rate
     ├── RequestBodyTimeout       the client stopped sending a body it announced
     │
     │   repository settings
@@ -200,7 +201,17 @@ class Unauthenticated(RegistryError):
 
 
 class TooManyRequests(RegistryError):
-    pass
+    """A limit was reached; ``retry_after`` is the seconds after which a retry may pass."""
+
+    retry_after: float = 1.0
+
+
+class PullRateExceeded(TooManyRequests):
+    """A client pulled public images faster than the public address allows."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RequestBodyTimeout(RegistryError):

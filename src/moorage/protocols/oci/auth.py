@@ -17,6 +17,7 @@ from moorage.domain.errors import AccessDenied, RepositoryNotFound
 from moorage.iam.actions import Action
 from moorage.ports.access import AccessRequest, Credentials
 from moorage.protocols.oci.context import (
+    NAME_KEY,
     PRINCIPAL_KEY,
     REGISTRY_ID_KEY,
     addressed_registry,
@@ -134,7 +135,13 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     caller = await services(request).authenticator.authenticate(credentials)
     request[PRINCIPAL_KEY] = caller
     # Replication writes into the account its token names, whatever the host says.
-    request[REGISTRY_ID_KEY] = caller.acts_in or addressed_registry(request) or caller.registry_id
+    addressed = caller.acts_in or addressed_registry(request) or caller.registry_id
+    name: str | None = request.match_info.get("name")
+    resolve = services(request).path_names
+    if resolve is not None and name is not None:
+        addressed, name = await resolve(name)
+        request[NAME_KEY] = name
+    request[REGISTRY_ID_KEY] = addressed
     if isinstance(action, Action):
-        await authorize(request, action, request.match_info.get("name"))
+        await authorize(request, action, name)
     return await handler(request)

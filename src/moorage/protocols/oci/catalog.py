@@ -4,15 +4,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from moorage.domain.errors import Unauthenticated
 from moorage.iam.actions import Action
 from moorage.protocols.oci.auth import allowed_repositories, public
-from moorage.protocols.oci.context import registry_id, services
+from moorage.protocols.oci.context import principal, registry_id, services
 from moorage.protocols.oci.pagination import Page, PaginationInvalid, pagination_error
 
 
 @public
 async def api_version(request: web.Request) -> web.Response:
-    """The API version check every client starts with: 200 once authenticated."""
+    """The API version check every client starts with: 200 once authenticated.
+
+    At the public address (which hands out anonymous tokens) an anonymous caller is answered
+    the challenge anyway, as ECR Public answers it: clients learn there how to get a token
+    (anonymous or logged in), and one that was given credentials learns to send them."""
+    if principal(request).is_anonymous and services(request).anonymous_tokens:
+        raise Unauthenticated("authentication required")
     return web.json_response({})
 
 

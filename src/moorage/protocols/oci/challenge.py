@@ -13,6 +13,8 @@ from __future__ import annotations
 from aiohttp import web
 from multidict import CIMultiDict
 
+from moorage.protocols.oci.context import services
+
 TOKEN_PATH = "/token"
 
 
@@ -25,6 +27,9 @@ def challenge_headers(request: web.Request) -> CIMultiDict[str]:
         actions = "pull" if request.method in ("GET", "HEAD") else "pull,push"
         bearer += f',scope="repository:{name}:{actions}"'
     headers: CIMultiDict[str] = CIMultiDict()
-    headers.add("WWW-Authenticate", f'Basic realm="{base}/",service="{service}"')
+    if not services(request).anonymous_tokens:
+        headers.add("WWW-Authenticate", f'Basic realm="{base}/",service="{service}"')
+    # The public address challenges with Bearer alone, as ECR Public does: a client without
+    # credentials then fetches an anonymous token instead of giving up on Basic.
     headers.add("WWW-Authenticate", bearer)
     return headers

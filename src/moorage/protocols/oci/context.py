@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -30,12 +30,19 @@ class OciServices:
     # The services of another region (None when it is not served); without it every
     # request acts in this one.
     in_region: Callable[[str], OciServices | None] | None = None
+    # On an address whose paths name the registry (the public address: /v2/<alias>/<repo>),
+    # the (registry id, repository) a path's name means; raises RepositoryNotFound. None:
+    # the path's name is the repository, and the host or the caller names the registry.
+    path_names: Callable[[str], Awaitable[tuple[str, str]]] | None = None
+    # The token endpoint hands anonymous callers a token (the public address's flow).
+    anonymous_tokens: bool = False
 
 
 SERVICES = web.AppKey("moorage.oci.services", OciServices)
 PRINCIPAL_KEY = web.RequestKey("moorage.principal", Principal)
 REGISTRY_ID_KEY = web.RequestKey("moorage.registry_id", str)
 REGIONAL_SERVICES_KEY = web.RequestKey("moorage.oci.regional_services", OciServices)
+NAME_KEY = web.RequestKey("moorage.oci.repository_name", str)
 
 
 def services(request: web.Request) -> OciServices:
@@ -81,4 +88,12 @@ def addressed_registry(request: web.Request) -> str | None:
 
 
 def repository_name(request: web.Request) -> str:
+    """The repository the request acts on: the path's name, or what it means on an address
+    whose paths name the registry too (``OciServices.path_names``)."""
+    resolved: str | None = request.get(NAME_KEY)
+    return resolved if resolved is not None else request.match_info["name"]
+
+
+def path_name(request: web.Request) -> str:
+    """The name as the request's path gives it, for the URLs answered (``Location``)."""
     return request.match_info["name"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -83,7 +84,7 @@ def response_for(
 ) -> web.Response:
     if isinstance(exc, errors.TooManyRequests):
         headers = CIMultiDict(headers or {})
-        headers["Retry-After"] = "1"
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     for kind, code, status in ERROR_TABLE:
         if isinstance(exc, kind):
             return error_response(code, exc.message, status, exc.detail, headers)

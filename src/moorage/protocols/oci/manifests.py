@@ -11,7 +11,7 @@ from moorage.domain.names import RepositoryName
 from moorage.iam.actions import Action
 from moorage.protocols.oci import replicas
 from moorage.protocols.oci.auth import authorize, requires
-from moorage.protocols.oci.context import registry_id, repository_name, services
+from moorage.protocols.oci.context import path_name, registry_id, repository_name, services
 from moorage.services.images import Reference
 
 
@@ -83,7 +83,8 @@ async def put_manifest(request: web.Request) -> web.Response:
         replica=replicas.replica_of(request),
     )
     digest = str(stored.manifest.digest)
-    headers = {"Location": f"/v2/{name}/manifests/{digest}", "Docker-Content-Digest": digest}
+    location = f"/v2/{path_name(request)}/manifests/{digest}"
+    headers = {"Location": location, "Docker-Content-Digest": digest}
     if stored.manifest.subject is not None:
         # distribution-spec 1.1: tells the client this registry indexes referrers itself.
         headers["OCI-Subject"] = str(stored.manifest.subject.digest)

@@ -58,7 +58,7 @@ async def _answer(
 ) -> web.Response:
     caller = await services(request).authenticator.authenticate(credentials)
     if password is None:
-        if caller.arn is None:
+        if caller.arn is None and not services(request).anonymous_tokens:
             raise Unauthenticated("authentication required")
         password = ANONYMOUS_TOKEN  # an authenticator that admits callers without credentials
     body: dict[str, object] = {

@@ -20,7 +20,7 @@ from moorage.domain.models import BlobRecord, UploadSession
 from moorage.iam.actions import Action
 from moorage.protocols.oci import replicas
 from moorage.protocols.oci.auth import authorize, requires
-from moorage.protocols.oci.context import registry_id, repository_name, services
+from moorage.protocols.oci.context import path_name, registry_id, repository_name, services
 from moorage.protocols.oci.errors import response_for
 from moorage.protocols.oci.ranges import parse_chunk_range, upload_range
 
@@ -57,20 +57,18 @@ def _unknown(text: str) -> str:
     raise UploadUnknown(f"upload {text[:64]!r} is unknown")
 
 
-def _session_headers(name: str, session: UploadSession) -> dict[str, str]:
+def _session_headers(request: web.Request, session: UploadSession) -> dict[str, str]:
     return {
-        "Location": f"/v2/{name}/blobs/uploads/{session.id}",
+        "Location": f"/v2/{path_name(request)}/blobs/uploads/{session.id}",
         "Range": upload_range(session.size),
         "Docker-Upload-UUID": session.id,
     }
 
 
-def _created(name: str, blob: BlobRecord) -> web.Response:
+def _created(request: web.Request, blob: BlobRecord) -> web.Response:
     digest = str(blob.digest)
-    return web.Response(
-        status=201,
-        headers={"Location": f"/v2/{name}/blobs/{digest}", "Docker-Content-Digest": digest},
-    )
+    location = f"/v2/{path_name(request)}/blobs/{digest}"
+    return web.Response(status=201, headers={"Location": location, "Docker-Content-Digest": digest})
 
 
 def _digest_param(request: web.Request) -> Digest:
@@ -90,7 +88,7 @@ async def start_upload(request: web.Request) -> web.Response:
     if mount is not None:
         blob = await _try_mount(request, mount, request.query.get("from"))
         if blob is not None:
-            return _created(name, blob)
+            return _created(request, blob)
         # Not mountable: fall back to a fresh upload session (202), as the spec allows.
     elif "digest" in request.query:
         digest = _digest_param(request)
@@ -102,9 +100,9 @@ async def start_upload(request: web.Request) -> web.Response:
             length=request.content_length,
             client=_client(request),
         )
-        return _created(name, blob)
+        return _created(request, blob)
     session = await upload_service.start(registry, name)
-    return web.Response(status=202, headers=_session_headers(name, session))
+    return web.Response(status=202, headers=_session_headers(request, session))
 
 
 async def _try_mount(request: web.Request, mount: str, source: str | None) -> BlobRecord | None:
@@ -152,7 +150,7 @@ async def upload_chunk(request: web.Request) -> web.Response:
         )
     except RangeInvalid as exc:
         return await _range_invalid(request, exc)
-    return web.Response(status=202, headers=_session_headers(name, session))
+    return web.Response(status=202, headers=_session_headers(request, session))
 
 
 @requires(Action.COMPLETE_LAYER_UPLOAD)
@@ -176,7 +174,7 @@ async def complete_upload(request: web.Request) -> web.Response:
         )
     except RangeInvalid as exc:
         return await _range_invalid(request, exc)
-    return _created(name, blob)
+    return _created(request, blob)
 
 
 @requires(Action.UPLOAD_LAYER_PART)
@@ -185,7 +183,7 @@ async def upload_status(request: web.Request) -> web.Response:
     session = await services(request).uploads.status(
         registry_id(request), name, _upload_id(request)
     )
-    return web.Response(status=204, headers=_session_headers(name, session))
+    return web.Response(status=204, headers=_session_headers(request, session))
 
 
 @requires(Action.UPLOAD_LAYER_PART)
@@ -198,9 +196,8 @@ async def cancel_upload(request: web.Request) -> web.Response:
 
 async def _range_invalid(request: web.Request, exc: RangeInvalid) -> web.Response:
     """416 with the upload's real extent, so the client can resume from the right byte."""
-    name = repository_name(request)
     headers = {
-        "Location": f"/v2/{name}/blobs/uploads/{request.match_info['upload_id']}",
+        "Location": f"/v2/{path_name(request)}/blobs/uploads/{request.match_info['upload_id']}",
         "Range": upload_range(exc.size),
     }
     return response_for(exc, headers)
