@@ -57,6 +57,7 @@ from moorage.protocols.oci.public_address import (
     PublicNames,
     PullRates,
 )
+from moorage.protocols.web import gallery
 from moorage.services.access import EmulatorAuthenticator
 from moorage.services.authentication import (
     ApiKeyAuthenticator,
@@ -68,6 +69,7 @@ from moorage.services.backfill import BackfillService
 from moorage.services.blobs import BlobService
 from moorage.services.creation_templates import CreationTemplateService
 from moorage.services.downloads import LayerDownloadService
+from moorage.services.gallery import GalleryService
 from moorage.services.identities import IdentityService
 from moorage.services.image_scanner import ImageScanner
 from moorage.services.images import ImageService
@@ -174,6 +176,7 @@ def _wire_public(
         authorizer=authorizer,
         login_tokens=shared.login_tokens,
         public_host=settings.public_host,
+        public_port=settings.public_port,
     )
 
 
@@ -583,6 +586,7 @@ def build_web_app(
         registry_of=lambda site, id_or_alias: site.catalog.registry_of(id_or_alias),
     )
     downloads.mount(app, registry.layer_downloads)
+    gallery.mount(app, GalleryService(public.metadata, registry.blob_store), public)
     if registry.settings.emulator:
         emulator.mount(app, registry.wipe)
     app.router.add_get("/healthz", healthz)

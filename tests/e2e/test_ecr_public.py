@@ -113,7 +113,7 @@ def test_registry_catalog_data(public: Any, iam_server: IamServer) -> None:
     got = public.get_registry_catalog_data()["registryCatalogData"]
     # A member not given keeps its value.
     assert got["displayName"] == "Team Moorage"
-    assert got["logoUrl"].startswith(f"http://{iam_server.process.host}/gallery/logos/")
+    assert got["logoUrl"].startswith(f"http://{iam_server.process.host}/gallery/_logos/")
     code, message = aws_error(public.put_registry_catalog_data, logoImageBlob=b"GIF89a...")
     assert code == "InvalidParameterException"
     assert "PNG" in message

@@ -44,6 +44,7 @@ from moorage.domain.models import (
 from moorage.domain.scanning_configuration import RegistryScanningConfiguration
 from moorage.ports.advisories import AdvisoryRecords
 from moorage.ports.caches import CacheRecords
+from moorage.ports.gallery import GalleryRecords
 from moorage.ports.identities import IdentityRecords
 from moorage.ports.integrity import IntegrityRecords
 from moorage.ports.jobs import JobRecords
@@ -74,6 +75,7 @@ class MetadataTransaction(
     JobRecords,
     LifecycleRecords,
     ReplicationRecords,
+    GalleryRecords,
     PublicRecords,
     ScanRecords,
     SecretRecords,
@@ -396,6 +398,11 @@ class MetadataTransaction(
 
     async def touch_manifest_pull(self, repository_id: int, digest: Digest, now: datetime) -> None:
         """Record a pull of the manifest (``last_pulled_at``)."""
+        ...
+
+    async def add_pull_counts(self, counts: Mapping[tuple[int, Digest], int]) -> None:
+        """Add to the pull count of each (repository id, manifest digest); a manifest
+        deleted meanwhile is skipped."""
         ...
 
     # -- image listings (ECR's ListImages and DescribeImages) --------------------------------

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -53,6 +54,8 @@ from moorage.services.repositories import RepositoryService, require
 # How stale ``last_pulled_at`` may get before a pull refreshes it. ECR refreshes it at least
 # once every 24 hours; refreshing on every pull would turn each read into a write.
 PULL_RECORD_INTERVAL = timedelta(hours=1)
+# How long pulls are counted in memory before they are written (ImageService._count_pull).
+PULL_COUNT_FLUSH_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +275,9 @@ class ImageService:
         self._background: set[asyncio.Task[None]] = set()
         self._push_hooks: list[PushHook] = []
         self._delete_hooks: list[DeleteHook] = []
+        # Pulls counted since the last flush (see _count_pull).
+        self._pull_counts: Counter[tuple[int, Digest]] = Counter()
+        self._flush: asyncio.Task[None] | None = None
 
     def add_push_hook(self, hook: PushHook) -> None:
         """Call ``hook`` in the transaction of each manifest PUT that stores a new manifest or
@@ -314,8 +320,10 @@ class ImageService:
                 manifest = await tx.resolve_tag(repository.id, reference.tag)
         if manifest is None:
             raise ManifestUnknown("Requested image not found", detail={"reference": str(reference)})
-        if record_pull and _pull_is_stale(manifest, self._clock()):
-            self._in_background(self._record_pull(manifest))
+        if record_pull:
+            self._count_pull(manifest)
+            if _pull_is_stale(manifest, self._clock()):
+                self._in_background(self._record_pull(manifest))
         return manifest
 
     async def put_manifest(
@@ -719,9 +727,31 @@ class ImageService:
         return Page(page, None if last is None else (last.pushed_at.isoformat(), str(last.digest)))
 
     async def close(self) -> None:
-        """Wait for background work (pull records) to finish."""
+        """Wait for background work (pull records) to finish, and write the pulls counted."""
+        if self._flush is not None:
+            self._flush.cancel()  # written below, without waiting for its delay
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+        await self._flush_pull_counts()
+
+    def _count_pull(self, manifest: ManifestRecord) -> None:
+        # Counted in memory and written in one transaction a moment later: a pull stays a
+        # read, and a burst of pulls costs one write. Counts of a process killed in between
+        # are lost; they are a popularity figure, not a bill.
+        self._pull_counts[(manifest.repository_id, manifest.digest)] += 1
+        if self._flush is None:
+            self._flush = asyncio.ensure_future(self._flush_pull_counts(PULL_COUNT_FLUSH_SECONDS))
+            self._background.add(self._flush)
+            self._flush.add_done_callback(self._background.discard)
+
+    async def _flush_pull_counts(self, delay: float = 0.0) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        self._flush = None
+        counts, self._pull_counts = self._pull_counts, Counter()
+        if counts:
+            async with self._metadata.transaction() as tx:
+                await tx.add_pull_counts(counts)
 
     async def _record_pull(self, manifest: ManifestRecord) -> None:
         async with self._metadata.transaction() as tx:

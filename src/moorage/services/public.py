@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from moorage.domain.errors import PublicRegistryNotFound
 from moorage.domain.models import Repository
@@ -46,8 +47,21 @@ class PublicSite:
     catalog: PublicRegistryService
     authorizer: Authorizer
     login_tokens: LoginTokens
-    # settings.public_host: the host of public image addresses (None: the client's).
+    # settings.public_host and public_port: where public images are pulled from.
     public_host: str | None
+    public_port: int | None = None
+
+    def address(self, request_host: str) -> str:
+        """The host[:port] of public image addresses: ``public_host`` when configured, else
+        the host a client reached this server at, on the public address's port."""
+        if self.public_host:
+            return self.public_host
+        if self.public_port:
+            hostname = urlsplit(f"//{request_host}").hostname or request_host
+            if ":" in hostname:  # an IPv6 literal
+                hostname = f"[{hostname}]"
+            return f"{hostname}:{self.public_port}"
+        return request_host
 
 
 class PublicRepository(NamedTuple):

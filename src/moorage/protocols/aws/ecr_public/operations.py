@@ -80,8 +80,7 @@ def _as_ecr(ctx: Context) -> Any:
 
 
 def public_host(ctx: Context) -> str:
-    configured: str | None = ctx.services.public_host
-    return configured or ctx.host
+    return ctx.services.address(ctx.host)
 
 
 def repository_uri(ctx: Context, alias: str, name: str) -> str:
@@ -91,7 +90,7 @@ def repository_uri(ctx: Context, alias: str, name: str) -> str:
 def logo_url(ctx: Context, alias: str, name: str | None = None) -> str:
     """Where the gallery serves a logo (``protocols/gallery``)."""
     path = f"{alias}/{name}" if name else alias
-    return f"{ctx.scheme}://{ctx.host}/gallery/logos/{path}"
+    return f"{ctx.scheme}://{ctx.host}/gallery/_logos/{path}"
 
 
 def _repository(ctx: Context, repository: Repository, alias: str) -> dict[str, Any]:

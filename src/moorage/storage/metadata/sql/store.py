@@ -90,6 +90,7 @@ from moorage.storage.metadata.sql.engine import (
     read_transaction,
     write_transaction,
 )
+from moorage.storage.metadata.sql.gallery import SqlGalleryRecords
 from moorage.storage.metadata.sql.identities import SqlIdentityRecords
 from moorage.storage.metadata.sql.integrity import SqlIntegrityRecords
 from moorage.storage.metadata.sql.jobs import SqlJobRecords
@@ -424,6 +425,7 @@ class _SqlTransaction(
     SqlAdvisoryRecords,
     SqlBackfillRecords,
     SqlCacheRecords,
+    SqlGalleryRecords,
     SqlIdentityRecords,
     SqlIntegrityRecords,
     SqlJobRecords,
@@ -1180,6 +1182,17 @@ class _SqlTransaction(
             .values(last_pulled_at=now)
         )
         await self._c.execute(statement)
+
+    async def add_pull_counts(self, counts: Mapping[tuple[int, Digest], int]) -> None:
+        # One UPDATE per manifest, in key order (two nodes flushing never deadlock).
+        ordered = sorted(counts.items(), key=lambda item: (item[0][0], str(item[0][1])))
+        for (repository_id, digest), count in ordered:
+            await self._c.execute(
+                update(manifests)
+                .where(manifests.c.repository_id == repository_id)
+                .where(manifests.c.digest == str(digest))
+                .values(pull_count=manifests.c.pull_count + count)
+            )
 
     # -- image listings -----------------------------------------------------------------
 

@@ -271,6 +271,8 @@ manifests = Table(
     Column("annotations", JSON, nullable=False),
     Column("pushed_at", UtcDateTime, nullable=False),
     Column("last_pulled_at", UtcDateTime, nullable=True),
+    # Manifest GETs, counted in memory and added in batches (services/images.py).
+    Column("pull_count", BigInteger, nullable=False, server_default="0"),
     PrimaryKeyConstraint("repository_id", "digest"),
     # The referrers API lists manifests by subject.
     Index(None, "repository_id", "subject"),

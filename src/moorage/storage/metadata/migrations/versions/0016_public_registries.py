@@ -1,4 +1,5 @@
-"""ECR Public: the accounts' public registries and their repositories' catalog data.
+"""ECR Public: the accounts' public registries and their repositories' catalog data; the
+pull count of every manifest (the gallery shows it).
 
 Revision ID: 0016
 Revises: 0015
@@ -31,6 +32,9 @@ def _timestamp() -> sa.DateTime:
 
 
 def upgrade() -> None:
+    op.add_column(
+        "manifests", sa.Column("pull_count", sa.BigInteger(), nullable=False, server_default="0")
+    )
     op.create_table(
         "public_registries",
         sa.Column("registry_id", sa.String(12), nullable=False),
@@ -67,3 +71,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("public_catalog_data")
     op.drop_table("public_registries")
+    with op.batch_alter_table("manifests") as batch:
+        batch.drop_column("pull_count")
