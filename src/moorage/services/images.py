@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -50,6 +51,8 @@ from moorage.ports.clock import Clock
 from moorage.ports.metadata import MetadataStore, MetadataTransaction
 from moorage.ports.scans import ImageScan
 from moorage.services.repositories import RepositoryService, require
+
+log = logging.getLogger("moorage.images")
 
 # How stale ``last_pulled_at`` may get before a pull refreshes it. ECR refreshes it at least
 # once every 24 hours; refreshing on every pull would turn each read into a write.
@@ -277,7 +280,7 @@ class ImageService:
         self._delete_hooks: list[DeleteHook] = []
         # Pulls counted since the last flush (see _count_pull).
         self._pull_counts: Counter[tuple[int, Digest]] = Counter()
-        self._flush: asyncio.Task[None] | None = None
+        self._flush: asyncio.TimerHandle | None = None
 
     def add_push_hook(self, hook: PushHook) -> None:
         """Call ``hook`` in the transaction of each manifest PUT that stores a new manifest or
@@ -729,10 +732,14 @@ class ImageService:
     async def close(self) -> None:
         """Wait for background work (pull records) to finish, and write the pulls counted."""
         if self._flush is not None:
-            self._flush.cancel()  # written below, without waiting for its delay
+            self._flush.cancel()  # written below, without waiting for the timer
+            self._flush = None
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await self._flush_pull_counts()
+        try:
+            await self._flush_pull_counts()
+        except Exception as exc:  # the database may be gone already: shutdown goes on
+            log.warning("pull counts not written at shutdown: %s", exc)
 
     def _count_pull(self, manifest: ManifestRecord) -> None:
         # Counted in memory and written in one transaction a moment later: a pull stays a
@@ -740,14 +747,17 @@ class ImageService:
         # are lost; they are a popularity figure, not a bill.
         self._pull_counts[(manifest.repository_id, manifest.digest)] += 1
         if self._flush is None:
-            self._flush = asyncio.ensure_future(self._flush_pull_counts(PULL_COUNT_FLUSH_SECONDS))
-            self._background.add(self._flush)
-            self._flush.add_done_callback(self._background.discard)
+            # A timer, not a sleeping task: close() cancels it without ever interrupting a
+            # write that has begun (which would leave its database connection broken).
+            self._flush = asyncio.get_running_loop().call_later(
+                PULL_COUNT_FLUSH_SECONDS, self._start_flush
+            )
 
-    async def _flush_pull_counts(self, delay: float = 0.0) -> None:
-        if delay:
-            await asyncio.sleep(delay)
+    def _start_flush(self) -> None:
         self._flush = None
+        self._in_background(self._flush_pull_counts())
+
+    async def _flush_pull_counts(self) -> None:
         counts, self._pull_counts = self._pull_counts, Counter()
         if counts:
             async with self._metadata.transaction() as tx:
