@@ -22,8 +22,10 @@ import http.client
 import json
 import random
 import statistics
+import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +52,7 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 async def seed(data_dir: Path, repositories: int, tags: int) -> list[tuple[str, str]]:
     """Write the registries, repositories, catalog data, manifests and tags; the
     (alias, name) of every repository."""
+    from moorage.domain.digests import Digest
     from moorage.storage.blobs import build_blob_store
     from moorage.storage.metadata.sql import tables as t
     from moorage.storage.metadata.sql.store import open_sql_metadata_store
@@ -92,11 +95,10 @@ async def seed(data_dir: Path, repositories: int, tags: int) -> list[tuple[str, 
             }
         )
         config = json.dumps({"architecture": "amd64", "os": "linux", "n": index}).encode()
-        await blobs.start_upload(f"seed-{index}")
-        await blobs.write_upload(f"seed-{index}", 0, _one(config))
-        from moorage.domain.digests import Digest
-
-        await blobs.commit_upload(f"seed-{index}", Digest.parse(_digest(config)), len(config))
+        upload = str(uuid.uuid4())
+        await blobs.start_upload(upload)
+        await blobs.write_upload(upload, 0, _one(config))
+        await blobs.commit_upload(upload, Digest.parse(_digest(config)), len(config))
         for number in range(per_repository):
             layer = {"mediaType": "l", "digest": _digest(f"{index}/{number}".encode()), "size": 9}
             manifest = json.dumps(
@@ -190,7 +192,6 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    import subprocess
 
     with tempfile.TemporaryDirectory(prefix="bench-gallery-") as work:
         data_dir = Path(work) / "data"
@@ -199,9 +200,9 @@ def main() -> int:
         names = asyncio.run(seed(data_dir, args.repositories, args.tags))
         seeded = time.monotonic() - started
         port = free_port()
+        command = ["moorage", "serve", "--emulator", "--no-workers", "--port", str(port)]
         server = subprocess.Popen(
-            ["moorage", "serve", "--emulator", "--no-workers", "--port", str(port)]
-            + ["--data-dir", str(data_dir)],
+            [*command, "--data-dir", str(data_dir)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -228,9 +229,7 @@ def main() -> int:
                 )
                 for _ in range(args.requests)
             ]
-            pages = [
-                "/gallery/{}/{}".format(*rng.choice(names)) for _ in range(args.requests)
-            ]
+            pages = ["/gallery/{}/{}".format(*rng.choice(names)) for _ in range(args.requests)]
             _timings(port, searches[:20] + pages[:20])  # warm up
             search_s = _timings(port, searches)
             page_s = _timings(port, pages)
